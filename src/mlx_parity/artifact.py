@@ -1,0 +1,139 @@
+"""The seed result: one JSON artifact per (round, probe, seed), the unit everything exchanges.
+
+Floats are stored exactly: a float32 loss widened to a Python float prints as the shortest
+repr that parses back to the same double, so traces compare bitwise after a JSON round trip.
+Non-finite values are written as the strings "NaN", "Infinity", "-Infinity" (plain JSON has no
+literal for them) and read back as floats.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import tempfile
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+SCHEMA = "mlx-parity/seed-result/v1"
+ROUND_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,39}$"
+PROBE_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
+
+_FLOAT_CONFIG = ConfigDict(extra="forbid", ser_json_inf_nan="strings")
+
+
+class Row(BaseModel):
+    model_config = _FLOAT_CONFIG
+
+    step: int = Field(ge=1)
+    loss: float
+    grad_norm: float | None
+    ntoks: int = Field(ge=0)
+    input_shape: tuple[int, int]
+    lr: float
+
+
+class Environment(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    mlx: str
+    mlx_lm: str
+    python: str
+    platform: str
+    device: str
+    runner: str
+    git_sha: str | None = None
+
+
+class SeedResult(BaseModel):
+    model_config = _FLOAT_CONFIG
+
+    schema_: Literal["mlx-parity/seed-result/v1"] = Field(SCHEMA, alias="schema")
+    round_id: str = Field(pattern=ROUND_ID_PATTERN)
+    probe_id: str = Field(pattern=PROBE_ID_PATTERN)
+    seed: int
+    trainer: str
+    fixture: dict[str, Any]
+    config: dict[str, Any]
+    environment: Environment
+    rows: list[Row]
+    post_train_loss: float | None = None
+    cf_loss: float | None = None
+    generation: str | None = None
+    passed: bool = False
+    status: Literal["ok", "nonfinite", "error"]
+    error: str | None = None
+    timings: dict[str, float] = Field(default_factory=dict)
+
+    def to_json(self) -> str:
+        return self.model_dump_json(by_alias=True, indent=1)
+
+    def comparable(self) -> dict[str, Any]:
+        """Everything but timings and environment details that vary run to run."""
+        return self.model_dump(by_alias=True, exclude={"timings"})
+
+
+class ArtifactError(Exception):
+    """An artifact that cannot be used; the message names the file and what is wrong."""
+
+    def __init__(self, path: Path, reason: str):
+        super().__init__(f"{path}: {reason}")
+        self.path = path
+        self.reason = reason
+
+
+def artifact_name(round_id: str, probe_id: str, seed: int) -> str:
+    return f"{round_id}__{probe_id}__seed{seed}.json"
+
+
+ARTIFACT_NAME_RE = re.compile(r"^(?P<round>[^_].*?)__(?P<probe>.+?)__seed(?P<seed>-?\d+)\.json$")
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Write ``text`` so that ``path`` is either absent or complete, never half-written."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def save(result: SeedResult, out_dir: Path) -> Path:
+    path = Path(out_dir) / artifact_name(result.round_id, result.probe_id, result.seed)
+    write_atomic(path, result.to_json() + "\n")
+    return path
+
+
+def load(path: Path) -> SeedResult:
+    """Read and validate one artifact; any problem becomes an :class:`ArtifactError`."""
+    path = Path(path)
+    try:
+        raw = path.read_text()
+    except OSError as exc:
+        raise ArtifactError(path, f"unreadable ({exc.strerror or exc})") from None
+    try:
+        data = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise ArtifactError(path, f"not valid JSON (line {exc.lineno}: {exc.msg})") from None
+    if not isinstance(data, dict):
+        raise ArtifactError(path, "not a JSON object")
+    if data.get("schema") != SCHEMA:
+        raise ArtifactError(path, f"schema {data.get('schema')!r}, expected {SCHEMA!r}")
+    try:
+        return SeedResult.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise ArtifactError(path, f"invalid field {where!r}: {first['msg']}") from None
+
+
+def json_schema() -> dict[str, Any]:
+    return SeedResult.model_json_schema(by_alias=True)

@@ -1,0 +1,194 @@
+"""One probe cell: a probe trained over a list of seeds in one process, one artifact per seed.
+
+Each seed's artifact is written atomically as soon as the seed finishes, so a job killed halfway
+keeps every seed it completed. A seed that fails records ``status: error`` and the cell goes on;
+a non-finite loss is a result (``status: nonfinite``), not an exception.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import mlx.core as mx
+
+from . import artifact
+from .artifact import Row, SeedResult
+from .core.setup import cast_weights
+from .core.trainer import StepRecord
+from .environment import capture
+from .evaluate import evaluate
+from .fixture import Fixture
+from .knobs import Knobs
+from .probes import Probe
+from .trainers import check_knobs, resolve_trainer
+
+# The harness seeds MLX with this before every seed's model load, so a trainer that never seeds
+# (seed_after_load=false) still gets a reproducible, seed-independent LoRA init.
+UNSEEDED_STATE = 0
+
+
+class ModelLoadError(Exception):
+    """The fixture's model could not be loaded; the message says from where and why."""
+
+
+@dataclass
+class ModelSource:
+    """Loads the fixture's model through mlx-lm: the tokenizer once, fresh weights per seed.
+
+    The first load is ``mlx_lm.load(path)``; later seeds call the same ``load_model`` that
+    ``mlx_lm.load`` uses, skipping only the tokenizer, which training never changes.
+    """
+
+    path: str
+    _tokenizer: Any = None
+    _first_model: Any = None
+    _resolved: Path | None = None
+
+    def tokenizer(self):
+        if self._tokenizer is None:
+            self._first_model, self._tokenizer = self._load_full()
+        return self._tokenizer
+
+    def fresh_model(self):
+        self.tokenizer()
+        if self._first_model is not None:
+            model, self._first_model = self._first_model, None
+            return model
+        from mlx_lm.utils import load_model
+
+        model, _ = load_model(self._resolved)
+        return model
+
+    def _load_full(self):
+        from mlx_lm import load
+        from mlx_lm.utils import _download
+
+        try:
+            self._resolved = Path(_download(self.path))
+            return load(str(self._resolved))
+        except Exception as exc:  # mlx-lm raises many types for a bad path or hub id
+            raise ModelLoadError(f"cannot load model {self.path!r}: {exc}") from None
+
+
+@dataclass
+class CellProgress:
+    """Per-seed, per-step progress on stderr (tqdm), quiet when not wanted."""
+
+    enabled: bool = True
+    _bar: Any = field(default=None, init=False)
+
+    def start_seed(self, label: str, total: int) -> None:
+        if not self.enabled:
+            return
+        from tqdm import tqdm
+
+        self._bar = tqdm(total=total, desc=label, unit="step", file=sys.stderr, leave=True)
+
+    def step(self, record: StepRecord) -> None:
+        if self._bar is not None:
+            self._bar.update(1)
+            self._bar.set_postfix(loss=f"{record.loss:.4f}", refresh=False)
+
+    def end_seed(self, summary: str) -> None:
+        if self._bar is not None:
+            self._bar.set_postfix_str(summary)
+            self._bar.close()
+            self._bar = None
+
+
+def run_seed(
+    round_id: str,
+    probe: Probe,
+    knobs: Knobs,
+    fixture: Fixture,
+    source: ModelSource,
+    seed: int,
+    on_step: Callable[[StepRecord], None] | None = None,
+) -> SeedResult:
+    """Train and evaluate one seed; every failure becomes part of the result."""
+    timings: dict[str, float] = {}
+    records: list[StepRecord] = []
+    status, error = "ok", None
+    evaluation = None
+    start = time.perf_counter()
+
+    def record_step(record: StepRecord) -> None:
+        records.append(record)
+        if on_step is not None:
+            on_step(record)
+
+    try:
+        mx.random.seed(UNSEEDED_STATE)
+        tokenizer = source.tokenizer()
+        model = source.fresh_model()
+        cast_weights(model, knobs.dtype)
+        timings["load_s"] = time.perf_counter() - start
+        tic = time.perf_counter()
+        trainer = resolve_trainer(probe.trainer)
+        trainer(model, tokenizer, fixture.texts(), knobs, seed, record_step)
+        timings["train_s"] = time.perf_counter() - tic
+        if records and not all(math.isfinite(r.loss) for r in records):
+            status = "nonfinite"
+        tic = time.perf_counter()
+        evaluation = evaluate(model, tokenizer, fixture, knobs.max_new_tokens)
+        timings["eval_s"] = time.perf_counter() - tic
+    except Exception as exc:  # a seed's failure is recorded, the cell goes on
+        status = "error"
+        error = "".join(traceback.format_exception_only(type(exc), exc)).strip()
+    timings["total_s"] = time.perf_counter() - start
+
+    return SeedResult(
+        round_id=round_id,
+        probe_id=probe.id,
+        seed=seed,
+        trainer=probe.trainer,
+        fixture=fixture.model_dump(mode="json"),
+        config=knobs.model_dump(mode="json"),
+        environment=capture(),
+        rows=[Row(**vars(r)) for r in records],
+        post_train_loss=evaluation.post_train_loss if evaluation else None,
+        cf_loss=evaluation.cf_loss if evaluation else None,
+        generation=evaluation.generation if evaluation else None,
+        passed=bool(evaluation and evaluation.passed and status == "ok"),
+        status=status,
+        error=error,
+        timings=timings,
+    )
+
+
+def run_cell(
+    round_id: str,
+    probe: Probe,
+    knobs: Knobs,
+    fixture: Fixture,
+    seeds: list[int],
+    out_dir: Path,
+    progress: CellProgress | None = None,
+    source: ModelSource | None = None,
+) -> list[SeedResult]:
+    """Run every seed of the cell, writing each artifact as soon as its seed finishes."""
+    check_knobs(probe.trainer, knobs)
+    resolve_trainer(probe.trainer)
+    source = source or ModelSource(fixture.model_path())
+    source.tokenizer()  # fail fast on a bad model path, before any seed
+    progress = progress or CellProgress(enabled=False)
+    results = []
+    for seed in seeds:
+        progress.start_seed(f"{probe.id} seed {seed}", knobs.steps)
+        result = run_seed(round_id, probe, knobs, fixture, source, seed, progress.step)
+        artifact.save(result, out_dir)
+        verdict = "pass" if result.passed else "fail"
+        progress.end_seed(f"{result.status} {verdict} cf={_fmt(result.cf_loss)}")
+        results.append(result)
+    return results
+
+
+def _fmt(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3f}"

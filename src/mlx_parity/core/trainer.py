@@ -1,0 +1,130 @@
+"""The core training loop: padding rule, shift loss and clip policy composed with LoRA, the
+optimizer, compile and gradient accumulation.
+
+With every knob at mlx-lm's value the step is built exactly as ``mlx_lm.tuner.trainer.train``
+builds its step (same graph, same compiled state), which is what makes the per-step losses equal
+mlx-lm's bit for bit; each knob then changes one piece and nothing else.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from functools import partial
+
+import mlx.core as mx
+import mlx.nn as nn
+import mlx.optimizers as optim
+from mlx.utils import tree_map
+
+from ..knobs import Knobs
+from .clip import global_norm
+from .loss import shifted_loss
+
+
+@dataclass(frozen=True)
+class StepRecord:
+    """What every trainer reports per optimizer micro-step."""
+
+    step: int
+    loss: float
+    grad_norm: float | None
+    ntoks: int
+    input_shape: tuple[int, int]
+    lr: float
+
+
+class StopTraining(Exception):
+    """Raised by a step callback to end training early (e.g. on a non-finite loss)."""
+
+
+StepCallback = Callable[[StepRecord], None]
+
+
+def make_step(model: nn.Module, optimizer: optim.Optimizer, knobs: Knobs):
+    """Build the (optionally compiled) train step and the state it threads through compile.
+
+    The step takes (batch, lengths, accumulated, do_update) and returns
+    (loss, ntoks, accumulated, grad_norm). ``accumulated`` is the running gradient sum (and,
+    for token-weighted accumulation, the token count) or None right after an update.
+    """
+    loss_value_and_grad = nn.value_and_grad(
+        model, partial(shifted_loss, rule=knobs.loss_mask)
+    )
+    clip = knobs.clip_policy
+    accum_steps = knobs.grad_accum
+    token_weighted = knobs.accum_norm == "token" and accum_steps > 1
+
+    def step(batch, lengths, accumulated, do_update):
+        (lvalue, toks), grad = loss_value_and_grad(model, batch, lengths)
+        if token_weighted:
+            grad = tree_map(lambda g: g * toks.astype(g.dtype), grad)
+            if accumulated is not None:
+                grad = tree_map(lambda x, y: x + y, grad, accumulated[0])
+                toks_total = toks + accumulated[1]
+            else:
+                toks_total = toks
+        elif accumulated is not None:
+            grad = tree_map(lambda x, y: x + y, grad, accumulated)
+
+        if not do_update:
+            return lvalue, toks, (grad, toks_total) if token_weighted else grad, None
+
+        if token_weighted:
+            grad = tree_map(lambda g: g / toks_total.astype(g.dtype), grad)
+        elif accum_steps > 1:
+            grad = tree_map(lambda x: x / accum_steps, grad)
+        norm = global_norm(grad)
+        optimizer.update(model, clip.apply(grad))
+        return lvalue, toks, None, norm
+
+    state = [model.state, optimizer.state, mx.random.state]
+    if knobs.compile:
+        step = mx.compile(step, inputs=state, outputs=state)
+    return step, state
+
+
+def train(
+    model: nn.Module,
+    optimizer: optim.Optimizer,
+    batches: Iterator[tuple[mx.array, mx.array]],
+    knobs: Knobs,
+    on_step: StepCallback | None = None,
+) -> list[StepRecord]:
+    """Train for ``knobs.steps`` micro-steps; return one record per step.
+
+    A callback may raise :class:`StopTraining` to end early; the records so far are returned.
+    A non-finite loss ends training after its step is recorded (nothing after it is meaningful).
+    """
+    step, state = make_step(model, optimizer, knobs)
+    model.train()
+    records: list[StepRecord] = []
+    accumulated = None
+    for it, (batch, lengths) in zip(range(1, knobs.steps + 1), batches, strict=False):
+        do_update = it % knobs.grad_accum == 0
+        lvalue, toks, accumulated, norm = step(batch, lengths, accumulated, do_update)
+        mx.eval(state, lvalue, toks, accumulated, norm)
+        record = StepRecord(
+            step=it,
+            loss=lvalue.item(),
+            grad_norm=None if norm is None else norm.item(),
+            ntoks=int(toks.item()),
+            input_shape=(int(batch.shape[0]), int(batch.shape[1])),
+            lr=_current_lr(optimizer),
+        )
+        records.append(record)
+        try:
+            if on_step is not None:
+                on_step(record)
+        except StopTraining:
+            break
+        if not math.isfinite(record.loss):
+            break
+    return records
+
+
+def _current_lr(optimizer: optim.Optimizer) -> float:
+    # Before the first update a scheduled optimizer has no learning_rate in its state yet.
+    lr = optimizer.state.get("learning_rate")
+    return float("nan") if lr is None else float(lr.item())

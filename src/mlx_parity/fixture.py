@@ -1,0 +1,49 @@
+"""A fixture: the model to fine-tune, the rows to train on, and how to judge the result.
+
+The default is the smoke fixture of DESIGN.md §1 on the embedded model. A fixture may name a
+hub repo (``unsloth/gemma-3-270m-it`` on a macOS runner) or a local model directory instead.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from .embedded_model import SMOKE_ANSWER, SMOKE_PROMPT, SMOKE_TEXT, ensure_fixture
+
+EMBEDDED = "embedded"
+
+
+class Fixture(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = "smoke"
+    # "embedded", a local model directory, or a hub repo id.
+    model: str = EMBEDDED
+    rows: tuple[str, ...] = (SMOKE_TEXT,)
+    repeat: int = Field(64, ge=1)
+    prompt: str = SMOKE_PROMPT
+    # The generation passes when it contains this text.
+    answer: str = SMOKE_ANSWER
+    # The completion whose teacher-forced loss is cf_loss.
+    completion: str = SMOKE_TEXT[len(SMOKE_PROMPT) :]
+    cf_gate: float = 0.5
+
+    def texts(self) -> list[str]:
+        """The training rows in dataset order (each row repeated ``repeat`` times)."""
+        return [row for row in self.rows for _ in range(self.repeat)]
+
+    def model_path(self) -> str:
+        """What ``mlx_lm.load`` gets: the embedded directory (built if needed) or the name."""
+        if self.model == EMBEDDED:
+            return str(ensure_fixture())
+        return self.model
+
+    def describes_local_path(self) -> bool:
+        return self.model != EMBEDDED and (
+            self.model.startswith((".", "/", "~")) or Path(self.model).exists()
+        )
+
+
+SMOKE = Fixture()

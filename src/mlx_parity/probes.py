@@ -1,0 +1,41 @@
+"""A probe: a named set of knob values plus the trainer that runs them."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from .artifact import PROBE_ID_PATTERN
+from .knobs import Knobs, apply
+
+Expectation = Literal["identical", "close", "diverges", "any"]
+
+
+class Probe(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    id: str = Field(pattern=PROBE_ID_PATTERN)
+    trainer: str = "core"
+    description: str = ""
+    knobs: dict[str, Any] = Field(default_factory=dict)
+    # What the collector should find against the baseline; a mismatch fails the parity gate.
+    expect: Expectation = "any"
+
+    @field_validator("knobs")
+    @classmethod
+    def _knobs_valid(cls, value: dict[str, Any]) -> dict[str, Any]:
+        apply(Knobs(), value)  # raises KnobError naming the knob
+        return value
+
+    def resolved(self, base: Knobs, overrides: dict[str, Any] | None = None) -> Knobs:
+        """The probe's knobs on top of ``base`` (the fixture's settings), then ``overrides``."""
+        return apply(apply(base, self.knobs), overrides or {})
+
+
+BUILTIN_PROBES: dict[str, Probe] = {
+    "reference": Probe(
+        id="reference", trainer="reference", description="mlx-lm's own training loop"
+    ),
+    "core": Probe(id="core", trainer="core", description="the core with every knob at mlx-lm's value"),
+}

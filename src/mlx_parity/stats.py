@@ -1,0 +1,256 @@
+"""Honest outcome statistics for a probe against the baseline (DESIGN.md §5, step 3).
+
+A round runs a handful of seeds, so raw pass rates are noisy: 10/15 vs 8/15 looks like a
+difference and is not one. Everything here therefore compares probe and baseline *seed by seed*
+(a paired design), tests the discordant seeds with the exact McNemar test, corrects across
+probes with Holm, and says up front how large a gap the seeds could have revealed at all.
+
+Pure functions over plain values; the exact distributions come from scipy rather than being
+re-derived here.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from scipy.optimize import brentq
+from scipy.stats import binom, binomtest
+
+# Reports and checks match on this phrase, so it is spelled in one place.
+WITHIN_SEED_NOISE = "within seed noise"
+
+
+def _check_probability(name: str, value: float, *, open_interval: bool = False) -> None:
+    # NaN fails every comparison, so it is refused here too.
+    ok = 0.0 < value < 1.0 if open_interval else 0.0 <= value <= 1.0
+    if not ok:
+        bounds = "(0, 1)" if open_interval else "[0, 1]"
+        raise ValueError(f"{name} must be in {bounds}, got {value!r}")
+
+
+def wilson_interval(successes: int, n: int, confidence: float = 0.95) -> tuple[float, float]:
+    """Wilson score interval for a pass rate of ``successes`` out of ``n`` seeds.
+
+    With ``n == 0`` nothing is known, so the interval is the whole range ``(0.0, 1.0)``.
+    """
+    _check_probability("confidence", confidence, open_interval=True)
+    if not 0 <= successes <= n:
+        raise ValueError(f"need 0 <= successes <= n, got successes={successes}, n={n}")
+    if n == 0:
+        return (0.0, 1.0)
+    interval = binomtest(successes, n).proportion_ci(confidence_level=confidence, method="wilson")
+    return (float(interval.low), float(interval.high))
+
+
+def exact_mcnemar_p(passes_lost: int, passes_gained: int) -> float:
+    """Two-sided exact McNemar p-value from the discordant seeds alone.
+
+    Under "probe behaves like baseline" each discordant seed is equally likely to go either way,
+    so the test is a binomial test with p = 0.5 on the discordant pairs. With none, there is no
+    evidence of a difference: p = 1.0.
+    """
+    if passes_lost < 0 or passes_gained < 0:
+        raise ValueError("discordant counts must be non-negative")
+    discordant = passes_lost + passes_gained
+    if discordant == 0:
+        return 1.0
+    return float(binomtest(passes_gained, discordant, 0.5).pvalue)
+
+
+def _rate(successes: int, n: int) -> float:
+    # 0 of 0 is reported as 0.0; the (0, 1) interval and n == 0 say that nothing is known.
+    return successes / n if n else 0.0
+
+
+@dataclass(frozen=True)
+class PairedOutcome:
+    """Probe vs baseline pass/fail over the seeds both of them ran.
+
+    McNemar's usual names are ``b = passes_lost`` (baseline passes, probe fails) and
+    ``c = passes_gained`` (baseline fails, probe passes). Every field is a plain value, so
+    ``dataclasses.asdict`` gives a complete JSON-ready record.
+    """
+
+    seeds: tuple[int, ...]
+    seeds_only_in_baseline: tuple[int, ...]
+    seeds_only_in_probe: tuple[int, ...]
+    agreements: int
+    agreement_rate: float
+    lost_seeds: tuple[int, ...]
+    gained_seeds: tuple[int, ...]
+    passes_lost: int
+    passes_gained: int
+    mcnemar_p: float
+    baseline_passes: int
+    probe_passes: int
+    baseline_rate: float
+    probe_rate: float
+    baseline_ci: tuple[float, float]
+    probe_ci: tuple[float, float]
+
+    @property
+    def n(self) -> int:
+        return len(self.seeds)
+
+    @property
+    def b(self) -> int:
+        return self.passes_lost
+
+    @property
+    def c(self) -> int:
+        return self.passes_gained
+
+
+def paired_outcome(baseline: Mapping[int, bool], probe: Mapping[int, bool]) -> PairedOutcome:
+    """Compare pass flags seed by seed.
+
+    Only seeds present in both are compared: an unpaired seed carries no paired information, and
+    silently treating it as a failure would invent discordance. The unpaired seeds are reported
+    so a missing artifact stays visible.
+    """
+    shared = sorted(baseline.keys() & probe.keys())
+    lost = tuple(s for s in shared if baseline[s] and not probe[s])
+    gained = tuple(s for s in shared if probe[s] and not baseline[s])
+    n = len(shared)
+    agreements = n - len(lost) - len(gained)
+    baseline_passes = sum(1 for s in shared if baseline[s])
+    probe_passes = sum(1 for s in shared if probe[s])
+    return PairedOutcome(
+        seeds=tuple(shared),
+        seeds_only_in_baseline=tuple(sorted(baseline.keys() - probe.keys())),
+        seeds_only_in_probe=tuple(sorted(probe.keys() - baseline.keys())),
+        agreements=agreements,
+        agreement_rate=_rate(agreements, n),
+        lost_seeds=lost,
+        gained_seeds=gained,
+        passes_lost=len(lost),
+        passes_gained=len(gained),
+        mcnemar_p=exact_mcnemar_p(len(lost), len(gained)),
+        baseline_passes=baseline_passes,
+        probe_passes=probe_passes,
+        baseline_rate=_rate(baseline_passes, n),
+        probe_rate=_rate(probe_passes, n),
+        baseline_ci=wilson_interval(baseline_passes, n),
+        probe_ci=wilson_interval(probe_passes, n),
+    )
+
+
+def holm_adjust(pvalues: Mapping[str, float]) -> dict[str, float]:
+    """Holm–Bonferroni step-down adjusted p-values, keyed like the input.
+
+    Sorted ascending, the i-th smallest of m p-values (i from 0) is scaled by (m - i); a running
+    maximum keeps the adjusted values in the same order as the raw ones (a larger raw p never
+    gets a smaller adjusted p), and each is capped at 1. Comparing an adjusted p with alpha is
+    then the same as running Holm's procedure at alpha.
+    """
+    for name, p in pvalues.items():
+        _check_probability(f"p-value of {name!r}", p)
+    m = len(pvalues)
+    ordered = sorted(pvalues.items(), key=lambda item: item[1])
+    adjusted: dict[str, float] = {}
+    running_max = 0.0
+    for i, (name, p) in enumerate(ordered):
+        running_max = max(running_max, min(1.0, (m - i) * p))
+        adjusted[name] = running_max
+    # Give the caller back its own key order.
+    return {name: adjusted[name] for name in pvalues}
+
+
+def minimal_detectable_discordance(n_seeds: int, alpha: float = 0.05) -> int | None:
+    """The fewest discordant seeds, all flipping the same way, whose exact McNemar p is < alpha.
+
+    The exact p-value of k one-way discordant seeds is 2 * 0.5**k whatever n is, so this is a
+    property of alpha alone — but it has to fit into n seeds. ``None`` means no outcome of n
+    seeds could ever reach p < alpha (e.g. n = 5 at alpha = 0.05: 2 * 0.5**5 = 0.0625).
+    """
+    _check_probability("alpha", alpha, open_interval=True)
+    if n_seeds < 0:
+        raise ValueError(f"n_seeds must be >= 0, got {n_seeds}")
+    for k in range(1, n_seeds + 1):
+        if exact_mcnemar_p(k, 0) < alpha:
+            return k
+    return None
+
+
+def detectable_gap(
+    n_seeds: int, baseline_rate: float, alpha: float = 0.05, power: float = 0.8
+) -> float:
+    """Smallest true pass-rate gap that n paired seeds detect with the given power.
+
+    Model (exact, and deliberately the most favourable one for detection): the probe differs in
+    one direction only — each seed independently flips against the baseline with probability
+    ``gap`` and no seed flips the other way — so the discordant count is Binomial(n, gap) and
+    the exact McNemar test rejects once it reaches :func:`minimal_detectable_discordance`.
+    Power is then ``binom.sf(k - 1, n, gap)``, increasing in gap, and solved for exactly.
+    Real probes also flip some seeds the other way, which only adds noise, so the true
+    detectable gap is at least this large: read it as "anything smaller was invisible".
+
+    One-way flips cannot exceed the room the baseline leaves (its pass rate for a drop, its fail
+    rate for a rise); when even the larger room is too small, or no outcome of n seeds can reach
+    p < alpha, the answer is ``math.inf``. For a round with m probes compared under Holm, pass
+    ``alpha / m`` for the worst case. More seeds never give a larger gap.
+    """
+    _check_probability("baseline_rate", baseline_rate)
+    _check_probability("power", power, open_interval=True)
+    needed = minimal_detectable_discordance(n_seeds, alpha)
+    if needed is None:
+        return math.inf
+
+    def power_shortfall(gap: float) -> float:
+        return float(binom.sf(needed - 1, n_seeds, gap)) - power
+
+    # power_shortfall(0) = -power < 0 and power_shortfall(1) = 1 - power > 0 since needed <= n.
+    gap = brentq(power_shortfall, 0.0, 1.0, xtol=1e-12)
+    room = max(baseline_rate, 1.0 - baseline_rate)
+    return gap if gap <= room else math.inf
+
+
+def _points(rate: float) -> int:
+    # Round up so the sentence never promises a smaller detectable gap than the model gives.
+    return math.ceil(rate * 100 - 1e-9)
+
+
+def describe_detectability(
+    n_seeds: int, baseline_rate: float, alpha: float = 0.05, power: float = 0.8
+) -> str:
+    """One plain-English sentence on what gap n seeds could tell from seed noise."""
+    needed = minimal_detectable_discordance(n_seeds, alpha)
+    if needed is None:
+        best_p = exact_mcnemar_p(n_seeds, 0)
+        return (
+            f"with {n_seeds} seeds, no gap could be told from seed noise: even all {n_seeds} "
+            f"flipping the same way gives p = {best_p:.4g} ≥ {alpha:g}"
+        )
+    floor = (
+        f"with {n_seeds} seeds, only a gap of ≥ {_points(needed / n_seeds)} points "
+        f"(≥ {needed} seeds flipping the same way) could be told from seed noise"
+    )
+    gap = detectable_gap(n_seeds, baseline_rate, alpha, power)
+    if math.isinf(gap):
+        return (
+            f"{floor}; with a baseline pass rate of {_points(baseline_rate)}%, "
+            f"no possible gap is caught {power:.0%} of the time"
+        )
+    return f"{floor}; catching a real gap {power:.0%} of the time needs ≈ {_points(gap)} points"
+
+
+def verdict(outcome: PairedOutcome, adjusted_p: float, alpha: float = 0.05) -> str:
+    """The outcome line of a report, decided by the multiplicity-adjusted p alone.
+
+    Raw pass rates never decide it: 10/15 vs 8/15 with four discordant seeds (3 lost, 1
+    gained) has p = 0.625 and is within seed noise.
+    """
+    _check_probability("adjusted_p", adjusted_p)
+    _check_probability("alpha", alpha, open_interval=True)
+    if adjusted_p < outcome.mcnemar_p - 1e-12:
+        # Holm never lowers a p-value, so this is a raw p from somewhere else.
+        raise ValueError(
+            f"adjusted_p={adjusted_p!r} is below the raw McNemar p={outcome.mcnemar_p!r}"
+        )
+    if outcome.n == 0:
+        return "no shared seeds to compare"
+    if adjusted_p >= alpha:
+        return WITHIN_SEED_NOISE
+    return f"differs from baseline (p={adjusted_p:.3g})"

@@ -1,0 +1,63 @@
+"""Trainers a probe can name. Every trainer has one signature:
+
+    train(model, tokenizer, texts, knobs, seed, on_step) -> list[StepRecord]
+
+The harness has loaded the model and applied ``dtype``; the trainer adds LoRA, builds its
+optimizer and batches, trains ``knobs.steps`` micro-steps and reports each one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import mlx.nn as nn
+
+from .core.batches import encode_rows, iterate_batches
+from .core.setup import attach_lora, build_optimizer
+from .core.trainer import StepCallback, StepRecord, train
+from .knobs import Knobs
+from .reference import train_reference, unsupported_knobs
+
+Trainer = Callable[[nn.Module, object, list[str], Knobs, int, StepCallback | None], list[StepRecord]]
+
+
+def train_core(
+    model: nn.Module,
+    tokenizer,
+    texts: list[str],
+    knobs: Knobs,
+    seed: int,
+    on_step: StepCallback | None = None,
+) -> list[StepRecord]:
+    attach_lora(model, knobs, seed)
+    optimizer = build_optimizer(knobs)
+    rows = encode_rows(tokenizer, texts)
+    batches = iterate_batches(
+        rows, knobs.batch_size, knobs.max_seq_length, seed, knobs.padding, knobs.pad_to
+    )
+    return train(model, optimizer, batches, knobs, on_step)
+
+
+BUILTIN_TRAINERS: dict[str, Trainer] = {"reference": train_reference, "core": train_core}
+
+
+class TrainerError(ValueError):
+    """A trainer that does not exist, or knobs it cannot honour."""
+
+
+def resolve_trainer(name: str) -> Trainer:
+    try:
+        return BUILTIN_TRAINERS[name]
+    except KeyError:
+        known = ", ".join(BUILTIN_TRAINERS)
+        raise TrainerError(f"unknown trainer {name!r}; known trainers: {known}") from None
+
+
+def check_knobs(trainer: str, knobs: Knobs) -> None:
+    """Refuse knob values a trainer cannot express, before any seed runs."""
+    if trainer == "reference" and (bad := unsupported_knobs(knobs)):
+        names = ", ".join(f"{k}={v}" for k, v in bad.items())
+        raise TrainerError(
+            f"the reference trainer is mlx-lm's own loop and cannot set {names}; "
+            "use a core probe to vary these knobs"
+        )
