@@ -57,12 +57,12 @@ class FixtureRecipe(BaseModel):
     name: str = "tiny-gemma3-text"
     seed: int = 0
     vocab_size: int = 384
-    hidden_size: int = 64
+    hidden_size: int = 32
     num_hidden_layers: int = 18
-    intermediate_size: int = 128
+    intermediate_size: int = 64
     num_attention_heads: int = 2
     num_key_value_heads: int = 1
-    head_dim: int = 32
+    head_dim: int = 16
     sliding_window: int = 64
     sliding_window_pattern: int = 6
     init_std: float = 0.02

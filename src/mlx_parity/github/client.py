@@ -1,0 +1,417 @@
+"""A small GitHub REST client: the five calls mlx-parity makes, with retries and typed errors.
+
+Only what the project needs: commit statuses, a check run, a run's artifacts (list and download) and
+workflow dispatch. Everything goes through ``_send``, which owns retrying and error mapping.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+from urllib.parse import quote, urljoin, urlsplit
+
+import requests
+from pydantic import BaseModel, ValidationError
+
+from .archive import safe_extract
+from .env import ENVIRONMENT_VARIABLES, GitHubContext
+from .errors import (
+    ArtifactExpired,
+    GitHubError,
+    InvalidRequest,
+    MissingContext,
+    NotFound,
+    PermissionDenied,
+    RateLimited,
+    ServerError,
+    Unauthorized,
+    Unreachable,
+    ValidationFailed,
+)
+from .limits import DISPATCH_INPUTS_LIMIT, fit_check_summary, fit_status_description
+from .models import (
+    Artifact,
+    ArtifactPage,
+    CheckConclusion,
+    CheckRun,
+    CommitState,
+    CommitStatus,
+    DispatchedRun,
+    PostedStatus,
+)
+from .retry import TRANSIENT_SERVER_STATUSES, rate_limit_wait, server_error_backoff
+
+logger = logging.getLogger(__name__)
+
+# The oldest version still served: github.com and GitHub Enterprise Server both accept it, and the
+# endpoints used here are identical in the newer one.
+API_VERSION = "2022-11-28"
+USER_AGENT = "mlx-parity"
+REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
+DOWNLOAD_CHUNK_BYTES = 1 << 20
+# A loop in the Link headers must not page forever.
+MAX_PAGES = 100
+
+_Model = TypeVar("_Model", bound=BaseModel)
+
+_ERROR_TYPES: dict[int, type[GitHubError]] = {
+    401: Unauthorized,
+    403: PermissionDenied,
+    404: NotFound,
+    410: ArtifactExpired,
+    422: ValidationFailed,
+}
+
+
+@dataclass(frozen=True)
+class _Failure:
+    """One failed attempt: what to raise, and how long to wait first if it may be retried."""
+
+    error_type: type[GitHubError]
+    message: str
+    status: int | None
+    wait: float | None
+
+    def error(self, note: str = "") -> GitHubError:
+        message = f"{self.message}; {note}" if note else self.message
+        if self.error_type is RateLimited:
+            return RateLimited(message, status=self.status, retry_after=self.wait)
+        return self.error_type(message, status=self.status)
+
+
+class GitHubClient:
+    """Talks to the repository named by ``context`` with its token.
+
+    ``max_total_wait`` bounds the seconds spent sleeping between retries of one call; ``sleep`` and
+    ``clock`` are injectable so tests neither sleep nor depend on the time of day.
+    """
+
+    def __init__(
+        self,
+        context: GitHubContext,
+        session: requests.Session | None = None,
+        max_total_wait: float = 60.0,
+        sleep: Callable[[float], None] = time.sleep,
+        *,
+        clock: Callable[[], float] = time.time,
+        timeout: float = 30.0,
+    ) -> None:
+        self.context = context
+        self.max_total_wait = max_total_wait
+        self._session = session if session is not None else requests.Session()
+        self._sleep = sleep
+        self._clock = clock
+        self._timeout = timeout
+
+    def __repr__(self) -> str:
+        context = self.context
+        return f"GitHubClient(api_url={context.api_url!r}, repository={context.repository!r})"
+
+    # -- the calls ---------------------------------------------------------------------------
+
+    def post_status(
+        self,
+        sha: str,
+        state: CommitState,
+        context: str,
+        description: str = "",
+        target_url: str | None = None,
+    ) -> PostedStatus:
+        """Set commit status ``context`` on ``sha``; the description is cut to GitHub's 140."""
+        status = _validated(
+            CommitStatus,
+            state=state,
+            context=context,
+            description=fit_status_description(description),
+            target_url=target_url,
+        )
+        response = self._api("POST", f"{self._repo_path()}/statuses/{_segment(sha)}", json=status)
+        return self._parse(PostedStatus, response)
+
+    def create_check_run(
+        self,
+        name: str,
+        head_sha: str,
+        conclusion: CheckConclusion,
+        title: str,
+        summary: str,
+        details_url: str | None = None,
+    ) -> CheckRun:
+        """Create a completed check run; a summary over 65,535 characters is cut with a note."""
+        body: dict[str, Any] = {
+            "name": name,
+            "head_sha": head_sha,
+            "status": "completed",
+            "conclusion": conclusion,
+            "output": {"title": title, "summary": fit_check_summary(summary)},
+        }
+        if details_url is not None:
+            body["details_url"] = details_url
+        response = self._api("POST", f"{self._repo_path()}/check-runs", json=body)
+        return self._parse(CheckRun, response)
+
+    def list_run_artifacts(self, run_id: int | None = None) -> list[Artifact]:
+        """Every artifact of workflow run ``run_id`` (default: this run), across all pages."""
+        if run_id is None:
+            run_id = self._require_run_id()
+        url: str | None = self._api_url(f"{self._repo_path()}/actions/runs/{int(run_id)}/artifacts")
+        params: dict[str, Any] | None = {"per_page": 100}
+        artifacts: list[Artifact] = []
+        seen: set[str] = set()
+        while url is not None:
+            if url in seen or len(seen) >= MAX_PAGES:
+                raise GitHubError(f"GET {_display(url)}: pagination does not end")
+            seen.add(url)
+            response = self._send("GET", url, headers=self._api_headers(), params=params)
+            artifacts.extend(self._parse(ArtifactPage, response).artifacts)
+            next_url = response.links.get("next", {}).get("url")
+            # The next link carries its own query (page, per_page); re-sending params would clash.
+            url = self._require_api_url(next_url) if next_url else None
+            params = None
+        return artifacts
+
+    def download_artifact(self, artifact: Artifact, dest_dir: Path | str) -> list[Path]:
+        """Download ``artifact``'s zip and unpack it into ``dest_dir``; returns the files written.
+
+        GitHub answers the archive URL with a redirect to short-lived storage whose URL is itself
+        the credential, so the token is not sent there (GitHub's own clients behave the same way).
+        """
+        if artifact.expired:
+            raise ArtifactExpired(f"artifact {artifact.name!r} ({artifact.id}) has expired")
+        archive_url = self._require_api_url(artifact.archive_download_url)
+        first = self._send(
+            "GET", archive_url, headers=self._api_headers(), allow_redirects=False, stream=True
+        )
+        if first.status_code in REDIRECT_STATUSES:
+            first.close()
+            location = first.headers.get("location")
+            if not location:
+                raise GitHubError(f"GET {_display(archive_url)}: redirect without a location")
+            archive = self._send(
+                "GET",
+                urljoin(archive_url, location),
+                headers=_storage_headers(),
+                stream=True,
+            )
+        else:
+            archive = first  # some servers hand out the zip directly
+        dest = Path(dest_dir)
+        dest.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(prefix="mlx-parity-artifact-") as scratch:
+            zip_path = Path(scratch) / f"{artifact.id}.zip"
+            self._save(archive, zip_path)
+            return safe_extract(zip_path, dest)
+
+    def dispatch_workflow(
+        self, workflow_file: str, ref: str, inputs: Mapping[str, str] | None = None
+    ) -> DispatchedRun | None:
+        """Start ``workflow_file`` (e.g. ``parity.yml``) on ``ref`` with ``inputs``.
+
+        Returns the run when the server volunteers its details, otherwise None (204).
+        """
+        inputs = dict(inputs or {})
+        if len(inputs) > DISPATCH_INPUTS_LIMIT:
+            raise InvalidRequest(
+                f"workflow_dispatch takes at most {DISPATCH_INPUTS_LIMIT} inputs; got {len(inputs)}"
+            )
+        if not all(isinstance(key, str) and isinstance(v, str) for key, v in inputs.items()):
+            raise InvalidRequest("workflow_dispatch inputs must map strings to strings")
+        if not workflow_file or "/" in workflow_file:
+            raise InvalidRequest(f"workflow_file must be a file name: {workflow_file!r}")
+        body: dict[str, Any] = {"ref": ref}
+        if inputs:
+            body["inputs"] = inputs
+        path = f"{self._repo_path()}/actions/workflows/{_segment(workflow_file)}/dispatches"
+        # A 5xx may hide a dispatch that happened; repeating it would start a second round.
+        response = self._api("POST", path, json=body, idempotent=False)
+        if response.status_code == 204 or not response.content:
+            return None
+        return self._parse(DispatchedRun, response)
+
+    # -- plumbing ----------------------------------------------------------------------------
+
+    def _api(
+        self,
+        method: str,
+        path: str,
+        *,
+        json: BaseModel | Mapping[str, Any] | None = None,
+        idempotent: bool = True,
+    ) -> requests.Response:
+        if isinstance(json, BaseModel):
+            json = json.model_dump(mode="json", exclude_none=True)
+        return self._send(
+            method,
+            self._api_url(path),
+            headers=self._api_headers(),
+            json=json,
+            idempotent=idempotent,
+        )
+
+    def _send(
+        self,
+        method: str,
+        url: str,
+        *,
+        headers: Mapping[str, str | None],
+        json: Mapping[str, Any] | None = None,
+        params: Mapping[str, Any] | None = None,
+        allow_redirects: bool = True,
+        stream: bool = False,
+        idempotent: bool = True,
+    ) -> requests.Response:
+        """One call with retries; returns any answer below 400 and raises a typed error otherwise.
+
+        Rate limits are always retried (GitHub did not act on the request); 5xx and lost
+        connections only when ``idempotent``, since the first attempt may have taken effect.
+        """
+        waited = 0.0
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                response = self._session.request(
+                    method,
+                    url,
+                    headers=dict(headers),
+                    json=json,
+                    params=params,
+                    allow_redirects=allow_redirects,
+                    stream=stream,
+                    timeout=self._timeout,
+                )
+            except (requests.ConnectionError, requests.Timeout) as exc:
+                failure = _Failure(
+                    Unreachable,
+                    f"{method} {_display(url)}: no answer ({type(exc).__name__})",
+                    None,
+                    server_error_backoff(attempt) if idempotent else None,
+                )
+            else:
+                if response.status_code < 400:
+                    return response
+                failure = self._failure(method, url, response, attempt, idempotent)
+                response.close()
+            if failure.wait is None:
+                raise failure.error()
+            if waited + failure.wait > self.max_total_wait:
+                raise failure.error(
+                    f"gave up: waiting {failure.wait:g} s more would exceed the "
+                    f"{self.max_total_wait:g} s budget ({waited:g} s already spent)"
+                )
+            logger.warning("%s; retrying in %g s", failure.message, failure.wait)
+            self._sleep(failure.wait)
+            waited += failure.wait
+
+    def _failure(
+        self, method: str, url: str, response: requests.Response, attempt: int, idempotent: bool
+    ) -> _Failure:
+        status = response.status_code
+        github_message = self._redact(_github_message(response))
+        message = f"{method} {_display(url)}: {status} {github_message}".rstrip()
+        rate_limit = rate_limit_wait(status, response.headers, github_message, self._clock())
+        if rate_limit is not None:
+            return _Failure(RateLimited, message, status, rate_limit)
+        if status >= 500:
+            transient = status in TRANSIENT_SERVER_STATUSES and idempotent
+            wait = server_error_backoff(attempt) if transient else None
+            return _Failure(ServerError, message, status, wait)
+        return _Failure(_ERROR_TYPES.get(status, GitHubError), message, status, None)
+
+    def _parse(self, model: type[_Model], response: requests.Response) -> _Model:
+        try:
+            return model.model_validate_json(response.content)
+        except ValidationError as exc:
+            where = f"{response.request.method} {_display(response.url)}"
+            problems = "; ".join(
+                f"{'.'.join(map(str, error['loc'])) or '<body>'}: {error['msg']}"
+                for error in exc.errors(include_input=False)[:3]
+            )
+            raise GitHubError(
+                self._redact(f"{where}: unexpected answer ({problems})"),
+                status=response.status_code,
+            ) from None
+
+    def _save(self, response: requests.Response, path: Path) -> None:
+        try:
+            with path.open("wb") as sink:
+                for chunk in response.iter_content(DOWNLOAD_CHUNK_BYTES):
+                    sink.write(chunk)
+        except requests.RequestException as exc:
+            raise Unreachable(
+                f"GET {_display(response.url)}: download interrupted ({type(exc).__name__})"
+            ) from None
+        finally:
+            response.close()
+
+    def _api_headers(self) -> dict[str, str | None]:
+        return {
+            "Accept": "application/vnd.github+json",
+            "X-GitHub-Api-Version": API_VERSION,
+            "User-Agent": USER_AGENT,
+            "Authorization": f"Bearer {self.context.token_value()}",
+        }
+
+    def _api_url(self, path: str) -> str:
+        return f"{self.context.api_url}{path}"
+
+    def _require_api_url(self, url: str) -> str:
+        """Refuse to send the token anywhere but the configured API."""
+        if not url.startswith(f"{self.context.api_url}/"):
+            raise GitHubError(
+                f"refusing to send the token to {_display(url)}: not under {self.context.api_url}"
+            )
+        return url
+
+    def _repo_path(self) -> str:
+        return f"/repos/{_segment(self.context.owner)}/{_segment(self.context.repo)}"
+
+    def _require_run_id(self) -> int:
+        if self.context.run_id is None:
+            raise MissingContext(ENVIRONMENT_VARIABLES["run_id"])
+        return self.context.run_id
+
+    def _redact(self, text: str) -> str:
+        token = self.context.token.get_secret_value() if self.context.token else ""
+        return text.replace(token, "***") if token else text
+
+
+def _storage_headers() -> dict[str, str | None]:
+    # None removes the header even if the caller's session sets one by default.
+    return {"User-Agent": USER_AGENT, "Authorization": None}
+
+
+def _validated(model: type[_Model], **fields: Any) -> _Model:
+    try:
+        return model(**fields)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(map(str, error['loc']))}: {error['msg']}" for error in exc.errors()
+        )
+        raise InvalidRequest(f"invalid {model.__name__}: {problems}") from None
+
+
+def _github_message(response: requests.Response) -> str:
+    # GitHub's errors are JSON with a "message"; proxies in front of it answer HTML or text.
+    try:
+        payload = response.json()
+    except ValueError:
+        return (response.text or response.reason or "").strip()[:200]
+    if isinstance(payload, dict) and isinstance(payload.get("message"), str):
+        return payload["message"]
+    return response.reason or ""
+
+
+def _segment(value: str) -> str:
+    return quote(str(value), safe="")
+
+
+def _display(url: str) -> str:
+    # Storage URLs carry a signature in the query string: it is a credential, never shown.
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}{parts.path}" if parts.netloc else parts.path

@@ -1,0 +1,74 @@
+"""What can go wrong talking to GitHub, as types the caller can tell apart.
+
+Messages are built by the client from the method, the path and GitHub's own ``message`` field, with
+the token scrubbed; they never carry request headers.
+"""
+
+from __future__ import annotations
+
+
+class GitHubError(Exception):
+    """GitHub refused a request, failed to answer it, or answered something unusable."""
+
+    def __init__(self, message: str, *, status: int | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        # The HTTP status GitHub answered with, when there was an answer.
+        self.status = status
+
+
+class MissingContext(GitHubError):
+    """A GitHub Actions variable the operation needs is not set (e.g. outside a workflow)."""
+
+    def __init__(self, variable: str) -> None:
+        super().__init__(f"{variable} is not set; run inside GitHub Actions or export it")
+        self.variable = variable
+
+
+class InvalidRequest(GitHubError, ValueError):
+    """Refused before sending: GitHub would reject it, or it would do something unintended."""
+
+
+class Unauthorized(GitHubError):
+    """401: the token is missing, expired or wrong."""
+
+
+class PermissionDenied(GitHubError):
+    """403 that is not a rate limit: the token may not do this.
+
+    The usual cause in this project is the read-only ``GITHUB_TOKEN`` of a pull request from a fork
+    ("Resource not accessible by integration").
+    """
+
+
+class NotFound(GitHubError):
+    """404: no such repository, commit, run or artifact, or the token cannot see it."""
+
+
+class ArtifactExpired(GitHubError):
+    """410, or the artifact list says so: the artifact outlived its retention period."""
+
+
+class ValidationFailed(GitHubError):
+    """422: GitHub understood the request and refused its content."""
+
+
+class RateLimited(GitHubError):
+    """Rate limited for longer than the client was allowed to wait."""
+
+    def __init__(self, message: str, *, status: int | None, retry_after: float | None) -> None:
+        super().__init__(message, status=status)
+        # How long GitHub asked us to wait when we gave up, in seconds.
+        self.retry_after = retry_after
+
+
+class ServerError(GitHubError):
+    """5xx from GitHub that did not clear up within the wait budget (or must not be retried)."""
+
+
+class Unreachable(GitHubError):
+    """No HTTP answer at all (connection refused, reset, timed out) within the wait budget."""
+
+
+class UnsafeArchive(GitHubError):
+    """A downloaded archive tries to write outside its destination or is implausibly large."""

@@ -1,0 +1,41 @@
+"""Small helpers for tests that train: run a trainer on fresh weights and return its trace."""
+
+from __future__ import annotations
+
+from mlx_parity.cell import UNSEEDED_STATE, ModelSource
+from mlx_parity.core.setup import cast_weights
+from mlx_parity.core.trainer import StepRecord
+from mlx_parity.knobs import Knobs
+from mlx_parity.trainers import resolve_trainer
+
+
+def run_trainer(
+    source: ModelSource, trainer: str, knobs: Knobs, seed: int, texts: list[str]
+) -> list[StepRecord]:
+    import mlx.core as mx
+
+    mx.random.seed(UNSEEDED_STATE)
+    model = source.fresh_model()
+    cast_weights(model, knobs.dtype)
+    return resolve_trainer(trainer)(model, source.tokenizer(), texts, knobs, seed, None)
+
+
+def losses(records: list[StepRecord]) -> list[float]:
+    return [r.loss for r in records]
+
+
+def text_of_length(tokenizer, n_tokens: int) -> str:
+    """A row whose training encoding (BOS + text + EOS) has exactly ``n_tokens`` tokens."""
+    words = "alpha bravo charlie delta echo foxtrot golf hotel india juliet kilo lima".split()
+    text = ""
+    i = 0
+    while len(tokenizer.encode(text)) + 1 < n_tokens:
+        text += ("" if not text else " ") + words[i % len(words)]
+        i += 1
+    # Trim characters until the count is exact (single characters are single tokens).
+    while len(tokenizer.encode(text)) + 1 > n_tokens:
+        text = text[:-1]
+    while len(tokenizer.encode(text)) + 1 < n_tokens:
+        text += "!"
+    assert len(tokenizer.encode(text)) + 1 == n_tokens, text
+    return text

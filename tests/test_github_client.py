@@ -1,0 +1,719 @@
+"""The GitHub client against a real HTTP server on loopback, checked with GitHub's own schemas.
+
+Every request body the client sends is validated against the request model GitHub's REST
+description defines for that endpoint (via ``githubkit-schemas``, for the API version the client
+asks for), and every body the fake server returns validates against GitHub's response model, so the
+fake cannot drift into a shape GitHub never sends. Undeclared keys count as failures both ways.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from githubkit_schemas.v2022_11_28 import models as gh
+from pydantic import BaseModel
+from pytest_httpserver import HTTPServer
+from werkzeug import Request, Response
+
+from mlx_parity.github import (
+    API_VERSION,
+    CHECK_SUMMARY_LIMIT,
+    READ_ONLY_EXPLANATION,
+    STATUS_DESCRIPTION_LIMIT,
+    Artifact,
+    ArtifactExpired,
+    CommitStatus,
+    GitHubClient,
+    GitHubContext,
+    GitHubError,
+    InvalidRequest,
+    NotFound,
+    PermissionDenied,
+    RateLimited,
+    ServerError,
+    Unauthorized,
+    Unreachable,
+    UnsafeArchive,
+    ValidationFailed,
+    post_statuses_or_explain,
+)
+
+TOKEN = "ghs_l00kM4NoLeaks0123456789abcdefABCDEF"
+OWNER, REPO = "octo-org", "parity"
+REPO_PATH = f"/repos/{OWNER}/{REPO}"
+SHA = "6dcb09b5b57875f334f61aebed695e2e4193db5e"
+RUN_ID = 4242
+NOW = 1_780_000_000.0
+TIMESTAMP = "2026-05-28T12:00:00Z"
+
+
+# -- GitHub's schemas ------------------------------------------------------------------------------
+
+
+def conforming(model: type[BaseModel], payload: dict[str, Any]) -> dict[str, Any]:
+    """``payload`` if it validates against GitHub's ``model`` with no undeclared keys."""
+    instance = model.model_validate(payload)
+    # Models that ignore extras drop undeclared keys, so the round trip would lose them.
+    assert instance.model_dump(mode="json", by_alias=True, exclude_unset=True) == payload
+    _assert_no_extras(instance)
+    return payload
+
+
+def _assert_no_extras(value: Any) -> None:
+    # Models that allow extras keep them aside; only a model that declares no field at all (a
+    # workflow's inputs) is meant to carry free-form keys.
+    if isinstance(value, BaseModel):
+        if type(value).model_fields:
+            assert not value.model_extra, f"undeclared keys in {type(value).__name__}"
+        for name in type(value).model_fields:
+            _assert_no_extras(getattr(value, name))
+    elif isinstance(value, list):
+        for item in value:
+            _assert_no_extras(item)
+
+
+def sent_json(request: Request) -> dict[str, Any]:
+    assert request.headers["Content-Type"] == "application/json"
+    return json.loads(request.get_data())
+
+
+def user() -> dict[str, Any]:
+    base = "https://api.github.com/users/github-actions%5Bbot%5D"
+    return {
+        "login": "github-actions[bot]",
+        "id": 41898282,
+        "node_id": "MDM6Qm90NDE4OTgyODI=",
+        "avatar_url": "https://avatars.githubusercontent.com/in/15368?v=4",
+        "gravatar_id": "",
+        "url": base,
+        "html_url": "https://github.com/apps/github-actions",
+        "followers_url": f"{base}/followers",
+        "following_url": f"{base}/following{{/other_user}}",
+        "gists_url": f"{base}/gists{{/gist_id}}",
+        "starred_url": f"{base}/starred{{/owner}}{{/repo}}",
+        "subscriptions_url": f"{base}/subscriptions",
+        "organizations_url": f"{base}/orgs",
+        "repos_url": f"{base}/repos",
+        "events_url": f"{base}/events{{/privacy}}",
+        "received_events_url": f"{base}/received_events",
+        "type": "Bot",
+        "site_admin": False,
+    }
+
+
+def status_response(body: dict[str, Any], status_id: int = 1) -> dict[str, Any]:
+    return conforming(
+        gh.Status,
+        {
+            "url": f"https://api.github.com{REPO_PATH}/statuses/{SHA}",
+            "avatar_url": None,
+            "id": status_id,
+            "node_id": "SC_kwDOAAABc8",
+            "state": body["state"],
+            "description": body.get("description"),
+            "target_url": body.get("target_url"),
+            "context": body.get("context", "default"),
+            "created_at": TIMESTAMP,
+            "updated_at": TIMESTAMP,
+            "creator": user(),
+        },
+    )
+
+
+def check_run_response(body: dict[str, Any]) -> dict[str, Any]:
+    return conforming(
+        gh.CheckRun,
+        {
+            "id": 77,
+            "head_sha": body["head_sha"],
+            "node_id": "CR_kwDOAAABc8",
+            "external_id": None,
+            "url": f"https://api.github.com{REPO_PATH}/check-runs/77",
+            "html_url": f"https://github.com/{OWNER}/{REPO}/runs/77",
+            "details_url": None,
+            "status": "completed",
+            "conclusion": body["conclusion"],
+            "started_at": TIMESTAMP,
+            "completed_at": TIMESTAMP,
+            "output": {
+                "title": body["output"]["title"],
+                "summary": body["output"]["summary"],
+                "text": None,
+                "annotations_count": 0,
+                "annotations_url": f"https://api.github.com{REPO_PATH}/check-runs/77/annotations",
+            },
+            "name": body["name"],
+            "check_suite": {"id": 5},
+            "app": None,
+            "pull_requests": [],
+        },
+    )
+
+
+def artifact(server: HTTPServer, artifact_id: int, name: str, *, expired: bool = False) -> dict:
+    return {
+        "id": artifact_id,
+        "node_id": f"MDg6QXJ0aWZhY3Qx{artifact_id}",
+        "name": name,
+        "size_in_bytes": 1024 + artifact_id,
+        "url": server.url_for(f"{REPO_PATH}/actions/artifacts/{artifact_id}"),
+        "archive_download_url": server.url_for(f"{REPO_PATH}/actions/artifacts/{artifact_id}/zip"),
+        "expired": expired,
+        "created_at": TIMESTAMP,
+        "expires_at": "2026-08-26T12:00:00Z",
+        "updated_at": TIMESTAMP,
+        "digest": "sha256:" + "ab" * 32,
+        "workflow_run": {"id": RUN_ID, "head_sha": SHA, "head_branch": "main"},
+    }
+
+
+def artifact_page(artifacts: list[dict], total: int) -> dict[str, Any]:
+    return conforming(
+        gh.ReposOwnerRepoActionsRunsRunIdArtifactsGetResponse200,
+        {"total_count": total, "artifacts": artifacts},
+    )
+
+
+def github_error(message: str, doc: str = "https://docs.github.com/rest") -> dict[str, Any]:
+    return conforming(gh.BasicError, {"message": message, "documentation_url": doc})
+
+
+def zip_bytes(members: dict[str, bytes]) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name, data in members.items():
+            archive.writestr(name, data)
+    return buffer.getvalue()
+
+
+# -- fixtures --------------------------------------------------------------------------------------
+
+
+@pytest.fixture(autouse=True)
+def strict_server(httpserver: HTTPServer) -> Iterator[HTTPServer]:
+    yield httpserver
+    # A request no handler matched, or an assertion inside a handler, fails the test.
+    httpserver.check_assertions()
+    httpserver.check_handler_errors()
+
+
+@pytest.fixture
+def context(httpserver: HTTPServer) -> GitHubContext:
+    return GitHubContext.from_env(
+        {
+            "GITHUB_API_URL": httpserver.url_for("/"),
+            "GITHUB_SERVER_URL": "https://github.com",
+            "GITHUB_REPOSITORY": f"{OWNER}/{REPO}",
+            "GITHUB_SHA": SHA,
+            "GITHUB_TOKEN": TOKEN,
+            "GITHUB_RUN_ID": str(RUN_ID),
+            "GITHUB_EVENT_NAME": "pull_request",
+        }
+    )
+
+
+@pytest.fixture
+def sleeps() -> list[float]:
+    return []
+
+
+@pytest.fixture
+def client(context: GitHubContext, sleeps: list[float]) -> GitHubClient:
+    return GitHubClient(context, sleep=sleeps.append, clock=lambda: NOW)
+
+
+def requests_to(server: HTTPServer, path: str) -> list[Request]:
+    return [request for request, _ in server.log if request.path == path]
+
+
+def assert_api_headers(request: Request) -> None:
+    assert request.headers["Authorization"] == f"Bearer {TOKEN}"
+    assert request.headers["X-GitHub-Api-Version"] == API_VERSION
+    assert request.headers["Accept"] == "application/vnd.github+json"
+
+
+# -- the environment -------------------------------------------------------------------------------
+
+
+def test_context_reads_github_variables_and_hides_the_token(tmp_path: Path) -> None:
+    context = GitHubContext.from_env(
+        {
+            "GITHUB_API_URL": "https://ghe.example.com/api/v3/",
+            "GITHUB_SERVER_URL": "https://ghe.example.com",
+            "GITHUB_REPOSITORY": "octo-org/parity",
+            "GITHUB_SHA": SHA,
+            "GITHUB_TOKEN": TOKEN,
+            "GITHUB_RUN_ID": "123",
+            "GITHUB_STEP_SUMMARY": str(tmp_path / "summary.md"),
+            "GITHUB_OUTPUT": str(tmp_path / "output"),
+            "GITHUB_EVENT_NAME": "workflow_dispatch",
+            "UNRELATED": "ignored",
+        }
+    )
+    assert context.api_url == "https://ghe.example.com/api/v3"
+    assert (context.owner, context.repo, context.run_id) == ("octo-org", "parity", 123)
+    assert context.run_url == "https://ghe.example.com/octo-org/parity/actions/runs/123"
+    assert context.step_summary == tmp_path / "summary.md"
+    assert context.event_name == "workflow_dispatch"
+    for text in (repr(context), str(context), context.model_dump_json(), f"{context!r}"):
+        assert TOKEN not in text
+    assert context.token_value() == TOKEN
+
+
+def test_context_outside_actions_has_defaults_and_empty_means_unset() -> None:
+    context = GitHubContext.from_env({"GITHUB_TOKEN": "", "GITHUB_RUN_ID": ""})
+    assert context.api_url == "https://api.github.com"
+    assert context.token is None and context.run_id is None
+    assert context.run_url is None
+
+
+# -- commit statuses -------------------------------------------------------------------------------
+
+
+def test_post_status_sends_githubs_request_body(
+    httpserver: HTTPServer, client: GitHubClient
+) -> None:
+    path = f"{REPO_PATH}/statuses/{SHA}"
+
+    def handler(request: Request) -> Response:
+        body = conforming(gh.ReposOwnerRepoStatusesShaPostBody, sent_json(request))
+        assert_api_headers(request)
+        return Response(json.dumps(status_response(body)), 201, content_type="application/json")
+
+    httpserver.expect_oneshot_request(path, method="POST").respond_with_handler(handler)
+    posted = client.post_status(
+        SHA,
+        "success",
+        "mlx-parity/reference",
+        "15/15 pass; trace identical",
+        "https://github.com/octo-org/parity/actions/runs/4242",
+    )
+    assert posted.state == "success" and posted.context == "mlx-parity/reference"
+    assert sent_json(requests_to(httpserver, path)[0]) == {
+        "state": "success",
+        "context": "mlx-parity/reference",
+        "description": "15/15 pass; trace identical",
+        "target_url": "https://github.com/octo-org/parity/actions/runs/4242",
+    }
+
+
+def test_status_description_is_cut_to_140_characters_with_an_ellipsis(
+    httpserver: HTTPServer, client: GitHubClient
+) -> None:
+    path = f"{REPO_PATH}/statuses/{SHA}"
+
+    def handler(request: Request) -> Response:
+        body = conforming(gh.ReposOwnerRepoStatusesShaPostBody, sent_json(request))
+        return Response(json.dumps(status_response(body)), 201, content_type="application/json")
+
+    httpserver.expect_oneshot_request(path, method="POST").respond_with_handler(handler)
+    client.post_status(SHA, "failure", "mlx-parity/core", "x" * 300)
+    description = sent_json(requests_to(httpserver, path)[0])["description"]
+    assert len(description) == STATUS_DESCRIPTION_LIMIT
+    assert description == "x" * 139 + "…"
+
+
+def test_status_with_an_unknown_state_is_refused_before_sending(
+    httpserver: HTTPServer, client: GitHubClient
+) -> None:
+    with pytest.raises(InvalidRequest, match="state"):
+        client.post_status(SHA, "green", "mlx-parity/core")  # type: ignore[arg-type]
+    assert not httpserver.log
+
+
+# -- check runs ------------------------------------------------------------------------------------
+
+
+def _check_run_handler(request: Request) -> Response:
+    body = sent_json(request)
+    conforming(gh.ReposOwnerRepoCheckRunsPostBodyOneof0, body)
+    assert_api_headers(request)
+    return Response(json.dumps(check_run_response(body)), 201, content_type="application/json")
+
+
+def test_create_check_run(httpserver: HTTPServer, client: GitHubClient) -> None:
+    path = f"{REPO_PATH}/check-runs"
+    httpserver.expect_oneshot_request(path, method="POST").respond_with_handler(_check_run_handler)
+    run = client.create_check_run(
+        "mlx-parity round BO", SHA, "neutral", "8/15 vs 10/15: within seed noise", "| probe |"
+    )
+    assert (run.id, run.conclusion, run.name) == (77, "neutral", "mlx-parity round BO")
+    body = sent_json(requests_to(httpserver, path)[0])
+    assert body["status"] == "completed"
+    assert body["output"] == {"title": "8/15 vs 10/15: within seed noise", "summary": "| probe |"}
+
+
+def test_check_run_summary_over_the_limit_is_cut_with_a_visible_note(
+    httpserver: HTTPServer, client: GitHubClient
+) -> None:
+    path = f"{REPO_PATH}/check-runs"
+    httpserver.expect_oneshot_request(path, method="POST").respond_with_handler(_check_run_handler)
+    report = "".join(f"| seed {i} | 0.1234 |\n" for i in range(5000))
+    assert len(report) > CHECK_SUMMARY_LIMIT
+    client.create_check_run("mlx-parity", SHA, "failure", "report", report)
+    summary = sent_json(requests_to(httpserver, path)[0])["output"]["summary"]
+    # GitHub's request model enforces the same limit (max_length=65535) in the handler.
+    assert CHECK_SUMMARY_LIMIT - 5 < len(summary) <= CHECK_SUMMARY_LIMIT
+    assert "Summary truncated" in summary and f"of {len(report):,} characters" in summary
+    assert report.startswith(summary[: summary.index("\n\n…")])
+
+
+# -- artifacts -------------------------------------------------------------------------------------
+
+
+def test_list_run_artifacts_follows_the_link_header_across_pages(
+    httpserver: HTTPServer, client: GitHubClient
+) -> None:
+    path = f"{REPO_PATH}/actions/runs/{RUN_ID}/artifacts"
+    page_one = [artifact(httpserver, 1, "BO-reference-s0"), artifact(httpserver, 2, "BO-core-s0")]
+    page_two = [artifact(httpserver, 3, "BO-core-s1", expired=True)]
+    next_url = httpserver.url_for(path) + "?per_page=100&page=2"
+    httpserver.expect_oneshot_request(
+        path, method="GET", query_string={"per_page": "100"}
+    ).respond_with_json(
+        artifact_page(page_one, total=3),
+        headers={"Link": f'<{next_url}>; rel="next", <{next_url}>; rel="last"'},
+    )
+    httpserver.expect_oneshot_request(
+        path, method="GET", query_string={"per_page": "100", "page": "2"}
+    ).respond_with_json(artifact_page(page_two, total=3))
+
+    artifacts = client.list_run_artifacts()
+
+    assert [(a.id, a.name, a.expired) for a in artifacts] == [
+        (1, "BO-reference-s0", False),
+        (2, "BO-core-s0", False),
+        (3, "BO-core-s1", True),
+    ]
+    assert artifacts[0].size_in_bytes == 1025
+    assert artifacts[0].archive_download_url.endswith(f"{REPO_PATH}/actions/artifacts/1/zip")
+    for request in requests_to(httpserver, path):
+        assert_api_headers(request)
+
+
+def test_download_follows_the_redirect_without_the_token_and_unzips(
+    httpserver: HTTPServer, client: GitHubClient, tmp_path: Path
+) -> None:
+    archive_path = f"{REPO_PATH}/actions/artifacts/7/zip"
+    storage_path = "/storage/blobs/7.zip"
+    signed_url = httpserver.url_for(storage_path) + "?sig=short-lived-signature&se=2026-05-28"
+    httpserver.expect_oneshot_request(archive_path, method="GET").respond_with_data(
+        "", status=302, headers={"Location": signed_url}
+    )
+    results = {
+        "BO/core/seed-1.json": b'{"seed": 1}',
+        "BO/core/seed-7.json": b'{"seed": 7}',
+    }
+    httpserver.expect_oneshot_request(storage_path, method="GET").respond_with_data(
+        zip_bytes(results), content_type="application/zip"
+    )
+    listed = conforming(gh.Artifact, artifact(httpserver, 7, "BO-core-s0"))
+
+    written = client.download_artifact(client_artifact(listed), tmp_path / "downloads")
+
+    assert sorted(p.relative_to(tmp_path / "downloads").as_posix() for p in written) == sorted(
+        results
+    )
+    assert (tmp_path / "downloads/BO/core/seed-7.json").read_bytes() == b'{"seed": 7}'
+    (api_request,) = requests_to(httpserver, archive_path)
+    (storage_request,) = requests_to(httpserver, storage_path)
+    assert_api_headers(api_request)
+    assert "Authorization" not in storage_request.headers
+    assert TOKEN not in str(dict(storage_request.headers))
+    assert storage_request.args["sig"] == "short-lived-signature"
+
+
+def client_artifact(listed: dict[str, Any]) -> Artifact:
+    return Artifact.model_validate(listed)
+
+
+@pytest.mark.parametrize(
+    "evil_name",
+    ["../escaped.json", "nested/../../escaped.json", "/abs/escaped.json", "C:/escaped.json"],
+)
+def test_download_refuses_archives_that_write_outside_the_destination(
+    httpserver: HTTPServer, client: GitHubClient, tmp_path: Path, evil_name: str
+) -> None:
+    archive_path = f"{REPO_PATH}/actions/artifacts/8/zip"
+    httpserver.expect_oneshot_request(archive_path).respond_with_data(
+        "", status=302, headers={"Location": httpserver.url_for("/storage/8.zip")}
+    )
+    httpserver.expect_oneshot_request("/storage/8.zip").respond_with_data(
+        zip_bytes({"ok.json": b"{}", evil_name: b"pwned"})
+    )
+    dest = tmp_path / "inside" / "dest"
+    with pytest.raises(UnsafeArchive, match="refusing"):
+        client.download_artifact(client_artifact(artifact(httpserver, 8, "evil")), dest)
+    # Checked before writing anything: not even the harmless member was extracted.
+    assert not any(dest.rglob("*"))
+    assert not list(tmp_path.rglob("escaped.json"))
+
+
+def test_expired_artifacts_are_refused_without_a_request(
+    httpserver: HTTPServer, client: GitHubClient, tmp_path: Path
+) -> None:
+    expired = client_artifact(artifact(httpserver, 9, "old", expired=True))
+    with pytest.raises(ArtifactExpired):
+        client.download_artifact(expired, tmp_path)
+    assert not httpserver.log
+
+
+def test_the_token_is_not_sent_to_an_archive_url_outside_the_api(
+    httpserver: HTTPServer, client: GitHubClient, tmp_path: Path
+) -> None:
+    foreign = client_artifact(
+        {**artifact(httpserver, 10, "x"), "archive_download_url": "https://evil.example/a.zip"}
+    )
+    with pytest.raises(GitHubError, match="refusing to send the token"):
+        client.download_artifact(foreign, tmp_path)
+    assert not httpserver.log
+
+
+# -- workflow dispatch -----------------------------------------------------------------------------
+
+
+def test_dispatch_workflow(httpserver: HTTPServer, client: GitHubClient) -> None:
+    path = f"{REPO_PATH}/actions/workflows/mlx-parity.yml/dispatches"
+
+    def handler(request: Request) -> Response:
+        conforming(
+            gh.ReposOwnerRepoActionsWorkflowsWorkflowIdDispatchesPostBody, sent_json(request)
+        )
+        assert_api_headers(request)
+        return Response(status=204)
+
+    httpserver.expect_oneshot_request(path, method="POST").respond_with_handler(handler)
+    inputs = {"round_id": "BO", "probes": "reference,core"}
+    assert client.dispatch_workflow("mlx-parity.yml", "main", inputs) is None
+    assert sent_json(requests_to(httpserver, path)[0]) == {"ref": "main", "inputs": inputs}
+
+
+def test_dispatch_reads_run_details_when_the_server_returns_them(
+    httpserver: HTTPServer, client: GitHubClient
+) -> None:
+    path = f"{REPO_PATH}/actions/workflows/mlx-parity.yml/dispatches"
+    details = conforming(
+        gh.WorkflowDispatchResponse,
+        {
+            "workflow_run_id": 99,
+            "run_url": f"https://api.github.com{REPO_PATH}/actions/runs/99",
+            "html_url": f"https://github.com/{OWNER}/{REPO}/actions/runs/99",
+        },
+    )
+    httpserver.expect_oneshot_request(path, method="POST").respond_with_json(details)
+    run = client.dispatch_workflow("mlx-parity.yml", "main")
+    assert run is not None and run.workflow_run_id == 99
+
+
+def test_dispatch_refuses_more_than_25_inputs(httpserver: HTTPServer, client: GitHubClient) -> None:
+    inputs = {f"input_{i}": str(i) for i in range(26)}
+    with pytest.raises(InvalidRequest, match="at most 25 inputs"):
+        client.dispatch_workflow("mlx-parity.yml", "main", inputs)
+    assert not httpserver.log
+
+
+def test_dispatch_is_not_repeated_after_a_502(
+    httpserver: HTTPServer, client: GitHubClient, sleeps: list[float]
+) -> None:
+    # The 502 may hide a dispatch that happened; a second POST could start a second round.
+    path = f"{REPO_PATH}/actions/workflows/mlx-parity.yml/dispatches"
+    httpserver.expect_request(path, method="POST").respond_with_json(
+        github_error("Server Error"), status=502
+    )
+    with pytest.raises(ServerError):
+        client.dispatch_workflow("mlx-parity.yml", "main", {"round_id": "BO"})
+    assert len(requests_to(httpserver, path)) == 1 and sleeps == []
+
+
+# -- retries ---------------------------------------------------------------------------------------
+
+
+def _status_handler(request: Request) -> Response:
+    body = conforming(gh.ReposOwnerRepoStatusesShaPostBody, sent_json(request))
+    return Response(json.dumps(status_response(body)), 201, content_type="application/json")
+
+
+def test_a_502_is_retried_after_a_backoff(
+    httpserver: HTTPServer, client: GitHubClient, sleeps: list[float]
+) -> None:
+    path = f"{REPO_PATH}/statuses/{SHA}"
+    httpserver.expect_oneshot_request(path, method="POST").respond_with_data(
+        "<html>Bad Gateway</html>", status=502, content_type="text/html"
+    )
+    httpserver.expect_oneshot_request(path, method="POST").respond_with_handler(_status_handler)
+    assert client.post_status(SHA, "pending", "mlx-parity/core").state == "pending"
+    assert sleeps == [1.0]
+    assert len(requests_to(httpserver, path)) == 2
+
+
+def test_a_secondary_rate_limit_waits_for_retry_after(
+    httpserver: HTTPServer, client: GitHubClient, sleeps: list[float]
+) -> None:
+    path = f"{REPO_PATH}/statuses/{SHA}"
+    httpserver.expect_oneshot_request(path, method="POST").respond_with_json(
+        github_error(
+            "You have exceeded a secondary rate limit. Please wait a few minutes before you try "
+            "again.",
+            "https://docs.github.com/rest/overview/rate-limits-for-the-rest-api",
+        ),
+        status=403,
+        headers={"retry-after": "7", "x-ratelimit-remaining": "4990"},
+    )
+    httpserver.expect_oneshot_request(path, method="POST").respond_with_handler(_status_handler)
+    client.post_status(SHA, "success", "mlx-parity/core")
+    assert sleeps == [7.0]
+
+
+def test_a_429_waits_until_the_rate_limit_resets(
+    httpserver: HTTPServer, client: GitHubClient, sleeps: list[float]
+) -> None:
+    path = f"{REPO_PATH}/statuses/{SHA}"
+    httpserver.expect_oneshot_request(path, method="POST").respond_with_json(
+        github_error("API rate limit exceeded for installation ID 1."),
+        status=429,
+        headers={
+            "x-ratelimit-limit": "5000",
+            "x-ratelimit-remaining": "0",
+            "x-ratelimit-used": "5000",
+            "x-ratelimit-reset": str(int(NOW) + 30),
+        },
+    )
+    httpserver.expect_oneshot_request(path, method="POST").respond_with_handler(_status_handler)
+    client.post_status(SHA, "success", "mlx-parity/core")
+    # 30 s until the reset, plus one second so we do not arrive before GitHub's clock does.
+    assert sleeps == [31.0]
+
+
+def test_persistent_5xx_gives_up_when_the_wait_budget_is_spent(
+    httpserver: HTTPServer, context: GitHubContext, sleeps: list[float]
+) -> None:
+    client = GitHubClient(context, max_total_wait=5.0, sleep=sleeps.append, clock=lambda: NOW)
+    path = f"{REPO_PATH}/check-runs"
+    httpserver.expect_request(path, method="POST").respond_with_json(
+        github_error("Service Unavailable"), status=503
+    )
+    with pytest.raises(ServerError, match="budget") as raised:
+        client.create_check_run("mlx-parity", SHA, "success", "t", "s")
+    # 1 + 2 slept; the next 4 s would pass the 5 s budget, so it raises instead of sleeping.
+    assert sleeps == [1.0, 2.0]
+    assert raised.value.status == 503
+    assert len(requests_to(httpserver, path)) == 3
+
+
+def test_a_rate_limit_longer_than_the_budget_raises_rate_limited_without_sleeping(
+    httpserver: HTTPServer, client: GitHubClient, sleeps: list[float]
+) -> None:
+    path = f"{REPO_PATH}/actions/runs/{RUN_ID}/artifacts"
+    httpserver.expect_request(path).respond_with_json(
+        github_error("API rate limit exceeded"),
+        status=403,
+        headers={"x-ratelimit-remaining": "0", "x-ratelimit-reset": str(int(NOW) + 3600)},
+    )
+    with pytest.raises(RateLimited) as raised:
+        client.list_run_artifacts()
+    assert sleeps == []
+    assert raised.value.retry_after == 3601.0 and raised.value.status == 403
+
+
+def test_an_unreachable_api_is_retried_then_reported(
+    context: GitHubContext, sleeps: list[float]
+) -> None:
+    # Port 9 (discard) on loopback: nothing listens in the test environment.
+    offline = context.model_copy(update={"api_url": "http://127.0.0.1:9"})
+    client = GitHubClient(offline, max_total_wait=3.0, sleep=sleeps.append, timeout=2.0)
+    with pytest.raises(Unreachable, match="no answer"):
+        client.post_status(SHA, "success", "mlx-parity/core")
+    assert sleeps == [1.0, 2.0]
+
+
+# -- errors as types, and the read-only token ------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("status", "message", "error_type"),
+    [
+        (401, "Bad credentials", Unauthorized),
+        (403, "Resource not accessible by integration", PermissionDenied),
+        (404, "Not Found", NotFound),
+        (410, "Artifact has expired", ArtifactExpired),
+        (422, "Validation Failed", ValidationFailed),
+        (500, "Internal Server Error", ServerError),
+    ],
+)
+def test_http_errors_map_to_types_and_never_show_the_token(
+    httpserver: HTTPServer,
+    client: GitHubClient,
+    sleeps: list[float],
+    status: int,
+    message: str,
+    error_type: type[GitHubError],
+) -> None:
+    # A server that echoes the token back must still not get it into the exception.
+    httpserver.expect_request(f"{REPO_PATH}/statuses/{SHA}").respond_with_json(
+        github_error(f"{message} (token {TOKEN})"),
+        status=status,
+        headers={"x-ratelimit-remaining": "4999", "x-ratelimit-reset": str(int(NOW) + 60)},
+    )
+    with pytest.raises(error_type) as raised:
+        client.post_status(SHA, "success", "mlx-parity/core")
+    error = raised.value
+    assert type(error) is error_type and error.status == status
+    assert message in str(error)
+    for text in (str(error), repr(error), repr(error.args), repr(client)):
+        assert TOKEN not in text
+    assert sleeps == []
+
+
+def test_a_read_only_token_is_explained_instead_of_failing_the_round(
+    httpserver: HTTPServer, client: GitHubClient
+) -> None:
+    httpserver.expect_request(f"{REPO_PATH}/statuses/{SHA}", method="POST").respond_with_json(
+        github_error(
+            "Resource not accessible by integration",
+            "https://docs.github.com/rest/commits/statuses#create-a-commit-status",
+        ),
+        status=403,
+        headers={"x-ratelimit-remaining": "999", "x-accepted-github-permissions": "statuses=write"},
+    )
+    statuses = [
+        CommitStatus(state="success", context="mlx-parity/reference", description="15/15"),
+        CommitStatus(state="failure", context="mlx-parity/core", description="8/15"),
+    ]
+    explanation = post_statuses_or_explain(client, SHA, statuses)
+    assert explanation == READ_ONLY_EXPLANATION
+    assert (
+        explanation
+        == "read-only token (fork pull request?): statuses not posted; see the job summary"
+    )
+    # The first refusal ends it: no point asking again with the same token.
+    assert len(httpserver.log) == 1
+
+
+def test_post_statuses_or_explain_posts_every_status(
+    httpserver: HTTPServer, client: GitHubClient
+) -> None:
+    path = f"{REPO_PATH}/statuses/{SHA}"
+    httpserver.expect_request(path, method="POST").respond_with_handler(_status_handler)
+    statuses = [
+        CommitStatus(state="success", context=f"mlx-parity/probe-{i}", target_url=None)
+        for i in range(3)
+    ]
+    assert post_statuses_or_explain(client, SHA, statuses) is None
+    contexts = [sent_json(request)["context"] for request in requests_to(httpserver, path)]
+    assert contexts == ["mlx-parity/probe-0", "mlx-parity/probe-1", "mlx-parity/probe-2"]
+
+
+def test_without_a_token_statuses_are_explained_not_sent(
+    httpserver: HTTPServer, context: GitHubContext
+) -> None:
+    client = GitHubClient(context.model_copy(update={"token": None}))
+    statuses = [CommitStatus(state="success", context="mlx-parity/core")]
+    explanation = post_statuses_or_explain(client, SHA, statuses)
+    assert explanation is not None and "GITHUB_TOKEN" in explanation
+    assert not httpserver.log
