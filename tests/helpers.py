@@ -26,7 +26,20 @@ def losses(records: list[StepRecord]) -> list[float]:
 
 def text_of_length(tokenizer, n_tokens: int) -> str:
     """A row whose training encoding (BOS + text + EOS) has exactly ``n_tokens`` tokens."""
-    words = "alpha bravo charlie delta echo foxtrot golf hotel india juliet kilo lima".split()
+    words = [
+        "alpha",
+        "bravo",
+        "charlie",
+        "delta",
+        "echo",
+        "foxtrot",
+        "golf",
+        "hotel",
+        "india",
+        "juliet",
+        "kilo",
+        "lima",
+    ]
     text = ""
     i = 0
     while len(tokenizer.encode(text)) + 1 < n_tokens:

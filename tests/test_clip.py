@@ -60,7 +60,9 @@ def test_none_policy_returns_the_same_tree() -> None:
     assert ClipPolicy.parse("none").apply(g) is g
 
 
-@pytest.mark.parametrize("spec", ["value", "value:-1", "value:0", "norm:1", "none:3", "global_norm:x"])
+@pytest.mark.parametrize(
+    "spec", ["value", "value:-1", "value:0", "norm:1", "none:3", "global_norm:x"]
+)
 def test_bad_specs_are_refused(spec: str) -> None:
     with pytest.raises(ValueError, match="clip policy"):
         ClipPolicy.parse(spec)

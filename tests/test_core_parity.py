@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
+from helpers import losses, run_trainer
 from mlx_parity.fixture import SMOKE
 from mlx_parity.knobs import Knobs
-
-from helpers import losses, run_trainer
 
 SEEDS = (1, 42, 3407)
 
@@ -15,7 +14,9 @@ def test_core_equals_reference_bitwise_compile_on_and_off(model_source) -> None:
     for seed in SEEDS:
         reference = run_trainer(model_source, "reference", knobs, seed, SMOKE.texts())
         compiled = run_trainer(model_source, "core", knobs, seed, SMOKE.texts())
-        eager = run_trainer(model_source, "core", knobs.model_copy(update={"compile": False}), seed, SMOKE.texts())
+        eager = run_trainer(
+            model_source, "core", knobs.model_copy(update={"compile": False}), seed, SMOKE.texts()
+        )
         assert len(reference) == 30
         # Bitwise: float equality on the exact float32 values, not approx.
         assert losses(compiled) == losses(reference), f"seed {seed}"

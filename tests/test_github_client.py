@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import json
+import socket
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,6 +20,7 @@ import pytest
 from githubkit_schemas.v2022_11_28 import models as gh
 from pydantic import BaseModel
 from pytest_httpserver import HTTPServer
+from requests.structures import CaseInsensitiveDict
 from werkzeug import Request, Response
 
 from mlx_parity.github import (
@@ -43,6 +45,7 @@ from mlx_parity.github import (
     ValidationFailed,
     post_statuses_or_explain,
 )
+from mlx_parity.github.retry import MINIMUM_WAIT, SECONDARY_LIMIT_WAIT, rate_limit_wait
 
 TOKEN = "ghs_l00kM4NoLeaks0123456789abcdefABCDEF"
 OWNER, REPO = "octo-org", "parity"
@@ -624,12 +627,44 @@ def test_a_rate_limit_longer_than_the_budget_raises_rate_limited_without_sleepin
 def test_an_unreachable_api_is_retried_then_reported(
     context: GitHubContext, sleeps: list[float]
 ) -> None:
-    # Port 9 (discard) on loopback: nothing listens in the test environment.
-    offline = context.model_copy(update={"api_url": "http://127.0.0.1:9"})
+    # A port that was just free: connecting is refused at once, no timeout involved.
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        free_port = probe.getsockname()[1]
+    offline = context.model_copy(update={"api_url": f"http://127.0.0.1:{free_port}"})
     client = GitHubClient(offline, max_total_wait=3.0, sleep=sleeps.append, timeout=2.0)
     with pytest.raises(Unreachable, match="no answer"):
         client.post_status(SHA, "success", "mlx-parity/core")
     assert sleeps == [1.0, 2.0]
+
+
+@pytest.mark.parametrize(
+    ("status", "headers", "message", "expected"),
+    [
+        (403, {"retry-after": "0"}, "", MINIMUM_WAIT),
+        (429, {"retry-after": "Thu, 28 May 2026 12:00:12 GMT"}, "", 12.0),
+        (403, {}, "You have exceeded a secondary rate limit", SECONDARY_LIMIT_WAIT),
+        (429, {}, "", SECONDARY_LIMIT_WAIT),
+        (403, {"x-ratelimit-remaining": "12"}, "Resource not accessible by integration", None),
+        (404, {"retry-after": "5"}, "Not Found", None),
+    ],
+)
+def test_rate_limit_rules(
+    status: int, headers: dict[str, str], message: str, expected: float | None
+) -> None:
+    now = 1_779_969_600.0  # Thu, 28 May 2026 12:00:00 GMT
+    assert rate_limit_wait(status, CaseInsensitiveDict(headers), message, now) == expected
+
+
+def test_an_answer_that_is_not_githubs_shape_is_a_typed_error(
+    httpserver: HTTPServer, client: GitHubClient
+) -> None:
+    # A captive portal or a misconfigured proxy answers 200 with HTML.
+    httpserver.expect_request(f"{REPO_PATH}/actions/runs/{RUN_ID}/artifacts").respond_with_data(
+        "<html>Sign in to the network</html>", content_type="text/html"
+    )
+    with pytest.raises(GitHubError, match="unexpected answer"):
+        client.list_run_artifacts()
 
 
 # -- errors as types, and the read-only token ------------------------------------------------------

@@ -7,12 +7,11 @@ import pytest
 from mlx.utils import tree_flatten
 from mlx_lm.tuner.lora import LoRALinear
 
+from helpers import losses, run_trainer, text_of_length
 from mlx_parity.cell import UNSEEDED_STATE
 from mlx_parity.core.setup import attach_lora, cast_weights
 from mlx_parity.fixture import SMOKE
 from mlx_parity.knobs import Knobs
-
-from helpers import losses, run_trainer, text_of_length
 
 SHORT = Knobs(steps=4)
 
@@ -70,11 +69,16 @@ def test_legacy_semantics_clip_silently(model_source) -> None:
     assert Knobs().clip == "none"
 
 
-@pytest.mark.parametrize(("num_layers", "expected"), [(16, list(range(2, 18))), (4, list(range(14, 18))), (-1, list(range(18)))])
+@pytest.mark.parametrize(
+    ("num_layers", "expected"),
+    [(16, list(range(2, 18))), (4, list(range(14, 18))), (-1, list(range(18)))],
+)
 def test_num_layers_chooses_which_layers_get_lora(model_source, num_layers, expected) -> None:
     model = model_source.fresh_model()
     attach_lora(model, Knobs(num_layers=num_layers), seed=1)
-    with_lora = [i for i, layer in enumerate(model.layers) if isinstance(layer.self_attn.q_proj, LoRALinear)]
+    with_lora = [
+        i for i, layer in enumerate(model.layers) if isinstance(layer.self_attn.q_proj, LoRALinear)
+    ]
     assert with_lora == expected
     per_layer = [
         sum(isinstance(m, LoRALinear) for _, m in layer.named_modules()) for layer in model.layers
@@ -108,7 +112,9 @@ def test_dtype_casts_the_base_weights(model_source, dtype) -> None:
 
 
 def test_dtype_float16_changes_the_trace(model_source) -> None:
-    assert losses(core(model_source, SMOKE.texts())) != losses(core(model_source, SMOKE.texts(), dtype="float16"))
+    assert losses(core(model_source, SMOKE.texts())) != losses(
+        core(model_source, SMOKE.texts(), dtype="float16")
+    )
 
 
 def test_accumulation_mean_vs_token(model_source, tokenizer) -> None:
@@ -123,7 +129,9 @@ def test_accumulation_mean_vs_token(model_source, tokenizer) -> None:
 
 
 def test_token_accumulation_is_inert_without_accumulation(model_source) -> None:
-    assert losses(core(model_source, SMOKE.texts())) == losses(core(model_source, SMOKE.texts(), accum_norm="token"))
+    assert losses(core(model_source, SMOKE.texts())) == losses(
+        core(model_source, SMOKE.texts(), accum_norm="token")
+    )
 
 
 def test_optimizer_knobs_move_the_trace(model_source) -> None:

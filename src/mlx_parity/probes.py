@@ -37,5 +37,7 @@ BUILTIN_PROBES: dict[str, Probe] = {
     "reference": Probe(
         id="reference", trainer="reference", description="mlx-lm's own training loop"
     ),
-    "core": Probe(id="core", trainer="core", description="the core with every knob at mlx-lm's value"),
+    "core": Probe(
+        id="core", trainer="core", description="the core with every knob at mlx-lm's value"
+    ),
 }

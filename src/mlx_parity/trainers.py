@@ -18,7 +18,9 @@ from .core.trainer import StepCallback, StepRecord, train
 from .knobs import Knobs
 from .reference import train_reference, unsupported_knobs
 
-Trainer = Callable[[nn.Module, object, list[str], Knobs, int, StepCallback | None], list[StepRecord]]
+Trainer = Callable[
+    [nn.Module, object, list[str], Knobs, int, StepCallback | None], list[StepRecord]
+]
 
 
 def train_core(

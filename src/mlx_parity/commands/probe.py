@@ -8,7 +8,7 @@ from pathlib import Path
 from ..cell import CellProgress, ModelLoadError, run_cell
 from ..errors import UsageError
 from ..fixture import SMOKE
-from ..knobs import Knobs, KnobError, apply, parse_assignment
+from ..knobs import KnobError, Knobs, parse_assignment
 from ..probes import BUILTIN_PROBES, Probe
 from ..trainers import TrainerError
 
@@ -55,6 +55,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         dest="overrides",
         help="override a knob or training setting (repeatable)",
     )
+    parser.add_argument(
+        "--model", help="model directory or hub repo instead of the embedded default"
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     parser.set_defaults(handler=_run)
 
@@ -66,13 +69,16 @@ def _run(args: argparse.Namespace) -> int:
         knobs = probe.resolved(Knobs(), parse_overrides(args.overrides))
     except KnobError as exc:
         raise UsageError(str(exc)) from None
+    fixture = SMOKE.model_copy(update={"model": args.model}) if args.model else SMOKE
     try:
         results = run_cell(
-            args.round_id, probe, knobs, SMOKE, seeds, args.out, CellProgress(not args.quiet)
+            args.round_id, probe, knobs, fixture, seeds, args.out, CellProgress(not args.quiet)
         )
     except (TrainerError, ModelLoadError) as exc:
         raise UsageError(str(exc)) from None
     for r in results:
         verdict = "pass" if r.passed else "fail"
-        print(f"{r.probe_id} seed {r.seed}: {r.status} {verdict} cf_loss={r.cf_loss} {r.generation!r}")
+        print(
+            f"{r.probe_id} seed {r.seed}: {r.status} {verdict} cf_loss={r.cf_loss} {r.generation!r}"
+        )
     return 1 if any(r.status == "error" for r in results) else 0

@@ -59,7 +59,9 @@ class ClipPolicy:
         if self.kind == "global_norm":
             scale = mx.minimum(limit / (global_norm(grads) + _NORM_EPS), 1.0)
             return tree_map(lambda g: (g * scale).astype(g.dtype), grads)
-        return tree_map(lambda g: (g * mx.minimum(limit / (_l2(g) + _NORM_EPS), 1.0)).astype(g.dtype), grads)
+        return tree_map(
+            lambda g: (g * mx.minimum(limit / (_l2(g) + _NORM_EPS), 1.0)).astype(g.dtype), grads
+        )
 
 
 def _l2(g: mx.array) -> mx.array:

@@ -25,7 +25,12 @@ def cast_weights(model: nn.Module, dtype: str) -> None:
 def lora_config(knobs: Knobs) -> dict:
     """mlx-lm's LoRA parameter dict (keys None = every linear layer of a block)."""
     keys = list(knobs.lora_keys) if knobs.lora_keys is not None else None
-    return {"rank": knobs.lora_rank, "scale": knobs.lora_scale, "dropout": knobs.lora_dropout, "keys": keys}
+    return {
+        "rank": knobs.lora_rank,
+        "scale": knobs.lora_scale,
+        "dropout": knobs.lora_dropout,
+        "keys": keys,
+    }
 
 
 def attach_lora(model: nn.Module, knobs: Knobs, seed: int) -> None:
@@ -45,7 +50,11 @@ def learning_rate(knobs: Knobs):
     if knobs.schedule == "constant":
         return knobs.lr
     return build_schedule(
-        {"name": "linear_schedule", "arguments": [knobs.lr, knobs.lr, 1], "warmup": knobs.warmup_steps}
+        {
+            "name": "linear_schedule",
+            "arguments": [knobs.lr, knobs.lr, 1],
+            "warmup": knobs.warmup_steps,
+        }
     )
 
 

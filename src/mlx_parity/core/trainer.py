@@ -49,9 +49,7 @@ def make_step(model: nn.Module, optimizer: optim.Optimizer, knobs: Knobs):
     (loss, ntoks, accumulated, grad_norm). ``accumulated`` is the running gradient sum (and,
     for token-weighted accumulation, the token count) or None right after an update.
     """
-    loss_value_and_grad = nn.value_and_grad(
-        model, partial(shifted_loss, rule=knobs.loss_mask)
-    )
+    loss_value_and_grad = nn.value_and_grad(model, partial(shifted_loss, rule=knobs.loss_mask))
     clip = knobs.clip_policy
     accum_steps = knobs.grad_accum
     token_weighted = knobs.accum_norm == "token" and accum_steps > 1

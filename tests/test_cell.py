@@ -1,0 +1,185 @@
+"""The probe cell end to end: artifacts, determinism, failures recorded, kills survived."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from mlx_parity import artifact
+from mlx_parity.cell import run_cell
+from mlx_parity.cli import main
+from mlx_parity.fixture import SMOKE
+from mlx_parity.knobs import Knobs
+from mlx_parity.probes import BUILTIN_PROBES
+
+FEW = Knobs(steps=3, max_new_tokens=4)
+
+
+def test_same_seed_twice_gives_identical_artifacts(tmp_path, model_source) -> None:
+    first = run_cell(
+        "r1", BUILTIN_PROBES["core"], FEW, SMOKE, [5], tmp_path / "a", source=model_source
+    )
+    second = run_cell(
+        "r1", BUILTIN_PROBES["core"], FEW, SMOKE, [5], tmp_path / "b", source=model_source
+    )
+    assert first[0].comparable() == second[0].comparable()
+    a = artifact.load(tmp_path / "a" / "r1__core__seed5.json")
+    assert a.comparable() == first[0].comparable()  # exact through JSON
+    assert a.status == "ok" and len(a.rows) == 3
+    assert set(a.timings) == {"load_s", "train_s", "eval_s", "total_s"}
+    assert a.config["padding"] == "mlx-lm" and a.config["clip"] == "none"
+    assert a.environment.mlx and a.environment.device
+    assert isinstance(a.cf_loss, float) and isinstance(a.generation, str)
+
+
+def test_nonfinite_loss_is_a_recorded_result(tmp_path, model_source) -> None:
+    knobs = FEW.model_copy(update={"steps": 8, "lr": 1e30})
+    (result,) = run_cell(
+        "r1", BUILTIN_PROBES["core"], knobs, SMOKE, [1], tmp_path, source=model_source
+    )
+    assert result.status == "nonfinite"
+    assert not result.passed
+    assert not math.isfinite(result.rows[-1].loss)
+    loaded = artifact.load(tmp_path / "r1__core__seed1.json")
+    assert not math.isfinite(loaded.rows[-1].loss)
+    assert '"NaN"' in (tmp_path / "r1__core__seed1.json").read_text()
+
+
+def test_a_failing_seed_is_recorded_and_the_cell_goes_on(tmp_path, model_source) -> None:
+    # More LoRA layers than the model has fails inside the trainer for every seed.
+    knobs = FEW.model_copy(update={"num_layers": 99})
+    results = run_cell(
+        "r1", BUILTIN_PROBES["core"], knobs, SMOKE, [1, 2], tmp_path, source=model_source
+    )
+    assert [r.status for r in results] == ["error", "error"]
+    assert "only 18 layers" in results[0].error
+    assert len(list(tmp_path.glob("*.json"))) == 2
+
+
+def run_cli(*args: str, capsys) -> tuple[int, str]:
+    code = main(list(args))
+    return code, capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--set", "paddng=multiple"], "unknown knob 'paddng'"),
+        (["--set", "padding=wide"], "knob 'padding'"),
+        (["--set", "clip=value:-1"], "clip policy"),
+        (["--set", "steps=0"], "knob 'steps'"),
+        (["--set", "noequals"], "knob=value"),
+        (["--seeds", "1,x"], "--seeds"),
+        (["--seeds", "1,1"], "repeats"),
+        (["--probe", "nope"], "unknown probe 'nope'"),
+        (["--model", "/nonexistent/model-dir"], "cannot load model '/nonexistent/model-dir'"),
+    ],
+)
+def test_bad_input_is_one_clear_error(tmp_path, capsys, args, message) -> None:
+    # Later flags win in argparse, so the bad value overrides the good default.
+    argv = ["probe", "--quiet", "--probe", "core", "--seeds", "1", "--out", str(tmp_path), *args]
+    code, err = run_cli(*argv, capsys=capsys)
+    assert code == 2
+    assert message in err
+    assert "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_reference_refuses_knobs_it_cannot_express(tmp_path, capsys) -> None:
+    code, err = run_cli(
+        "probe",
+        "--probe",
+        "reference",
+        "--seeds",
+        "1",
+        "--out",
+        str(tmp_path),
+        "--set",
+        "loss_mask=exclusive",
+        capsys=capsys,
+    )
+    assert code == 2 and "loss_mask=exclusive" in err
+
+
+def test_killed_job_keeps_the_seeds_it_finished(tmp_path) -> None:
+    out = tmp_path / "out"
+    cmd = [
+        sys.executable,
+        "-m",
+        "mlx_parity",
+        "probe",
+        "--probe",
+        "core",
+        "--seeds",
+        "1,2,3,4",
+        "--out",
+        str(out),
+        "--quiet",
+        "--set",
+        "steps=3",
+        "--set",
+        "max_new_tokens=2",
+    ]
+    proc = subprocess.Popen(
+        cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+    )
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline and not list(out.glob("*.json")):
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    finished = sorted(out.glob("*.json"))
+    assert finished, "no seed finished before the deadline"
+    for path in finished:
+        assert artifact.load(path).status == "ok"  # complete and valid, never half-written
+    assert not [p for p in out.iterdir() if p.suffix != ".json" or p.name.startswith(".")] or all(
+        p.name.endswith(".tmp") for p in out.iterdir() if p.name.startswith(".")
+    )
+    assert len(finished) < 4
+
+
+def test_cli_probe_writes_one_artifact_per_seed(tmp_path, capsys) -> None:
+    code = main(
+        [
+            "probe",
+            "--probe",
+            "reference",
+            "--seeds",
+            "3,4",
+            "--out",
+            str(tmp_path),
+            "--quiet",
+            "--set",
+            "steps=2",
+            "--set",
+            "max_new_tokens=2",
+            "--round",
+            "demo",
+        ]
+    )
+    assert code == 0
+    names = sorted(p.name for p in tmp_path.glob("*.json"))
+    assert names == ["demo__reference__seed3.json", "demo__reference__seed4.json"]
+    data = json.loads((tmp_path / names[0]).read_text())
+    assert data["schema"] == artifact.SCHEMA and data["trainer"] == "reference"
+    assert "seed 3: ok" in capsys.readouterr().out
+
+
+def test_json_schema_is_exported() -> None:
+    schema = artifact.json_schema()
+    assert "schema" in schema["properties"] and "rows" in schema["required"]
+
+
+def test_float32_losses_round_trip_exactly(tmp_path) -> None:
+    import numpy as np
+
+    value = float(np.float32(1.2345678))
+    row = artifact.Row(step=1, loss=value, grad_norm=None, ntoks=1, input_shape=(1, 2), lr=1e-3)
+    assert artifact.Row.model_validate_json(row.model_dump_json()).loss == value
