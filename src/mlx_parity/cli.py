@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from .errors import ParityError
 
 # Modules under mlx_parity.commands, each with ``register(subparsers)``.
-COMMANDS = ("probe", "fixture")
+COMMANDS = ("probe", "fixture", "workflow")
 
 
 def build_parser() -> argparse.ArgumentParser:

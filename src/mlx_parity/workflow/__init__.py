@@ -1,0 +1,1 @@
+"""The generated GitHub Actions workflow: its settings and its generator."""

@@ -1,0 +1,276 @@
+"""Typed settings for the generated GitHub Actions workflow.
+
+Defaults live beside the code in ``resources/workflow-defaults.toml``; a project overrides any key
+in ``matrix/workflow.toml`` under the same ``[workflow]`` table. Both are resolved once into a
+:class:`WorkflowSettings`; a bad key is reported with the file, the dotted key and the line.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from collections.abc import Mapping
+from importlib import resources
+from pathlib import Path, PurePosixPath
+from typing import Annotated, Any
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
+
+from ..artifact import ROUND_ID_PATTERN
+from ..errors import UsageError
+
+DEFAULTS_RESOURCE = "workflow-defaults.toml"
+DEFAULTS_DISPLAY = f"mlx_parity/resources/{DEFAULTS_RESOURCE}"
+OVERRIDES_FILE = PurePosixPath("matrix/workflow.toml")
+TABLE = "workflow"
+
+# GitHub removes hosted images on a schedule; a workflow naming one queues forever or fails.
+# macos-14 (the label the motivating workflow used) went away on 2026-11-02.
+_RETIRED_LABEL = re.compile(r"^(macos-(10\.15|1[0-4])|ubuntu-(18|20)\.04|windows-2019)(-.+)?$")
+# Hosted macOS labels that run on Intel: MLX needs Apple silicon, so a probe cannot run there.
+_INTEL_MACOS_LABEL = re.compile(r"^macos-(\d+|latest)-(intel|large)$")
+
+
+class WorkflowSettingsError(UsageError):
+    """Settings that cannot produce a workflow (exit code 2, like any unusable input)."""
+
+
+def _labels_as_tuple(value: Any) -> Any:
+    # ``runs-on`` takes one label or a list of labels; one internal shape keeps the checks simple.
+    if isinstance(value, str):
+        return (value,)
+    if isinstance(value, list):
+        return tuple(value)
+    return value
+
+
+def _check_labels(labels: tuple[str, ...]) -> tuple[str, ...]:
+    if not labels:
+        raise ValueError("names no runner label")
+    if len(set(labels)) != len(labels):
+        raise ValueError(f"repeats a runner label: {list(labels)}")
+    for label in labels:
+        if not label or label != label.strip() or "${{" in label:
+            raise ValueError(f"runner label {label!r} must be a plain, non-empty label")
+        if label.lower() == "macos-14" or label.lower().startswith("macos-14-"):
+            raise ValueError(
+                f"runner label {label!r} is retired: GitHub removed the macOS 14 images on "
+                "2026-11-02, so jobs on it never run; use macos-15 (the default), macos-26, "
+                "macos-latest or a self-hosted Apple-silicon runner"
+            )
+        if _RETIRED_LABEL.match(label.lower()):
+            raise ValueError(f"runner label {label!r} names a retired GitHub-hosted image")
+    return labels
+
+
+RunnerLabels = Annotated[tuple[str, ...], BeforeValidator(_labels_as_tuple)]
+
+
+class ActionPin(BaseModel):
+    """One action, pinned by the full commit SHA its release tag points to."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    repo: str = Field(pattern=r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
+    tag: str
+    sha: str
+
+    @field_validator("tag")
+    @classmethod
+    def _full_release_tag(cls, tag: str) -> str:
+        if not re.fullmatch(r"v\d+\.\d+\.\d+", tag):
+            raise ValueError(f"must be a full release tag like v7.0.1, got {tag!r}")
+        return tag
+
+    @field_validator("sha")
+    @classmethod
+    def _full_commit_sha(cls, sha: str) -> str:
+        # A tag or a short SHA can be moved or collide; only the full commit is immutable.
+        if not re.fullmatch(r"[0-9a-f]{40}", sha):
+            raise ValueError(f"must be the full 40-hex lowercase commit SHA, got {sha!r}")
+        return sha
+
+    @property
+    def uses(self) -> str:
+        return f"{self.repo}@{self.sha}"
+
+
+class ActionPins(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    checkout: ActionPin
+    setup_python: ActionPin
+    upload_artifact: ActionPin
+    download_artifact: ActionPin
+    cache: ActionPin
+
+
+# GitHub-hosted jobs stop after 6 hours; a cell that needs longer is a bug, not a setting.
+_Minutes = Annotated[int, Field(ge=1, le=360, strict=True)]
+
+
+class TimeoutMinutes(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    plan: _Minutes
+    probe: _Minutes
+    collect: _Minutes
+
+
+class WorkflowSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    path: str
+    name: str = Field(min_length=1)
+    python_version: str
+    default_round: str = Field(pattern=ROUND_ID_PATTERN)
+    push_branches: list[Annotated[str, Field(min_length=1)]]
+    # 256 is GitHub's limit of jobs per matrix; more parallelism than jobs is meaningless.
+    max_parallel: int = Field(ge=1, le=256, strict=True)
+    # 90 days is the most a public repository keeps artifacts.
+    artifact_retention_days: int = Field(ge=1, le=90, strict=True)
+    probe_runner: RunnerLabels
+    plan_runner: RunnerLabels
+    collect_runner: RunnerLabels
+    timeout_minutes: TimeoutMinutes
+    actions: ActionPins
+
+    @field_validator("path")
+    @classmethod
+    def _under_workflows_dir(cls, path: str) -> str:
+        parts = PurePosixPath(path)
+        if (
+            parts.is_absolute()
+            or ".." in parts.parts
+            or parts.parent != PurePosixPath(".github/workflows")
+            or parts.suffix not in (".yml", ".yaml")
+        ):
+            raise ValueError(
+                f"must be a .yml/.yaml file directly under .github/workflows/, got {path!r}"
+            )
+        return path
+
+    @field_validator("python_version", mode="before")
+    @classmethod
+    def _version_as_text(cls, value: Any) -> Any:
+        # TOML reads 3.10 as the float 3.1: insist on a string so the version means what it says.
+        if not isinstance(value, str) or not re.fullmatch(r"3\.\d+", value):
+            raise ValueError(f'must be a quoted Python version like "3.12", got {value!r}')
+        return value
+
+    @field_validator("push_branches")
+    @classmethod
+    def _unique_branches(cls, branches: list[str]) -> list[str]:
+        if len(set(branches)) != len(branches):
+            raise ValueError(f"repeats a branch: {branches}")
+        return branches
+
+    @field_validator("plan_runner", "collect_runner")
+    @classmethod
+    def _usable_labels(cls, labels: tuple[str, ...]) -> tuple[str, ...]:
+        return _check_labels(labels)
+
+    @field_validator("probe_runner")
+    @classmethod
+    def _apple_silicon_labels(cls, labels: tuple[str, ...]) -> tuple[str, ...]:
+        _check_labels(labels)
+        for label in labels:
+            if _INTEL_MACOS_LABEL.match(label.lower()):
+                raise ValueError(
+                    f"runner label {label!r} is an Intel image; MLX needs Apple silicon "
+                    "(macos-15, macos-26, macos-latest, or a self-hosted arm64 runner)"
+                )
+        return labels
+
+
+def load_settings(root: Path) -> WorkflowSettings:
+    """Defaults, overridden by ``<root>/matrix/workflow.toml`` when that file exists."""
+    defaults_file = resources.files("mlx_parity").joinpath("resources", DEFAULTS_RESOURCE)
+    defaults_text = defaults_file.read_text(encoding="utf-8")
+    defaults = _parse_toml(defaults_text, DEFAULTS_DISPLAY)
+    override_path = root / OVERRIDES_FILE
+    override_text = (
+        override_path.read_text(encoding="utf-8") if override_path.is_file() else ""
+    )
+    overrides = _parse_toml(override_text, str(OVERRIDES_FILE))
+    for key in overrides:
+        if key != TABLE:
+            line = _line_of(override_text, (key,))
+            raise WorkflowSettingsError(
+                f"{_where(str(OVERRIDES_FILE), line)}: unknown key {key!r}; "
+                f"settings belong in the [{TABLE}] table"
+            )
+    merged = _deep_merge(defaults.get(TABLE, {}), overrides.get(TABLE, {}))
+    try:
+        return WorkflowSettings.model_validate(merged)
+    except ValidationError as exc:
+        messages = []
+        for error in exc.errors():
+            loc = tuple(error["loc"])
+            from_overrides = _has_path(overrides.get(TABLE, {}), loc)
+            source = str(OVERRIDES_FILE) if from_overrides else DEFAULTS_DISPLAY
+            text = override_text if from_overrides else defaults_text
+            line = _line_of(text, (TABLE, *(part for part in loc if isinstance(part, str))))
+            message = error["msg"].removeprefix("Value error, ")
+            messages.append(f"{_where(source, line)}: {_dotted(loc)}: {message}")
+        raise WorkflowSettingsError("invalid workflow settings\n  " + "\n  ".join(messages))
+
+
+def _parse_toml(text: str, source: str) -> dict[str, Any]:
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise WorkflowSettingsError(f"{source}: not valid TOML: {exc}") from None
+
+
+def _deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
+    # Tables merge key by key so an override can change one pin or one timeout; anything
+    # else (values, lists) replaces the default outright.
+    merged = dict(base)
+    for key, value in override.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
+            merged[key] = _deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def _has_path(data: Any, loc: tuple[Any, ...]) -> bool:
+    for part in loc:
+        if isinstance(part, str) and isinstance(data, Mapping) and part in data:
+            data = data[part]
+        elif isinstance(part, int) and isinstance(data, list) and part < len(data):
+            data = data[part]
+        else:
+            return False
+    return True
+
+
+def _dotted(loc: tuple[Any, ...]) -> str:
+    key = TABLE
+    for part in loc:
+        key += f"[{part}]" if isinstance(part, int) else f".{part}"
+    return key
+
+
+def _where(source: str, line: int | None) -> str:
+    return f"{source}:{line}" if line else source
+
+
+def _line_of(text: str, path: tuple[str, ...]) -> int | None:
+    """Best-effort line of a dotted key: tomllib keeps no positions, so scan the headers."""
+    table: tuple[str, ...] = ()
+    for number, raw in enumerate(text.splitlines(), start=1):
+        line = raw.strip()
+        header = re.fullmatch(r"\[\s*([A-Za-z0-9_.\-\s]+?)\s*\]", line)
+        if header:
+            table = tuple(part.strip() for part in header.group(1).split("."))
+            if table == path:
+                return number
+            continue
+        assignment = re.match(r"([A-Za-z0-9_.\-\s]+?)\s*=", line)
+        if assignment:
+            key = tuple(part.strip() for part in assignment.group(1).split("."))
+            if (*table, *key) == path[: len(table) + len(key)] and len(table) + len(key) > 0:
+                return number
+    return None
