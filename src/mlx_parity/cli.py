@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from .errors import ParityError
 
 # Modules under mlx_parity.commands, each with ``register(subparsers)``.
-COMMANDS = ("probe", "fixture", "workflow")
+COMMANDS = ("probe", "fixture", "run", "workflow", "plan", "status", "dispatch")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -189,9 +189,7 @@ def load_settings(root: Path) -> WorkflowSettings:
     defaults_text = defaults_file.read_text(encoding="utf-8")
     defaults = _parse_toml(defaults_text, DEFAULTS_DISPLAY)
     override_path = root / OVERRIDES_FILE
-    override_text = (
-        override_path.read_text(encoding="utf-8") if override_path.is_file() else ""
-    )
+    override_text = override_path.read_text(encoding="utf-8") if override_path.is_file() else ""
     overrides = _parse_toml(override_text, str(OVERRIDES_FILE))
     for key in overrides:
         if key != TABLE:
@@ -211,9 +209,11 @@ def load_settings(root: Path) -> WorkflowSettings:
             source = str(OVERRIDES_FILE) if from_overrides else DEFAULTS_DISPLAY
             text = override_text if from_overrides else defaults_text
             line = _line_of(text, (TABLE, *(part for part in loc if isinstance(part, str))))
-            message = error["msg"].removeprefix("Value error, ")
+            message = _describe(error)
             messages.append(f"{_where(source, line)}: {_dotted(loc)}: {message}")
-        raise WorkflowSettingsError("invalid workflow settings\n  " + "\n  ".join(messages))
+        raise WorkflowSettingsError(
+            "invalid workflow settings\n  " + "\n  ".join(messages)
+        ) from None
 
 
 def _parse_toml(text: str, source: str) -> dict[str, Any]:
@@ -237,13 +237,17 @@ def _deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[st
 
 def _has_path(data: Any, loc: tuple[Any, ...]) -> bool:
     for part in loc:
-        if isinstance(part, str) and isinstance(data, Mapping) and part in data:
+        try:
             data = data[part]
-        elif isinstance(part, int) and isinstance(data, list) and part < len(data):
-            data = data[part]
-        else:
+        except (KeyError, IndexError, TypeError):
             return False
     return True
+
+
+def _describe(error: Mapping[str, Any]) -> str:
+    if error["type"] == "extra_forbidden":
+        return "unknown key (not a workflow setting; check the spelling)"
+    return str(error["msg"]).removeprefix("Value error, ")
 
 
 def _dotted(loc: tuple[Any, ...]) -> str:

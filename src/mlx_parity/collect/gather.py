@@ -1,0 +1,223 @@
+"""Read a directory of seed results into the round's (probe, seed) cells, never crashing.
+
+Downloaded artifacts arrive nested (one folder per artifact unless merged), truncated by a
+cancelled job, from another round, twice, or not at all. Each of these becomes a
+:class:`Problem` naming the file or the cell, so nothing is silently dropped. A problem is
+*blocking* when it means the round lacks data it planned (an unreadable file, two different
+results for one cell, a missing cell); the others are notes about extra or failed runs.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict
+
+from ..artifact import ARTIFACT_NAME_RE, ArtifactError, SeedResult, load
+from ..matrix import Round
+
+# Reports are JSON too and may be written beside the artifacts (a local round's folder); they
+# are recognised by this schema and skipped with a note rather than flagged as broken artifacts.
+REPORT_SCHEMA = "mlx-parity/round-report/v1"
+
+ProblemKind = Literal[
+    "invalid",
+    "not-an-artifact",
+    "other-round",
+    "unknown-probe",
+    "unknown-seed",
+    "duplicate",
+    "duplicate-identical",
+    "missing",
+    "run-error",
+    "run-nonfinite",
+]
+
+# Kinds that mean the round lacks planned data; they fail the artifacts gate.
+BLOCKING_KINDS: frozenset[str] = frozenset({"invalid", "duplicate", "missing"})
+
+
+class Problem(BaseModel):
+    """Something about the inputs a reader must see: which file or cell, and what is wrong."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    kind: ProblemKind
+    # File names (relative to the collected directory) or a cell such as "core seed 42".
+    subject: str
+    detail: str
+    probe: str | None = None
+    seed: int | None = None
+
+    @property
+    def blocking(self) -> bool:
+        return self.kind in BLOCKING_KINDS
+
+
+@dataclass
+class Gathered:
+    """The round's usable seed results, where each came from, and every problem met."""
+
+    results: dict[str, dict[int, SeedResult]]
+    files: dict[tuple[str, int], str]
+    problems: list[Problem] = field(default_factory=list)
+    files_seen: int = 0
+
+    def result(self, probe_id: str, seed: int) -> SeedResult | None:
+        return self.results.get(probe_id, {}).get(seed)
+
+
+def find_artifact_files(directory: Path) -> list[Path]:
+    """Every ``*.json`` file below ``directory``, in a stable order."""
+    return sorted(p for p in directory.rglob("*.json") if p.is_file())
+
+
+def gather(directory: Path, round_: Round) -> Gathered:
+    """Load every artifact below ``directory`` and check it against the round's plan."""
+    directory = Path(directory)
+    files = find_artifact_files(directory)
+    problems: list[Problem] = []
+    candidates: dict[tuple[str, int], list[tuple[str, SeedResult]]] = {}
+    invalid_names: dict[tuple[str, int], list[str]] = {}
+    planned_probes, planned_seeds = set(round_.probes), set(round_.seeds)
+
+    for path in files:
+        name = path.relative_to(directory).as_posix()
+        try:
+            result = load(path)
+        except ArtifactError as exc:
+            problem = _unloadable(path, name, exc)
+            problems.append(problem)
+            if problem.kind == "invalid" and problem.probe is not None and problem.seed is not None:
+                invalid_names.setdefault((problem.probe, problem.seed), []).append(name)
+            continue
+        misfit = _misfit(name, result, round_, planned_probes, planned_seeds)
+        if misfit is not None:
+            problems.append(misfit)
+            continue
+        candidates.setdefault((result.probe_id, result.seed), []).append((name, result))
+
+    results: dict[str, dict[int, SeedResult]] = {}
+    kept_files: dict[tuple[str, int], str] = {}
+    for key, found in candidates.items():
+        kept, duplicate_problem = _resolve_duplicates(key, found)
+        if duplicate_problem is not None:
+            problems.append(duplicate_problem)
+        if kept is not None:
+            name, result = kept
+            results.setdefault(key[0], {})[key[1]] = result
+            kept_files[key] = name
+            problems.extend(_run_problems(name, result))
+
+    problems.extend(_missing_cells(round_, results, candidates, invalid_names))
+    return Gathered(results, kept_files, problems, len(files))
+
+
+def _unloadable(path: Path, name: str, exc: ArtifactError) -> Problem:
+    probe, seed = _cell_from_name(path.name)
+    if _declared_schema(path) == REPORT_SCHEMA:
+        return Problem(
+            kind="not-an-artifact",
+            subject=name,
+            detail="a round report, not a seed result; skipped",
+        )
+    return Problem(kind="invalid", subject=name, detail=exc.reason, probe=probe, seed=seed)
+
+
+def _declared_schema(path: Path) -> object:
+    # Only called for files that already failed to load, so the second read is rare.
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return data.get("schema") if isinstance(data, dict) else None
+
+
+def _cell_from_name(filename: str) -> tuple[str | None, int | None]:
+    """The (probe, seed) an artifact's file name claims, so a broken file points at its cell."""
+    match = ARTIFACT_NAME_RE.match(filename)
+    if match is None:
+        return None, None
+    return match.group("probe"), int(match.group("seed"))
+
+
+def _misfit(
+    name: str,
+    result: SeedResult,
+    round_: Round,
+    planned_probes: set[str],
+    planned_seeds: set[int],
+) -> Problem | None:
+    """A valid artifact that does not belong to this round's plan."""
+    cell = dict(probe=result.probe_id, seed=result.seed)
+    if result.round_id != round_.id:
+        detail = f"belongs to round {result.round_id!r}, not {round_.id!r}; ignored"
+        return Problem(kind="other-round", subject=name, detail=detail, **cell)
+    if result.probe_id not in planned_probes:
+        detail = f"probe {result.probe_id!r} is not in round {round_.id!r}; ignored"
+        return Problem(kind="unknown-probe", subject=name, detail=detail, **cell)
+    if result.seed not in planned_seeds:
+        detail = f"seed {result.seed} is not in round {round_.id!r}; ignored"
+        return Problem(kind="unknown-seed", subject=name, detail=detail, **cell)
+    return None
+
+
+def _resolve_duplicates(
+    key: tuple[str, int], found: list[tuple[str, SeedResult]]
+) -> tuple[tuple[str, SeedResult] | None, Problem | None]:
+    """One artifact is kept as is; identical copies keep the first; different ones keep none,
+    because picking either would decide the comparison by file order."""
+    if len(found) == 1:
+        return found[0], None
+    names = ", ".join(name for name, _ in found)
+    probe, seed = key
+    # The JSON dump compares NaN losses as equal strings, unlike model equality.
+    dumps = {result.model_dump_json() for _, result in found}
+    if len(dumps) == 1:
+        detail = f"{len(found)} identical copies of {probe} seed {seed}; kept {found[0][0]}"
+        problem = Problem(
+            kind="duplicate-identical", subject=names, detail=detail, probe=probe, seed=seed
+        )
+        return found[0], problem
+    detail = f"{len(found)} different results for {probe} seed {seed}; kept neither"
+    return None, Problem(kind="duplicate", subject=names, detail=detail, probe=probe, seed=seed)
+
+
+def _run_problems(name: str, result: SeedResult) -> Iterable[Problem]:
+    """Runs that ended badly are results, judged by the gates, but named here too."""
+    cell = dict(probe=result.probe_id, seed=result.seed)
+    if result.status == "error":
+        detail = f"the run failed: {result.error or 'no error message recorded'}"
+        yield Problem(kind="run-error", subject=name, detail=detail, **cell)
+    elif result.status == "nonfinite":
+        step = next((row.step for row in result.rows if not math.isfinite(row.loss)), None)
+        where = f" from step {step}" if step is not None else ""
+        detail = f"non-finite loss{where}"
+        yield Problem(kind="run-nonfinite", subject=name, detail=detail, **cell)
+
+
+def _missing_cells(
+    round_: Round,
+    results: dict[str, dict[int, SeedResult]],
+    candidates: dict[tuple[str, int], list[tuple[str, SeedResult]]],
+    invalid_names: dict[tuple[str, int], list[str]],
+) -> Iterable[Problem]:
+    for probe in round_.probes:
+        for seed in round_.seeds:
+            if seed in results.get(probe, {}) or (probe, seed) in candidates:
+                # Present, or absent because of conflicting duplicates (already reported).
+                continue
+            broken = invalid_names.get((probe, seed))
+            detail = (
+                f"no valid artifact (unusable: {', '.join(broken)})"
+                if broken
+                else "no artifact found"
+            )
+            yield Problem(
+                kind="missing", subject=f"{probe} seed {seed}", detail=detail, probe=probe, seed=seed
+            )

@@ -1,0 +1,93 @@
+"""``mlx-parity dispatch``: start a round on GitHub Actions from a terminal.
+
+The round and its filters are validated here exactly as ``plan`` will validate them on the runner,
+so a typo is refused in a second instead of after a workflow run has started; only then is the
+workflow dispatched with the inputs ``round_id``, ``probes`` and ``seeds``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from ..errors import ParityError, UsageError
+from ..github import GitHubClient, GitHubContext, GitHubError, InvalidRequest, MissingContext
+from .plan import resolve_plan
+
+DEFAULT_WORKFLOW = "mlx-parity.yml"
+DEFAULT_REF = "main"
+
+# A workflow file name in .github/workflows, or its numeric ID (the API accepts both).
+_WORKFLOW_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*\.ya?ml|[0-9]+")
+# The characters git allows in a branch or tag name that also need no quoting anywhere.
+_REF_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/-]{0,254}")
+
+
+class DispatchFailed(ParityError):
+    """GitHub refused or failed the dispatch (the round itself was valid)."""
+
+    exit_code = 1
+
+
+def check_ref(ref: str) -> str:
+    if not _REF_PATTERN.fullmatch(ref) or ".." in ref or ref.endswith((".lock", "/", ".")):
+        raise UsageError(
+            f"--ref {ref!r} is not a plain branch or tag name (letters, digits, '.', '_', '-', '/')"
+        )
+    return ref
+
+
+def check_workflow(workflow: str) -> str:
+    if not _WORKFLOW_PATTERN.fullmatch(workflow):
+        raise UsageError(
+            f"--workflow {workflow!r} must be a file name under .github/workflows "
+            "(e.g. mlx-parity.yml) or a workflow ID"
+        )
+    return workflow
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    parser = sub.add_parser("dispatch", help="validate a round locally, then start it on GitHub")
+    parser.add_argument("--round", required=True, dest="round_id", help="round ID")
+    parser.add_argument("--probes", default="", help="comma-separated probe IDs (empty: all)")
+    parser.add_argument("--seeds", default="", help="comma-separated seeds (empty: all)")
+    parser.add_argument("--ref", default=DEFAULT_REF, help=f"branch or tag (default {DEFAULT_REF})")
+    parser.add_argument(
+        "--workflow",
+        default=DEFAULT_WORKFLOW,
+        help=f"workflow file name (default {DEFAULT_WORKFLOW})",
+    )
+    parser.add_argument(
+        "--matrix",
+        type=Path,
+        help="matrix directory to validate against (default: the nearest matrix/)",
+    )
+    parser.set_defaults(handler=_run)
+
+
+def _run(args: argparse.Namespace) -> int:
+    ref = check_ref(args.ref)
+    workflow = check_workflow(args.workflow)
+    plan = resolve_plan(args.round_id, args.probes, args.seeds, args.matrix)
+    # The filters as given (validated): plan on the runner re-derives the same cells from them.
+    inputs = {"round_id": plan.round.id, "probes": args.probes, "seeds": args.seeds}
+    try:
+        context = GitHubContext.from_env()
+    except ValidationError as exc:
+        problems = "; ".join(str(error["msg"]) for error in exc.errors(include_input=False))
+        raise UsageError(f"unusable GitHub variables: {problems}") from None
+    try:
+        run = GitHubClient(context).dispatch_workflow(workflow, ref, inputs)
+    except (MissingContext, InvalidRequest) as exc:
+        raise UsageError(exc.message) from None
+    except GitHubError as exc:
+        raise DispatchFailed(f"GitHub did not start the round: {exc.message}") from None
+    where = run.html_url if run is not None else f"the Actions tab of {context.repository}"
+    print(
+        f"dispatched {workflow} on {ref}: round {plan.round.id!r}, {len(plan.cells)} cells, "
+        f"{plan.seed_runs} seed runs; follow it at {where}"
+    )
+    return 0

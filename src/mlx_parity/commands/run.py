@@ -1,0 +1,149 @@
+"""``mlx-parity run --round ID``: a whole round locally — plan, train on a worker pool, collect."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+from .. import artifact
+from ..errors import UsageError
+from ..matrix import Catalog, Round, load_catalog, load_round
+from ..pool import Event, Task, default_workers, run_tasks
+from ..trainers import TrainerError, check_knobs
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    parser = sub.add_parser("run", help="run a round locally and collect it")
+    parser.add_argument("--round", required=True, dest="round_id", help="round ID (matrix/rounds)")
+    parser.add_argument("--out", type=Path, help="artifact directory (default out/<round>)")
+    parser.add_argument("--workers", type=int, default=default_workers(), help="worker processes")
+    parser.add_argument("--resume", action="store_true", help="skip seeds already finished")
+    parser.add_argument("--matrix", type=Path, help="matrix directory (default ./matrix)")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.set_defaults(handler=_run)
+
+
+def plan_tasks(rnd: Round, catalog: Catalog, out_dir: Path, resume: bool) -> tuple[list[Task], int]:
+    """Every (probe, seed) of the round as a task; with ``resume``, finished seeds are skipped."""
+    tasks, skipped = [], 0
+    for probe_id in rnd.probes:
+        probe = catalog.get(probe_id)
+        knobs = rnd.knobs_for(probe)
+        try:
+            check_knobs(probe.trainer, knobs)
+        except TrainerError as exc:
+            raise UsageError(f"probe {probe_id!r}: {exc}") from None
+        for seed in rnd.seeds:
+            if resume and _finished(out_dir, rnd.id, probe_id, seed):
+                skipped += 1
+                continue
+            tasks.append(Task(rnd.id, probe, knobs, rnd.fixture, seed, str(out_dir)))
+    return tasks, skipped
+
+
+def _finished(out_dir: Path, round_id: str, probe_id: str, seed: int) -> bool:
+    path = out_dir / artifact.artifact_name(round_id, probe_id, seed)
+    try:
+        result = artifact.load(path)
+    except artifact.ArtifactError:
+        return False
+    same_cell = (result.round_id, result.probe_id, result.seed) == (round_id, probe_id, seed)
+    return same_cell and result.status in ("ok", "nonfinite")
+
+
+class RoundProgress:
+    """One overall bar (steps of every seed) plus one line per finished seed."""
+
+    def __init__(self, tasks: list[Task], quiet: bool):
+        from tqdm import tqdm
+
+        self.per_probe_total = Counter(t.probe.id for t in tasks)
+        self.per_probe_done: Counter[str] = Counter()
+        self.per_probe_pass: Counter[str] = Counter()
+        self.steps = {t.key: t.knobs.steps for t in tasks}
+        self.seen_steps: dict[tuple[str, int], int] = {}
+        self.bar = tqdm(
+            total=sum(self.steps.values()),
+            unit="step",
+            desc="round",
+            file=sys.stderr,
+            disable=quiet,
+            dynamic_ncols=True,
+        )
+        self.width = max((len(p) for p in self.per_probe_total), default=8)
+
+    def __call__(self, event: Event) -> None:
+        key = (event.probe_id, event.seed)
+        if event.kind == "step":
+            self.bar.update(event.step - self.seen_steps.get(key, 0))
+            self.seen_steps[key] = event.step
+            return
+        if event.kind not in ("finished", "lost"):
+            return
+        # Count the steps a seed skipped (stopped early) so the bar still reaches the end.
+        self.bar.update(self.steps.get(key, 0) - self.seen_steps.get(key, 0))
+        self.seen_steps[key] = self.steps.get(key, 0)
+        self.per_probe_done[event.probe_id] += 1
+        self.per_probe_pass[event.probe_id] += event.passed
+        done, total = self.per_probe_done[event.probe_id], self.per_probe_total[event.probe_id]
+        if event.kind == "lost":
+            outcome = f"LOST ({event.detail})"
+        else:
+            outcome = f"{event.status:<9} {'pass' if event.passed else 'fail'}"
+            if event.detail:
+                outcome += f"  {event.detail.splitlines()[-1][:80]}"
+        self.bar.write(
+            f"  {event.probe_id:<{self.width}}  seed {event.seed:>6}  {outcome}"
+            f"   [{done}/{total} seeds, {self.per_probe_pass[event.probe_id]} pass]",
+            file=sys.stderr,
+        )
+        self.bar.set_postfix_str(self._cells(), refresh=False)
+
+    def _cells(self) -> str:
+        return " ".join(
+            f"{p}:{self.per_probe_done[p]}/{n}" for p, n in self.per_probe_total.items()
+        )
+
+    def close(self) -> None:
+        self.bar.close()
+
+
+def _run(args: argparse.Namespace) -> int:
+    if args.workers < 1:
+        raise UsageError("--workers must be at least 1")
+    rnd = load_round(args.round_id, args.matrix)
+    catalog = load_catalog(args.matrix)
+    out_dir = args.out or Path("out") / rnd.id
+    out_dir.mkdir(parents=True, exist_ok=True)
+    tasks, skipped = plan_tasks(rnd, catalog, out_dir, args.resume)
+    rnd.fixture.model_path()  # build the embedded model once, before workers race for it
+
+    print(
+        f"round {rnd.id}: {len(rnd.probes)} probes x {len(rnd.seeds)} seeds; "
+        f"{len(tasks)} to train, {skipped} already finished; {args.workers} workers -> {out_dir}",
+        file=sys.stderr,
+    )
+    progress = RoundProgress(tasks, args.quiet)
+    tic = time.perf_counter()
+    try:
+        lost = run_tasks(tasks, args.workers, progress)
+    except KeyboardInterrupt:
+        progress.close()
+        print(
+            f"interrupted: finished seeds are kept in {out_dir}; "
+            f"rerun with --resume to complete the round",
+            file=sys.stderr,
+        )
+        return 130
+    progress.close()
+    print(f"trained {len(tasks)} seeds in {time.perf_counter() - tic:.1f}s", file=sys.stderr)
+    if lost:
+        names = ", ".join(f"{p} seed {s}" for p, s in lost)
+        print(f"lost to a dead worker: {names}; rerun with --resume", file=sys.stderr)
+
+    from .collect import collect_and_report
+
+    return collect_and_report(out_dir, rnd, catalog, quiet=False)

@@ -1,0 +1,774 @@
+"""The matrix: the probe catalog (``matrix/probes.toml``) and one file per round
+(``matrix/rounds/<id>.toml``), loaded into typed objects (DESIGN.md §2, §4).
+
+Every refusal is a :class:`MatrixError` naming the file, the key and the line, because the people
+who edit these files read the error in a CI log, far from an editor. ``tomllib`` reports no
+positions for valid documents, so :class:`SourceIndex` recovers the line of every key, table and
+array element from the source text with a small scanner.
+"""
+
+from __future__ import annotations
+
+import bisect
+import contextlib
+import os
+import re
+import tomllib
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    model_validator,
+)
+
+from .artifact import ROUND_ID_PATTERN
+from .errors import ParityError, UsageError
+from .fixture import SMOKE, Fixture
+from .knobs import KnobError, Knobs, apply
+from .probes import BUILTIN_PROBES, Expectation, Probe
+
+MATRIX_ENV = "MLX_PARITY_MATRIX"
+PROBES_FILE = "probes.toml"
+ROUNDS_DIR = "rounds"
+# Pin sets live beside the matrix: <matrix>/../runner/pins/<name>.txt.
+PINS_DIR = Path("runner") / "pins"
+# A pin-set name becomes a file name, so it gets the same conservative alphabet as round IDs.
+PIN_NAME_PATTERN = ROUND_ID_PATTERN
+# Passed as validation context by the loaders, which run the cross-field checks themselves so
+# each refusal can point at the exact key (a model validator only knows the whole model).
+_DEFER_CHECKS = "defer_checks"
+
+KeyPath = tuple[str | int, ...]
+
+
+# --- errors ---------------------------------------------------------------------------------
+
+
+class MatrixError(ParityError):
+    """A matrix file (or a round ID) that cannot be used. Reads
+    ``matrix/rounds/demo.toml:12: key 'probes[2]': unknown probe 'clip-of' (known: ...)``."""
+
+    def __init__(
+        self, file: Path, reason: str, key: str | None = None, line: int | None = None
+    ) -> None:
+        self.file = Path(file)
+        self.reason = reason
+        self.key = key
+        self.line = line
+        super().__init__(self._compose())
+
+    def _compose(self) -> str:
+        where = display_path(self.file) + (f":{self.line}" if self.line is not None else "")
+        key = f" key {self.key!r}:" if self.key is not None else ""
+        return f"{where}:{key} {self.reason}"
+
+
+def display_path(path: Path) -> str:
+    """The path relative to the working directory when it lies below it (short CI log lines)."""
+    try:
+        return str(path.absolute().relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
+def format_key(path: KeyPath) -> str:
+    """``("probes", 2)`` → ``probes[2]``; ``("gates", "cf_loss_max")`` → ``gates.cf_loss_max``."""
+    text = ""
+    for part in path:
+        if isinstance(part, int):
+            text += f"[{part}]"
+        else:
+            text += f".{part}" if text else part
+    return text
+
+
+@dataclass(frozen=True)
+class Problem:
+    path: KeyPath
+    message: str
+
+
+# --- where keys live in the source ----------------------------------------------------------
+
+
+class _ScanError(Exception):
+    """The scanner met text it does not understand; the index keeps what it found so far."""
+
+
+_BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
+_SCALAR_END = set(",]}#\r\n")
+
+
+class SourceIndex:
+    """Line numbers (1-based) of the keys, tables and array elements of a TOML text.
+
+    It understands what our matrix files use — tables, arrays of tables, dotted and quoted keys,
+    inline tables, single- and multi-line arrays and strings, comments — and stops quietly at
+    anything else, keeping the lines found before it.
+    """
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.lines: dict[KeyPath, int] = {}
+        self._pos = 0
+        self._newlines = [i for i, char in enumerate(text) if char == "\n"]
+        with contextlib.suppress(_ScanError, IndexError):
+            self._document()
+
+    def line_of(self, path: KeyPath) -> int | None:
+        """The line of ``path``, or of its nearest recorded parent (a missing key's table)."""
+        for length in range(len(path), 0, -1):
+            if path[:length] in self.lines:
+                return self.lines[path[:length]]
+        return None
+
+    def last_key_before(self, line: int) -> KeyPath | None:
+        """The last key recorded at or before ``line`` (what a syntax error was probably in)."""
+        found = None
+        for path, at in self.lines.items():
+            if at <= line:
+                found = path
+        return found
+
+    # The scanner proper: a recursive descent over the text, recording as it goes.
+
+    def _line_at(self, pos: int) -> int:
+        return bisect.bisect_left(self._newlines, pos) + 1
+
+    def _record(self, path: KeyPath, pos: int) -> None:
+        line = self._line_at(pos)
+        for length in range(1, len(path) + 1):
+            self.lines.setdefault(path[:length], line)
+
+    def _peek(self, count: int = 1) -> str:
+        return self.text[self._pos : self._pos + count]
+
+    def _skip(self, newlines: bool) -> None:
+        """Skip spaces and comments, and line breaks too when ``newlines``."""
+        while self._pos < len(self.text):
+            char = self.text[self._pos]
+            if char in " \t" or (newlines and char in "\r\n"):
+                self._pos += 1
+            elif char == "#":
+                end = self.text.find("\n", self._pos)
+                self._pos = len(self.text) if end < 0 else end
+            else:
+                return
+
+    def _expect(self, token: str) -> None:
+        self._skip(newlines=False)
+        if self._peek(len(token)) != token:
+            raise _ScanError(f"expected {token!r}")
+        self._pos += len(token)
+
+    def _document(self) -> None:
+        table: KeyPath = ()
+        array_tables: dict[KeyPath, int] = {}
+        while True:
+            self._skip(newlines=True)
+            if self._pos >= len(self.text):
+                return
+            start = self._pos
+            if self._peek(2) == "[[":
+                self._pos += 2
+                path = self._key()
+                self._expect("]]")
+                index = array_tables.get(path, 0)
+                array_tables[path] = index + 1
+                table = (*path, index)
+                self._record(table, start)
+            elif self._peek() == "[":
+                self._pos += 1
+                table = self._key()
+                self._expect("]")
+                self._record(table, start)
+            else:
+                path = (*table, *self._key())
+                self._expect("=")
+                self._record(path, start)
+                self._value(path)
+
+    def _key(self) -> KeyPath:
+        parts: list[str | int] = []
+        while True:
+            self._skip(newlines=False)
+            if self._peek() in ('"', "'"):
+                start = self._pos
+                self._string()
+                parts.append(tomllib.loads("k = " + self.text[start : self._pos])["k"])
+            else:
+                match = _BARE_KEY.match(self.text, self._pos)
+                if not match:
+                    raise _ScanError("expected a key")
+                parts.append(match.group())
+                self._pos = match.end()
+            self._skip(newlines=False)
+            if self._peek() != ".":
+                return tuple(parts)
+            self._pos += 1
+
+    def _value(self, path: KeyPath) -> None:
+        self._skip(newlines=False)
+        char = self._peek()
+        if char == "[":
+            self._array(path)
+        elif char == "{":
+            self._inline_table(path)
+        elif char in ('"', "'"):
+            self._string()
+        else:
+            start = self._pos
+            while self._pos < len(self.text) and self.text[self._pos] not in _SCALAR_END:
+                self._pos += 1
+            if self._pos == start:
+                raise _ScanError("expected a value")
+
+    def _array(self, path: KeyPath) -> None:
+        self._pos += 1
+        index = 0
+        while True:
+            self._skip(newlines=True)
+            if self._peek() == "]":
+                self._pos += 1
+                return
+            self._record((*path, index), self._pos)
+            self._value((*path, index))
+            self._skip(newlines=True)
+            if self._peek() == ",":
+                self._pos += 1
+            elif self._peek() != "]":
+                raise _ScanError("expected ',' or ']'")
+            index += 1
+
+    def _inline_table(self, path: KeyPath) -> None:
+        self._pos += 1
+        while True:
+            self._skip(newlines=True)
+            if self._peek() == "}":
+                self._pos += 1
+                return
+            start = self._pos
+            inner = (*path, *self._key())
+            self._expect("=")
+            self._record(inner, start)
+            self._value(inner)
+            self._skip(newlines=True)
+            if self._peek() == ",":
+                self._pos += 1
+            elif self._peek() != "}":
+                raise _ScanError("expected ',' or '}'")
+
+    def _string(self) -> None:
+        quote = self._peek()
+        delimiter = quote * 3 if self._peek(3) == quote * 3 else quote
+        self._pos += len(delimiter)
+        while self._pos < len(self.text):
+            if quote == '"' and self.text[self._pos] == "\\":
+                self._pos += 2
+            elif self.text.startswith(delimiter, self._pos):
+                self._pos += len(delimiter)
+                # A multi-line string may end with up to two extra quotes before its delimiter.
+                while len(delimiter) == 3 and self._peek() == quote:
+                    self._pos += 1
+                return
+            elif len(delimiter) == 1 and self.text[self._pos] == "\n":
+                raise _ScanError("unterminated string")
+            else:
+                self._pos += 1
+        raise _ScanError("unterminated string")
+
+
+_TOML_POSITION = re.compile(r"\(at line (\d+), column \d+\)")
+
+
+@dataclass
+class TomlSource:
+    """One matrix file: its parsed data plus the index that turns problems into errors."""
+
+    file: Path
+    text: str
+    data: dict[str, Any]
+    index: SourceIndex
+
+    @classmethod
+    def read(cls, file: Path) -> TomlSource:
+        try:
+            text = file.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise MatrixError(file, f"cannot read the file: {exc}") from None
+        index = SourceIndex(text)
+        try:
+            data = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as exc:
+            raise syntax_error(file, text, index, exc) from None
+        return cls(file, text, data, index)
+
+    def error(self, problem: Problem, more: int = 0) -> MatrixError:
+        reason = problem.message + (f" (and {more} more problem(s))" if more else "")
+        key = format_key(problem.path) if problem.path else None
+        return MatrixError(self.file, reason, key, self.index.line_of(problem.path))
+
+    def refuse(self, problems: list[Problem]) -> None:
+        """Raise for the problem nearest the top of the file; do nothing when there are none."""
+        if not problems:
+            return
+        far = len(self.text.splitlines()) + 1
+        ordered = sorted(problems, key=lambda p: self.index.line_of(p.path) or far)
+        raise self.error(ordered[0], more=len(problems) - 1)
+
+
+def syntax_error(
+    file: Path, text: str, index: SourceIndex, exc: tomllib.TOMLDecodeError
+) -> MatrixError:
+    match = _TOML_POSITION.search(str(exc))
+    line = int(match.group(1)) if match else max(1, len(text.splitlines()))
+    reason = f"TOML syntax error: {_TOML_POSITION.sub('', str(exc)).strip()}"
+    key = list(index.last_key_before(line) or ())
+    # Inside an array the element is a guess; the array itself is what failed to parse.
+    while key and isinstance(key[-1], int):
+        key.pop()
+    return MatrixError(file, reason, format_key(tuple(key)) if key else None, line)
+
+
+def validation_problems(
+    exc: ValidationError, model: type[BaseModel], prefix: KeyPath = ()
+) -> list[Problem]:
+    """Pydantic's errors as problems whose messages a TOML author understands."""
+    problems = []
+    for err in exc.errors():
+        loc = tuple(err["loc"])
+        if err["type"] == "extra_forbidden":
+            allowed = allowed_keys(model, loc[:-1])
+            message = "unknown key" + (f" (allowed: {', '.join(allowed)})" if allowed else "")
+        elif err["type"] == "missing":
+            message = "required key is missing"
+        else:
+            message = f"{err['msg']} (got {err.get('input')!r})"
+        problems.append(Problem((*prefix, *loc), message))
+    return problems
+
+
+def allowed_keys(model: type[BaseModel], loc: KeyPath) -> list[str] | None:
+    """The field names of the model found at ``loc`` inside ``model``, if it is one."""
+    for part in loc:
+        field = model.model_fields.get(str(part))
+        annotation = field.annotation if field else None
+        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
+            return None
+        model = annotation
+    return list(model.model_fields)
+
+
+def knob_problems(overrides: dict[str, Any], where: KeyPath) -> list[Problem]:
+    """Validate knob overrides; the problem points at the offending knob when one alone fails,
+    or at the whole table when only the combination is wrong (e.g. warmup without steps)."""
+    try:
+        apply(Knobs(), overrides)
+        return []
+    except KnobError as whole:
+        for name, value in overrides.items():
+            try:
+                apply(Knobs(), {name: value})
+            except KnobError as exc:
+                return [Problem((*where, name), tidy_knob_message(str(exc)))]
+        return [Problem(where, tidy_knob_message(str(whole)))]
+
+
+_WHOLE_KNOBS_NOISE = re.compile(r"knob 'knobs': (Value error, )?|\s*\(got \{.*?\}\)(?=;|$)")
+
+
+def tidy_knob_message(message: str) -> str:
+    """Drop what a cross-knob error adds for a terminal but is noise in a file's error: the
+    pseudo-knob name 'knobs' and a dump of every knob's value."""
+    return _WHOLE_KNOBS_NOISE.sub("", message)
+
+
+# --- the models -----------------------------------------------------------------------------
+
+
+class Gates(BaseModel):
+    """What makes a round fail besides a probe missing its declared parity expectation."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    # Smoke gate: every seed's cf_loss must be below this.
+    cf_loss_max: float = Field(0.5, gt=0)
+    # A seed without a valid artifact fails the round (never silently dropped).
+    require_all_seeds: bool = True
+    # Absolute per-step loss difference still called "close" (0: only bitwise equality).
+    trace_tolerance: float = Field(0.0, ge=0)
+    # Seeds per probe allowed to end with status "error" before the round fails.
+    max_error_seeds: int = Field(0, ge=0)
+
+
+class Cell(BaseModel):
+    """One job on a runner: one probe of one round over a shard of its seeds."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    round_id: str
+    probe_id: str
+    seeds: list[int]
+    index: int = Field(ge=0)
+
+    @property
+    def name(self) -> str:
+        # The index is the only part without '-', so names stay unique within a round; every
+        # character comes from the ID alphabets, which GitHub artifact names accept.
+        return f"{self.round_id}-{self.probe_id}-{self.index}"
+
+
+class Round(BaseModel):
+    """One hypothesis tested by a set of probes over the same seeds."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    id: str = Field(pattern=ROUND_ID_PATTERN)
+    hypothesis: str = Field(min_length=1)
+    probes: list[str] = Field(min_length=1)
+    baseline: str = "reference"
+    # mx.random.seed takes an unsigned integer.
+    seeds: list[Annotated[int, Field(ge=0)]] = Field(min_length=1)
+    fixture: Fixture = SMOKE
+    # Knob overrides for every probe of the round (training settings such as steps or lr).
+    settings: dict[str, Any] = Field(default_factory=dict)
+    pins: str = Field("default", pattern=PIN_NAME_PATTERN)
+    gates: Gates = Field(default_factory=Gates)
+    # None: one cell per probe with every seed; n: cells of at most n seeds.
+    seeds_per_cell: int | None = Field(None, ge=1)
+    # Per-round parity expectations overriding the catalog's (e.g. where this fixture makes a
+    # knob diverge that is harmless elsewhere).
+    expect: dict[str, Expectation] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _consistent(self, info: ValidationInfo) -> Round:
+        self._sync_cf_gate()
+        deferred = (info.context or {}).get(_DEFER_CHECKS)
+        if not deferred and (problems := self.problems()):
+            raise ValueError("; ".join(f"{format_key(p.path)}: {p.message}" for p in problems))
+        return self
+
+    def _sync_cf_gate(self) -> None:
+        # The smoke gate lives in gates.cf_loss_max; the fixture's copy follows it unless the
+        # file set both (then problems() refuses a disagreement rather than picking one).
+        if "cf_gate" not in self.fixture.model_fields_set:
+            synced = self.fixture.model_copy(update={"cf_gate": self.gates.cf_loss_max})
+            object.__setattr__(self, "fixture", synced)
+
+    def problems(self) -> list[Problem]:
+        """Cross-field problems a round can have without looking at the catalog."""
+        problems = _duplicates(self.seeds, "seeds", "seed") + _duplicates(
+            self.probes, "probes", "probe"
+        )
+        if self.baseline not in self.probes:
+            problems.append(
+                Problem(("baseline",), f"baseline {self.baseline!r} is not among the probes")
+            )
+        for probe_id in self.expect:
+            if probe_id not in self.probes:
+                problems.append(Problem(("expect", probe_id), "names a probe the round lacks"))
+        if self.fixture.cf_gate != self.gates.cf_loss_max:
+            problems.append(
+                Problem(
+                    ("fixture", "cf_gate"),
+                    f"{self.fixture.cf_gate} disagrees with gates.cf_loss_max = "
+                    f"{self.gates.cf_loss_max}; set only gates.cf_loss_max",
+                )
+            )
+        return problems + knob_problems(self.settings, ("settings",))
+
+    def base_knobs(self) -> Knobs:
+        return apply(Knobs(), self.settings)
+
+    def knobs_for(self, probe: Probe) -> Knobs:
+        return probe.resolved(self.base_knobs())
+
+    def expectation(self, probe: Probe) -> Expectation:
+        return self.expect.get(probe.id, probe.expect)
+
+    def cells(
+        self,
+        catalog: Catalog,
+        probe_filter: list[str] | None = None,
+        seed_filter: list[int] | None = None,
+    ) -> list[Cell]:
+        """The round's jobs, probes in round order. Seeds are sharded before filtering, so a
+        seed keeps its cell name whatever the filter; an empty filter means "everything", and a
+        probe filter selects exactly the probes it names (the baseline is not added)."""
+        probe_ids = self._selected(probe_filter, self.probes, "probe")
+        seeds = set(self._selected(seed_filter, self.seeds, "seed"))
+        cells = []
+        for probe_id in probe_ids:
+            catalog.get(probe_id)
+            for index, shard in enumerate(self.shards()):
+                chosen = [seed for seed in shard if seed in seeds]
+                if chosen:
+                    cells.append(
+                        Cell(round_id=self.id, probe_id=probe_id, seeds=chosen, index=index)
+                    )
+        return cells
+
+    def shards(self) -> list[list[int]]:
+        size = self.seeds_per_cell or len(self.seeds)
+        return [self.seeds[i : i + size] for i in range(0, len(self.seeds), size)]
+
+    def _selected(self, wanted: list | None, available: list, what: str) -> list:
+        if not wanted:
+            return list(available)
+        unknown = [value for value in wanted if value not in available]
+        if unknown:
+            listed = ", ".join(str(v) for v in available)
+            raise UsageError(
+                f"round {self.id!r} has no {what} {', '.join(map(repr, unknown))} "
+                f"(its {what}s: {listed})"
+            )
+        return [value for value in available if value in wanted]
+
+
+def _duplicates(values: list, field: str, what: str) -> list[Problem]:
+    first_index: dict[Any, int] = {}
+    problems = []
+    for index, value in enumerate(values):
+        if value in first_index:
+            earlier = format_key((field, first_index[value]))
+            problems.append(Problem((field, index), f"duplicate {what} {value!r} (also {earlier})"))
+        first_index.setdefault(value, index)
+    return problems
+
+
+class Catalog(BaseModel):
+    """Every probe a round may name, by ID; the built-in ``reference`` and ``core`` always."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    probes: dict[str, Probe] = Field(default_factory=lambda: dict(BUILTIN_PROBES))
+    source: Path | None = None
+
+    def get(self, probe_id: str) -> Probe:
+        try:
+            return self.probes[probe_id]
+        except KeyError:
+            known = ", ".join(self.probes)
+            raise MatrixError(
+                self.source or Path(PROBES_FILE),
+                f"unknown probe {probe_id!r} (known: {known})",
+                key=f"probes.{probe_id}",
+            ) from None
+
+
+class _CatalogFile(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    probes: dict[str, dict[str, Any]] = Field(default_factory=dict)
+
+
+class _ProbeEntry(BaseModel):
+    """A probe as written in the catalog: the ID is the table name, not a key."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    trainer: str = "core"
+    description: str = ""
+    knobs: dict[str, Any] = Field(default_factory=dict)
+    expect: Expectation = "any"
+
+
+# --- finding and loading --------------------------------------------------------------------
+
+
+def find_matrix_dir(start: Path | None = None) -> Path:
+    """``$MLX_PARITY_MATRIX``, else the nearest ``matrix/`` above ``start`` (default: the
+    working directory), else the matrix shipped inside the package."""
+    if configured := os.environ.get(MATRIX_ENV):
+        path = Path(configured).expanduser()
+        if not path.is_dir():
+            raise MatrixError(path, f"${MATRIX_ENV} names no directory")
+        return path
+    here = (start or Path.cwd()).absolute()
+    for folder in (here, *here.parents):
+        if _looks_like_matrix(folder / "matrix"):
+            return folder / "matrix"
+    return packaged_matrix_dir()
+
+
+def _looks_like_matrix(path: Path) -> bool:
+    # Demand matrix content, so an unrelated folder that happens to be named "matrix" is skipped.
+    return (path / PROBES_FILE).is_file() or (path / ROUNDS_DIR).is_dir()
+
+
+def packaged_matrix_dir() -> Path:
+    shipped = resources.files("mlx_parity") / "resources" / "matrix"
+    if not isinstance(shipped, Path) or not shipped.is_dir():
+        raise MatrixError(Path(str(shipped)), "the package ships no matrix directory")
+    return shipped
+
+
+def load_catalog(matrix_dir: Path | None = None) -> Catalog:
+    """The catalog in ``<matrix>/probes.toml`` plus the built-in probes it does not redefine."""
+    file = (matrix_dir or find_matrix_dir()) / PROBES_FILE
+    if not file.is_file():
+        return Catalog()
+    source = TomlSource.read(file)
+    try:
+        parsed = _CatalogFile.model_validate(source.data)
+    except ValidationError as exc:
+        source.refuse(validation_problems(exc, _CatalogFile))
+        raise  # unreachable: refuse raised
+    probes = dict(BUILTIN_PROBES)
+    problems: list[Problem] = []
+    for probe_id, table in parsed.probes.items():
+        probe, found = _catalog_probe(probe_id, table)
+        problems += found
+        if probe is not None:
+            problems += _builtin_redefinition(probe)
+            probes[probe_id] = probe
+    problems += _case_collisions(list(parsed.probes))
+    source.refuse(problems)
+    return Catalog(probes=probes, source=file)
+
+
+def _catalog_probe(probe_id: str, table: dict[str, Any]) -> tuple[Probe | None, list[Problem]]:
+    where: KeyPath = ("probes", probe_id)
+    try:
+        entry = _ProbeEntry.model_validate(table)
+    except ValidationError as exc:
+        return None, validation_problems(exc, _ProbeEntry, where)
+    if problems := knob_problems(entry.knobs, (*where, "knobs")):
+        return None, problems
+    try:
+        probe = Probe(id=probe_id, **entry.model_dump())
+    except ValidationError as exc:
+        return None, validation_problems(exc, Probe, where)
+    return probe, _trainer_problems(probe, apply(Knobs(), probe.knobs), where)
+
+
+def _trainer_problems(probe: Probe, knobs: Knobs, where: KeyPath) -> list[Problem]:
+    # Imported here: the trainers pull in mlx-lm, which listing rounds does not need.
+    from .trainers import TrainerError, check_knobs, resolve_trainer
+
+    try:
+        resolve_trainer(probe.trainer)
+    except TrainerError as exc:
+        return [Problem((*where, "trainer"), str(exc))]
+    try:
+        check_knobs(probe.trainer, knobs)
+    except TrainerError as exc:
+        return [Problem(where, str(exc))]
+    return []
+
+
+def _builtin_redefinition(probe: Probe) -> list[Problem]:
+    """A catalog may describe ``reference`` and ``core`` (and declare their expectation), but
+    not change what they run: every report relies on those two meaning the same everywhere."""
+    builtin = BUILTIN_PROBES.get(probe.id)
+    if builtin is None:
+        return []
+    same = probe.trainer == builtin.trainer and apply(Knobs(), probe.knobs) == apply(
+        Knobs(), builtin.knobs
+    )
+    if same:
+        return []
+    return [
+        Problem(
+            ("probes", probe.id),
+            f"redefines the built-in probe {probe.id!r} (trainer {builtin.trainer!r}, "
+            "every knob at mlx-lm's value); keep it identical or choose another ID",
+        )
+    ]
+
+
+def _case_collisions(probe_ids: list[str]) -> list[Problem]:
+    # GitHub artifact names compare case-insensitively, so 'Core' and 'core' would collide.
+    seen: dict[str, str] = {}
+    problems = []
+    for probe_id in probe_ids:
+        other = seen.setdefault(probe_id.lower(), probe_id)
+        if other != probe_id:
+            problems.append(
+                Problem(("probes", probe_id), f"differs from probe {other!r} only by case")
+            )
+    return problems
+
+
+def check_round_id(round_id: str, matrix_dir: Path | None = None) -> None:
+    """Refuse a round ID before it becomes part of a path (``../x``, ``$(cmd)``, ``a;b``)."""
+    if not isinstance(round_id, str) or not re.fullmatch(ROUND_ID_PATTERN, round_id):
+        where = (matrix_dir / ROUNDS_DIR) if matrix_dir else Path("matrix") / ROUNDS_DIR
+        raise MatrixError(
+            where,
+            f"round ID {round_id!r} is not valid: use 1-40 letters, digits, '.', '_' or '-', "
+            "starting with a letter or digit",
+            key="id",
+        )
+
+
+def list_rounds(matrix_dir: Path | None = None) -> list[str]:
+    rounds_dir = (matrix_dir or find_matrix_dir()) / ROUNDS_DIR
+    if not rounds_dir.is_dir():
+        return []
+    return sorted(
+        file.stem for file in rounds_dir.glob("*.toml") if re.fullmatch(ROUND_ID_PATTERN, file.stem)
+    )
+
+
+def load_round(round_id: str, matrix_dir: Path | None = None) -> Round:
+    """``<matrix>/rounds/<round_id>.toml``, validated against the catalog and the pin sets."""
+    check_round_id(round_id, matrix_dir)
+    matrix_dir = matrix_dir or find_matrix_dir()
+    file = matrix_dir / ROUNDS_DIR / f"{round_id}.toml"
+    if not file.is_file():
+        known = ", ".join(list_rounds(matrix_dir)) or "none"
+        raise MatrixError(file, f"no round {round_id!r} (known rounds: {known})", key="id")
+    source = TomlSource.read(file)
+    catalog = load_catalog(matrix_dir)
+    data = dict(source.data)
+    if data.setdefault("id", round_id) != round_id:
+        source.refuse([Problem(("id",), f"must be the file name's round ID {round_id!r}")])
+    try:
+        round_ = Round.model_validate(data, context={_DEFER_CHECKS: True})
+    except ValidationError as exc:
+        source.refuse(validation_problems(exc, Round))
+        raise  # unreachable: refuse raised
+    source.refuse(round_.problems())
+    source.refuse(catalog_problems(round_, catalog))
+    source.refuse(pins_problems(round_, matrix_dir))
+    return round_
+
+
+def catalog_problems(round_: Round, catalog: Catalog) -> list[Problem]:
+    """Every probe exists and can run under the round's settings."""
+    problems = []
+    for index, probe_id in enumerate(round_.probes):
+        where: KeyPath = ("probes", index)
+        probe = catalog.probes.get(probe_id)
+        if probe is None:
+            known = ", ".join(catalog.probes)
+            problems.append(Problem(where, f"unknown probe {probe_id!r} (known: {known})"))
+            continue
+        try:
+            knobs = round_.knobs_for(probe)
+        except KnobError as exc:
+            problems.append(Problem(where, f"probe {probe_id!r} with the round's settings: {exc}"))
+            continue
+        for problem in _trainer_problems(probe, knobs, where):
+            message = f"probe {probe_id!r} with the round's settings: {problem.message}"
+            problems.append(Problem(where, message))
+    return problems
+
+
+def pins_problems(round_: Round, matrix_dir: Path) -> list[Problem]:
+    """The pin set must exist where the runner looks for it (checked only when the pin sets
+    ship beside the matrix; an installed package may carry the matrix alone)."""
+    pins_dir = matrix_dir.parent / PINS_DIR
+    if not pins_dir.is_dir() or (pins_dir / f"{round_.pins}.txt").is_file():
+        return []
+    known = ", ".join(sorted(p.stem for p in pins_dir.glob("*.txt"))) or "none"
+    message = f"no pinned dependency set {PINS_DIR / (round_.pins + '.txt')} (known: {known})"
+    return [Problem(("pins",), message)]

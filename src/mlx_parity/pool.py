@@ -1,0 +1,156 @@
+"""A pool of long-lived worker processes that train seeds.
+
+Each worker imports MLX and loads each fixture's model once (``ModelSource``), then takes
+(probe, seed) tasks from a queue until told to stop; every finished seed's artifact is written
+by the worker itself, atomically, so nothing finished is lost when the round is interrupted or
+a worker dies. Progress and outcomes flow back on one event queue.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+import queue
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from .fixture import Fixture
+from .knobs import Knobs
+from .probes import Probe
+
+
+@dataclass(frozen=True)
+class Task:
+    round_id: str
+    probe: Probe
+    knobs: Knobs
+    fixture: Fixture
+    seed: int
+    out_dir: str
+
+    @property
+    def key(self) -> tuple[str, int]:
+        return (self.probe.id, self.seed)
+
+
+@dataclass(frozen=True)
+class Event:
+    """``started``/``step``/``finished`` from a worker; ``lost`` when a worker died mid-task."""
+
+    kind: str
+    worker: int
+    probe_id: str
+    seed: int
+    step: int = 0
+    status: str = ""
+    passed: bool = False
+    detail: str = ""
+
+
+def _worker(index: int, tasks: mp.Queue, events: mp.Queue) -> None:
+    # Imported here so the parent never pays for MLX unless it trains itself.
+    from . import artifact
+    from .cell import ModelSource, run_seed
+
+    sources: dict[str, ModelSource] = {}
+    while True:
+        task: Task | None = tasks.get()
+        if task is None:
+            return
+        events.put(Event("started", index, task.probe.id, task.seed))
+        path = task.fixture.model_path()
+        source = sources.setdefault(path, ModelSource(path))
+
+        def on_step(record, task=task) -> None:
+            events.put(Event("step", index, task.probe.id, task.seed, step=record.step))
+
+        result = run_seed(task.round_id, task.probe, task.knobs, task.fixture, source, task.seed, on_step)
+        artifact.save(result, Path(task.out_dir))
+        events.put(
+            Event(
+                "finished",
+                index,
+                task.probe.id,
+                task.seed,
+                status=result.status,
+                passed=result.passed,
+                detail=result.error or "",
+            )
+        )
+
+
+def run_tasks(
+    tasks: Iterable[Task], workers: int, on_event: Callable[[Event], None]
+) -> list[tuple[str, int]]:
+    """Run every task on ``workers`` processes; return the keys of tasks lost to dead workers.
+
+    Ctrl-C (KeyboardInterrupt) stops the workers and re-raises; finished seeds are on disk.
+    """
+    ctx = mp.get_context("spawn")
+    task_queue: mp.Queue = ctx.Queue()
+    events: mp.Queue = ctx.Queue()
+    pending = list(tasks)
+    for task in pending:
+        task_queue.put(task)
+    workers = max(1, min(workers, len(pending))) if pending else 0
+    procs = {}
+    for i in range(workers):
+        task_queue.put(None)
+    for i in range(workers):
+        proc = ctx.Process(target=_worker, args=(i, task_queue, events), daemon=True)
+        proc.start()
+        procs[i] = proc
+    in_flight: dict[int, tuple[str, int]] = {}
+    remaining = {t.key for t in pending}
+    lost: list[tuple[str, int]] = []
+    try:
+        while remaining:
+            try:
+                event = events.get(timeout=0.5)
+            except queue.Empty:
+                lost += _reap_dead(procs, in_flight, remaining, on_event)
+                if not any(p.is_alive() for p in procs.values()) and remaining:
+                    # Every worker is gone; whatever was queued will not run.
+                    for probe_id, seed in sorted(remaining):
+                        on_event(Event("lost", -1, probe_id, seed, detail="no worker left"))
+                    lost += sorted(remaining)
+                    remaining.clear()
+                continue
+            if event.kind == "started":
+                in_flight[event.worker] = (event.probe_id, event.seed)
+            elif event.kind == "finished":
+                in_flight.pop(event.worker, None)
+                remaining.discard((event.probe_id, event.seed))
+            on_event(event)
+    except KeyboardInterrupt:
+        _stop(procs)
+        raise
+    for proc in procs.values():
+        proc.join(timeout=10)
+    _stop(procs)
+    return lost
+
+
+def _reap_dead(procs, in_flight, remaining, on_event) -> list[tuple[str, int]]:
+    lost = []
+    for index, proc in procs.items():
+        if not proc.is_alive() and index in in_flight:
+            key = in_flight.pop(index)
+            remaining.discard(key)
+            lost.append(key)
+            code = proc.exitcode
+            on_event(Event("lost", index, key[0], key[1], detail=f"worker exited with {code}"))
+    return lost
+
+
+def _stop(procs) -> None:
+    for proc in procs.values():
+        if proc.is_alive():
+            proc.terminate()
+    for proc in procs.values():
+        proc.join(timeout=5)
+
+
+def default_workers() -> int:
+    return max(1, os.cpu_count() or 1)
