@@ -12,11 +12,13 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import re
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NoReturn
 
 from pydantic import ValidationError
 
@@ -315,6 +317,21 @@ def register(sub: argparse._SubParsersAction) -> None:
         help=f"concurrent macOS jobs for the wall-clock estimate (default {DEFAULT_MAX_PARALLEL})",
     )
     parser.set_defaults(handler=_run)
+    _report_usage_errors_in_summary(parser)
+
+
+def _report_usage_errors_in_summary(parser: argparse.ArgumentParser) -> None:
+    """argparse refuses some values itself (``--round -h`` reads as an option and exits 2);
+    those refusals reach the job summary too, like every other one."""
+    refuse = parser.error
+
+    def error(message: str) -> NoReturn:
+        if summary := os.environ.get("GITHUB_STEP_SUMMARY"):
+            _append(Path(summary), error_markdown(f"{parser.prog}: error: {message}"))
+        refuse(message)
+
+    # An instance attribute: argparse calls self.error, and only this parser should change.
+    parser.error = error  # type: ignore[method-assign]
 
 
 def read_context() -> GitHubContext:

@@ -1,0 +1,526 @@
+"""Compare every probe of a round with its baseline, seed by seed (DESIGN.md §5).
+
+The ladder, in the order a reader needs it:
+
+1. **Structure** — per-step ``input_shape`` and ``ntoks``. The first difference reads
+   ``structural divergence at step k: <probe> vs <baseline>``: the probe's value always comes
+   first and the baseline's second, here and in every "x vs y" this module writes.
+2. **Trace** — per-step |Δloss|: ``identical`` (bitwise at every step; NaN matches NaN only at
+   the same step), ``close`` (every |Δ| ≤ ``gates.trace_tolerance``), or ``diverges at step k
+   by x`` (also when one side is non-finite, or the traces differ in length). The verdict is
+   about losses; a structural difference is reported beside it, never folded into it, because
+   a shape change that leaves every loss bitwise equal (padding on a short row) is a finding.
+3. **Outcome** — pass rates with Wilson intervals, paired agreement, exact McNemar, Holm
+   across probes (baseline excluded), verdict and detectability: all from :mod:`..stats`.
+4. **Gates** — smoke (cf_loss), run errors, parity expectations, artifacts.
+
+Every seed with a valid artifact counts towards its probe's pass rate whatever its status (a
+failed run did not pass); a seed without one is reported missing, never counted as a failure.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from ..artifact import Row, SeedResult
+from ..knobs import Knobs
+from ..matrix import Catalog, Round
+from ..probes import Expectation
+from ..stats import (
+    PairedOutcome,
+    describe_detectability,
+    holm_adjust,
+    paired_outcome,
+    verdict,
+    wilson_interval,
+)
+from .gather import REPORT_SCHEMA, Gathered, Problem
+
+# Significance level of every outcome test in a report.
+ALPHA = 0.05
+# How many seeds a gate's detail names before it says "and N more".
+NAMED_SEEDS = 5
+
+TraceVerdict = Literal["identical", "close", "diverges", "unavailable"]
+SeedStatus = Literal["ok", "nonfinite", "error", "missing"]
+GateName = Literal["smoke", "errors", "parity", "artifacts"]
+CommitState = Literal["success", "failure", "error"]
+
+# Report order of trace verdicts: the most alarming first.
+TRACE_ORDER: tuple[TraceVerdict, ...] = ("diverges", "close", "identical", "unavailable")
+
+# Non-finite floats (a NaN loss, an infinite |Δ|) are written as "NaN"/"Infinity" strings.
+_REPORT_CONFIG = ConfigDict(extra="forbid", ser_json_inf_nan="strings")
+
+
+class GateResult(BaseModel):
+    model_config = _REPORT_CONFIG
+
+    name: GateName
+    # None for a round-level gate.
+    probe: str | None
+    passed: bool
+    detail: str
+
+    @property
+    def title(self) -> str:
+        return self.name if self.probe is None else f"{self.name} · {self.probe}"
+
+
+class SeedComparison(BaseModel):
+    """One seed of one probe, and (for a probe other than the baseline) how it compares."""
+
+    model_config = _REPORT_CONFIG
+
+    seed: int
+    file: str | None = None
+    status: SeedStatus
+    error: str | None = None
+    passed: bool | None = None
+    baseline_passed: bool | None = None
+    cf_loss: float | None = None
+    post_train_loss: float | None = None
+    generation: str | None = None
+    losses: list[float] = Field(default_factory=list)
+    # Below: None for the baseline's own seeds.
+    trace: TraceVerdict | None = None
+    trace_detail: str | None = None
+    divergence_step: int | None = None
+    divergence_size: float | None = None
+    max_abs_dloss: float | None = None
+    structural: str | None = None
+    structural_step: int | None = None
+
+    @property
+    def present(self) -> bool:
+        return self.status != "missing"
+
+
+class ProbeReport(BaseModel):
+    model_config = _REPORT_CONFIG
+
+    id: str
+    trainer: str
+    description: str = ""
+    expect: Expectation
+    is_baseline: bool
+    # Knobs whose value differs from the baseline's (Knobs.differing_from).
+    knobs: dict[str, Any]
+    seeds: list[SeedComparison]
+    pass_ci: tuple[float, float]
+    # Paired statistics against the baseline; None for the baseline itself.
+    outcome: PairedOutcome | None = None
+    holm_p: float | None = None
+    verdict: str | None = None
+    detectability: str | None = None
+    state: CommitState
+
+    def present_seeds(self) -> list[SeedComparison]:
+        return [s for s in self.seeds if s.present]
+
+    def passes(self) -> int:
+        return sum(1 for s in self.seeds if s.passed)
+
+    def seeds_run(self) -> int:
+        return len(self.present_seeds())
+
+    def trace_counts(self) -> dict[TraceVerdict, int]:
+        counts = {v: sum(1 for s in self.seeds if s.trace == v) for v in TRACE_ORDER}
+        return {v: n for v, n in counts.items() if n}
+
+    def first_divergence(self) -> SeedComparison | None:
+        """The seed whose loss trace leaves the baseline's earliest (lowest seed on a tie)."""
+        diverging = [s for s in self.seeds if s.trace == "diverges" and s.divergence_step]
+        return min(diverging, key=lambda s: (s.divergence_step, s.seed), default=None)
+
+    def first_structural(self) -> SeedComparison | None:
+        structural = [s for s in self.seeds if s.structural_step is not None]
+        return min(structural, key=lambda s: (s.structural_step, s.seed), default=None)
+
+    def max_cf_loss(self) -> float | None:
+        """The largest cf_loss over the seeds that have one; NaN if any of them is NaN."""
+        values = [s.cf_loss for s in self.seeds if s.cf_loss is not None]
+        if any(math.isnan(v) for v in values):
+            return math.nan
+        return max(values, default=None)
+
+
+class RoundReport(BaseModel):
+    model_config = ConfigDict(extra="forbid", ser_json_inf_nan="strings", populate_by_name=True)
+
+    schema_: Literal["mlx-parity/round-report/v1"] = Field(REPORT_SCHEMA, alias="schema")
+    round_id: str
+    hypothesis: str
+    baseline: str
+    seeds: list[int]
+    gate_settings: dict[str, Any]
+    alpha: float = ALPHA
+    # Baseline first, then the other probes in round order.
+    probes: list[ProbeReport]
+    gates: list[GateResult]
+    problems: list[Problem]
+    detectability: str
+    files_seen: int
+    passed: bool
+
+    def probe(self, probe_id: str) -> ProbeReport:
+        for report in self.probes:
+            if report.id == probe_id:
+                return report
+        raise KeyError(probe_id)
+
+    def gates_for(self, probe_id: str | None) -> list[GateResult]:
+        return [g for g in self.gates if g.probe == probe_id]
+
+    def failed_gates(self) -> list[GateResult]:
+        return [g for g in self.gates if not g.passed]
+
+    def compared_probes(self) -> list[ProbeReport]:
+        return [p for p in self.probes if not p.is_baseline]
+
+
+# --- structure and trace ---------------------------------------------------------------------
+
+
+def first_structural_difference(
+    probe_rows: Sequence[Row], baseline_rows: Sequence[Row]
+) -> tuple[int, str] | None:
+    """(step, message) of the first step whose batch shape or token count differs."""
+    for mine, theirs in zip(probe_rows, baseline_rows, strict=False):
+        if tuple(mine.input_shape) != tuple(theirs.input_shape):
+            what = f"{tuple(mine.input_shape)} vs {tuple(theirs.input_shape)}"
+        elif mine.ntoks != theirs.ntoks:
+            what = f"{mine.ntoks} vs {theirs.ntoks} tokens"
+        else:
+            continue
+        return mine.step, f"structural divergence at step {mine.step}: {what}"
+    return None
+
+
+def _same_loss(a: float, b: float) -> bool:
+    # Bitwise for our purposes: equal values, or NaN on both sides at this step.
+    return a == b or (math.isnan(a) and math.isnan(b))
+
+
+def format_size(value: float) -> str:
+    return f"{value:.3g}"
+
+
+def compare_trace(
+    probe_rows: Sequence[Row], baseline_rows: Sequence[Row], tolerance: float
+) -> tuple[TraceVerdict, str, int | None, float | None, float | None]:
+    """(verdict, detail, divergence step, |Δ| at that step, max finite |Δ| over all steps)."""
+    if not probe_rows and not baseline_rows:
+        return "unavailable", "no steps to compare", None, None, None
+    within_tolerance = False
+    first: tuple[int, float, str] | None = None
+    largest: float | None = None
+    for mine, theirs in zip(probe_rows, baseline_rows, strict=False):
+        a, b = mine.loss, theirs.loss
+        if _same_loss(a, b):
+            continue
+        delta = abs(a - b)
+        if math.isfinite(delta):
+            largest = delta if largest is None else max(largest, delta)
+        if math.isfinite(delta) and delta <= tolerance:
+            within_tolerance = True
+        elif first is None:
+            detail = (
+                f"diverges at step {mine.step} by {format_size(delta)}"
+                if math.isfinite(delta)
+                else f"diverges at step {mine.step}: loss {a!r} vs {b!r}"
+            )
+            first = (mine.step, delta, detail)
+    if first is None and len(probe_rows) != len(baseline_rows):
+        shorter = min(len(probe_rows), len(baseline_rows))
+        detail = (
+            f"diverges at step {shorter + 1}: trace length "
+            f"{len(probe_rows)} vs {len(baseline_rows)} steps"
+        )
+        return "diverges", detail, shorter + 1, None, largest
+    if first is not None:
+        step, delta, detail = first
+        return "diverges", detail, step, delta, largest
+    steps = len(probe_rows)
+    if within_tolerance:
+        detail = (
+            f"close over {steps} steps: max |Δloss| {format_size(largest or 0.0)} "
+            f"≤ {format_size(tolerance)}"
+        )
+        return "close", detail, None, None, largest
+    return "identical", f"identical over {steps} steps", None, None, 0.0
+
+
+def compare_seed(
+    seed: int,
+    probe: SeedResult | None,
+    baseline: SeedResult | None,
+    tolerance: float,
+    file: str | None,
+    is_baseline: bool,
+) -> SeedComparison:
+    if probe is None:
+        return SeedComparison(
+            seed=seed,
+            status="missing",
+            baseline_passed=None if baseline is None else baseline.passed,
+            trace=None if is_baseline else "unavailable",
+            trace_detail=None if is_baseline else "no valid artifact",
+        )
+    fields: dict[str, Any] = dict(
+        seed=seed,
+        file=file,
+        status=probe.status,
+        error=probe.error,
+        passed=probe.passed,
+        cf_loss=probe.cf_loss,
+        post_train_loss=probe.post_train_loss,
+        generation=probe.generation,
+        losses=[row.loss for row in probe.rows],
+    )
+    if is_baseline:
+        return SeedComparison(**fields)
+    fields["baseline_passed"] = None if baseline is None else baseline.passed
+    unavailable = _why_unavailable(probe, baseline)
+    if unavailable is not None:
+        return SeedComparison(**fields, trace="unavailable", trace_detail=unavailable)
+    assert baseline is not None  # _why_unavailable said so
+    structural = first_structural_difference(probe.rows, baseline.rows)
+    trace, detail, step, size, largest = compare_trace(probe.rows, baseline.rows, tolerance)
+    return SeedComparison(
+        **fields,
+        trace=trace,
+        trace_detail=detail,
+        divergence_step=step,
+        divergence_size=size,
+        max_abs_dloss=largest,
+        structural=structural[1] if structural else None,
+        structural_step=structural[0] if structural else None,
+    )
+
+
+def _why_unavailable(probe: SeedResult, baseline: SeedResult | None) -> str | None:
+    # A failed run's partial trace would report a divergence that is really a crash.
+    if baseline is None:
+        return "baseline has no valid artifact for this seed"
+    if probe.status == "error":
+        return "the run failed"
+    if baseline.status == "error":
+        return "the baseline run failed"
+    return None
+
+
+# --- gates -------------------------------------------------------------------------------------
+
+
+def _name_seeds(items: Sequence[str]) -> str:
+    shown = ", ".join(items[:NAMED_SEEDS])
+    more = len(items) - NAMED_SEEDS
+    return shown + (f" and {more} more" if more > 0 else "")
+
+
+def _cf_text(value: float | None) -> str:
+    return "none" if value is None else f"{value:.3g}"
+
+
+def smoke_gate(probe_id: str, seeds: Sequence[SeedComparison], cf_loss_max: float) -> GateResult:
+    """Every seed that ran to the end has a finite cf_loss below the limit (None/NaN fail)."""
+    judged = [s for s in seeds if s.present and s.status != "error"]
+    failing = [
+        s
+        for s in judged
+        if s.cf_loss is None or not math.isfinite(s.cf_loss) or s.cf_loss >= cf_loss_max
+    ]
+    limit = format_size(cf_loss_max)
+    if not judged:
+        return GateResult(name="smoke", probe=probe_id, passed=False, detail="no seed to judge")
+    if failing:
+        named = _name_seeds([f"seed {s.seed} ({_cf_text(s.cf_loss)})" for s in failing])
+        detail = f"cf_loss not < {limit} on {len(failing)}/{len(judged)} seeds: {named}"
+        return GateResult(name="smoke", probe=probe_id, passed=False, detail=detail)
+    worst = max(s.cf_loss for s in judged if s.cf_loss is not None)
+    detail = f"cf_loss < {limit} on {len(judged)}/{len(judged)} seeds (max {format_size(worst)})"
+    return GateResult(name="smoke", probe=probe_id, passed=True, detail=detail)
+
+
+def errors_gate(
+    probe_id: str, seeds: Sequence[SeedComparison], max_error_seeds: int
+) -> GateResult | None:
+    """Only stated when some seed ended in error."""
+    errored = [s for s in seeds if s.status == "error"]
+    if not errored:
+        return None
+    named = _name_seeds([f"seed {s.seed}" for s in errored])
+    detail = f"{len(errored)} seed(s) ended in error ({named}); at most {max_error_seeds} allowed"
+    return GateResult(
+        name="errors", probe=probe_id, passed=len(errored) <= max_error_seeds, detail=detail
+    )
+
+
+def parity_gate(
+    probe_id: str, expect: Expectation, seeds: Sequence[SeedComparison]
+) -> GateResult | None:
+    """The probe's declared expectation of its loss traces; None when it declares none."""
+    if expect == "any":
+        return None
+    compared = [s for s in seeds if s.trace not in (None, "unavailable")]
+    counts = ", ".join(
+        f"{v} {sum(1 for s in compared if s.trace == v)}/{len(compared)}"
+        for v in TRACE_ORDER[:3]
+        if any(s.trace == v for s in compared)
+    )
+    if not compared:
+        detail = f"expects {expect}, but no seed could be compared"
+        return GateResult(name="parity", probe=probe_id, passed=False, detail=detail)
+    if expect == "identical":
+        passed = all(s.trace == "identical" for s in compared)
+    elif expect == "close":
+        passed = all(s.trace in ("identical", "close") for s in compared)
+    else:  # diverges
+        passed = any(s.trace == "diverges" for s in compared)
+    detail = f"expects {expect}: {counts}"
+    structural = [s for s in compared if s.structural_step is not None]
+    if structural and expect in ("identical", "close"):
+        detail += f" (structure differs on {len(structural)} seed(s))"
+    return GateResult(name="parity", probe=probe_id, passed=passed, detail=detail)
+
+
+def probe_artifacts_gate(
+    probe_id: str, seeds: Sequence[SeedComparison], require_all: bool
+) -> GateResult | None:
+    """Only stated when some planned seed of the probe has no valid artifact."""
+    missing = [s for s in seeds if not s.present]
+    if not missing:
+        return None
+    named = _name_seeds([f"seed {s.seed}" for s in missing])
+    detail = f"{len(missing)}/{len(seeds)} seeds without a valid artifact: {named}"
+    if not require_all:
+        detail += " (not required by the round)"
+    return GateResult(name="artifacts", probe=probe_id, passed=not require_all, detail=detail)
+
+
+def round_artifacts_gate(
+    problems: Sequence[Problem], planned: int, require_all: bool
+) -> GateResult:
+    blocking = [p for p in problems if p.blocking]
+    if not blocking:
+        detail = f"all {planned} planned artifacts present and valid"
+        return GateResult(name="artifacts", probe=None, passed=True, detail=detail)
+    kinds: dict[str, int] = {}
+    for p in blocking:
+        kinds[p.kind] = kinds.get(p.kind, 0) + 1
+    summary = ", ".join(f"{n} {kind}" for kind, n in kinds.items())
+    detail = f"{len(blocking)} blocking problem(s): {summary} (listed under Problems)"
+    if not require_all:
+        detail += "; not required by the round"
+    return GateResult(name="artifacts", probe=None, passed=not require_all, detail=detail)
+
+
+def commit_state(gates: Sequence[GateResult]) -> CommitState:
+    """failure when a judgement fails; error when only artifacts are missing (the judgement is
+    incomplete rather than negative); success otherwise."""
+    failed = [g for g in gates if not g.passed]
+    if any(g.name != "artifacts" for g in failed):
+        return "failure"
+    return "error" if failed else "success"
+
+
+# --- the report ------------------------------------------------------------------------------
+
+
+def build_report(round_: Round, catalog: Catalog, gathered: Gathered) -> RoundReport:
+    """Compare every probe of ``round_`` with its baseline over the gathered artifacts."""
+    gates_config = round_.gates
+    baseline_id = round_.baseline
+    baseline_knobs: Knobs = round_.knobs_for(catalog.get(baseline_id))
+    baseline_results = gathered.results.get(baseline_id, {})
+    order = [baseline_id] + [p for p in round_.probes if p != baseline_id]
+    compared_ids = order[1:]
+    # Holm over m probes, worst case: the detectable gap is stated at alpha / m.
+    family_alpha = ALPHA / max(len(compared_ids), 1)
+
+    seed_reports: dict[str, list[SeedComparison]] = {}
+    outcomes: dict[str, PairedOutcome] = {}
+    baseline_flags = {seed: r.passed for seed, r in baseline_results.items()}
+    for probe_id in order:
+        is_baseline = probe_id == baseline_id
+        results = gathered.results.get(probe_id, {})
+        seed_reports[probe_id] = [
+            compare_seed(
+                seed,
+                results.get(seed),
+                baseline_results.get(seed),
+                gates_config.trace_tolerance,
+                gathered.files.get((probe_id, seed)),
+                is_baseline,
+            )
+            for seed in round_.seeds
+        ]
+        if not is_baseline:
+            flags = {seed: r.passed for seed, r in results.items()}
+            outcomes[probe_id] = paired_outcome(baseline_flags, flags)
+    adjusted = holm_adjust({p: o.mcnemar_p for p, o in outcomes.items()})
+
+    all_gates: list[GateResult] = []
+    probe_reports: list[ProbeReport] = []
+    for probe_id in order:
+        probe = catalog.get(probe_id)
+        seeds = seed_reports[probe_id]
+        expect = round_.expectation(probe)
+        is_baseline = probe_id == baseline_id
+        gates = [smoke_gate(probe_id, seeds, gates_config.cf_loss_max)]
+        optional = [
+            errors_gate(probe_id, seeds, gates_config.max_error_seeds),
+            None if is_baseline else parity_gate(probe_id, expect, seeds),
+            probe_artifacts_gate(probe_id, seeds, gates_config.require_all_seeds),
+        ]
+        gates += [g for g in optional if g is not None]
+        all_gates += gates
+        outcome = outcomes.get(probe_id)
+        run = [s for s in seeds if s.present]
+        probe_reports.append(
+            ProbeReport(
+                id=probe_id,
+                trainer=probe.trainer,
+                description=probe.description,
+                expect=expect,
+                is_baseline=is_baseline,
+                knobs=round_.knobs_for(probe).differing_from(baseline_knobs),
+                seeds=seeds,
+                pass_ci=wilson_interval(sum(1 for s in run if s.passed), len(run)),
+                outcome=outcome,
+                holm_p=adjusted.get(probe_id),
+                verdict=verdict(outcome, adjusted[probe_id]) if outcome else None,
+                detectability=(
+                    describe_detectability(outcome.n, outcome.baseline_rate, family_alpha)
+                    if outcome
+                    else None
+                ),
+                state=commit_state(gates),
+            )
+        )
+
+    planned = len(round_.probes) * len(round_.seeds)
+    all_gates.append(
+        round_artifacts_gate(gathered.problems, planned, gates_config.require_all_seeds)
+    )
+    baseline_run = [r.passed for r in baseline_results.values()]
+    # With no baseline seed at all, 0.5 leaves the most room either way.
+    baseline_rate = sum(baseline_run) / len(baseline_run) if baseline_run else 0.5
+    return RoundReport(
+        round_id=round_.id,
+        hypothesis=round_.hypothesis,
+        baseline=baseline_id,
+        seeds=list(round_.seeds),
+        gate_settings=gates_config.model_dump(mode="json"),
+        probes=probe_reports,
+        gates=all_gates,
+        problems=gathered.problems,
+        detectability=describe_detectability(len(round_.seeds), baseline_rate, family_alpha),
+        files_seen=gathered.files_seen,
+        passed=all(g.passed for g in all_gates),
+    )

@@ -1,0 +1,337 @@
+"""The round report as one self-contained HTML page: inline CSS, inline SVG, no script.
+
+Each probe gets loss-curve plots, baseline against probe, one small plot per seed with the
+first loss divergence (and the first structural difference) marked. A round of hundreds of
+seeds shows the seeds that diverge first and says how many were left out; the per-seed
+table below each probe always lists every seed. Every text taken from the report (probe IDs,
+generations, errors, hypothesis) goes through :func:`html.escape`.
+"""
+
+from __future__ import annotations
+
+import html
+import math
+from collections.abc import Sequence
+
+from .compare import ProbeReport, RoundReport, SeedComparison, format_size
+from .markdown import (
+    DASH,
+    agreement_text,
+    cf_loss_text,
+    divergence_text,
+    family_note,
+    knobs_text,
+    mcnemar_text,
+    pass_rate_text,
+    problem_line,
+    seed_trace_text,
+    trace_text,
+)
+
+MAX_PLOTS_PER_PROBE = 30
+WIDTH, HEIGHT = 240, 150
+LEFT, RIGHT, TOP, BOTTOM = 44, 8, 10, 22
+
+STYLE = """
+body{font:14px/1.45 -apple-system,system-ui,sans-serif;margin:2em;color:#1b1f24;max-width:1400px}
+h1{font-size:1.5em}h2{font-size:1.2em;margin-top:2em}
+table{border-collapse:collapse;margin:1em 0;font-size:13px}
+th,td{border:1px solid #d0d7de;padding:3px 8px;text-align:left;vertical-align:top}
+th{background:#f6f8fa}
+blockquote{color:#57606a;border-left:4px solid #d0d7de;margin:0;padding:0 1em}
+.pass{color:#1a7f37}.fail{color:#cf222e}.warn{color:#9a6700}
+.plots{display:flex;flex-wrap:wrap;gap:8px}
+figure{margin:0;border:1px solid #d0d7de;padding:4px}
+figcaption{font-size:11px;max-width:240px;color:#57606a}
+svg text{font-size:9px;fill:#57606a}
+.axis{stroke:#8c959f;stroke-width:1}
+.base{fill:none;stroke:#0969da;stroke-width:1.5}
+.probe{fill:none;stroke:#fb8500;stroke-width:1.2;stroke-dasharray:3 2}
+.diverge{stroke:#cf222e;stroke-width:1;stroke-dasharray:4 2}
+.structural{stroke:#8250df;stroke-width:1;stroke-dasharray:1 2}
+.nonfinite{fill:#cf222e}
+.legend span{margin-right:1.5em}
+"""
+
+
+def esc(text: object) -> str:
+    return html.escape(str(text), quote=True)
+
+
+# --- plots -------------------------------------------------------------------------------------
+
+
+def _finite_values(series: Sequence[Sequence[float]]) -> list[float]:
+    return [v for losses in series for v in losses if math.isfinite(v)]
+
+
+def _y_scale(values: list[float]):
+    """A function from loss to y pixel; log10 when every loss is positive (losses fall by
+    orders of magnitude while memorising), linear otherwise."""
+    use_log = bool(values) and min(values) > 0
+    transformed = [math.log10(v) for v in values] if use_log else values
+    low, high = (min(transformed), max(transformed)) if transformed else (0.0, 1.0)
+    if high - low < 1e-12:
+        low, high = low - 0.5, high + 0.5
+    span = high - low
+
+    def y(value: float) -> float:
+        t = math.log10(value) if use_log else value
+        return TOP + (HEIGHT - TOP - BOTTOM) * (1 - (t - low) / span)
+
+    bottom_value = 10**low if use_log else low
+    top_value = 10**high if use_log else high
+    return y, bottom_value, top_value, use_log
+
+
+def _polylines(losses: Sequence[float], x, y, css: str) -> list[str]:
+    """One polyline per run of finite losses; non-finite steps break the line."""
+    out, points = [], []
+    for index, loss in enumerate(losses):
+        if math.isfinite(loss):
+            points.append(f"{x(index + 1):.1f},{y(loss):.1f}")
+            continue
+        if points:
+            out.append(points)
+        points = []
+    if points:
+        out.append(points)
+    return [f'<polyline class="{css}" points="{" ".join(p)}"/>' for p in out]
+
+
+def _nonfinite_marks(losses: Sequence[float], x) -> list[str]:
+    return [
+        f'<text class="nonfinite" x="{x(i + 1):.1f}" y="{TOP + 8}">×</text>'
+        for i, loss in enumerate(losses)
+        if not math.isfinite(loss)
+    ]
+
+
+def _marker(step: int | None, x, css: str) -> list[str]:
+    if step is None:
+        return []
+    at = f"{x(step):.1f}"
+    return [
+        f'<line class="{css}" x1="{at}" x2="{at}" y1="{TOP}" y2="{HEIGHT - BOTTOM}"/>',
+        f'<text x="{at}" y="{TOP - 1}" text-anchor="middle">{step}</text>',
+    ]
+
+
+def loss_plot(
+    title: str,
+    baseline: Sequence[float],
+    probe: Sequence[float] | None,
+    divergence_step: int | None = None,
+    structural_step: int | None = None,
+) -> str:
+    """One small SVG: x = step, y = loss (log scale when possible)."""
+    series = [baseline] + ([probe] if probe is not None else [])
+    steps = max((len(s) for s in series), default=0)
+    if steps == 0:
+        return (
+            f'<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{HEIGHT}" '
+            f'role="img"><title>{esc(title)}</title>'
+            f'<text x="{WIDTH / 2}" y="{HEIGHT / 2}" text-anchor="middle">no data</text></svg>'
+        )
+    plot_width = WIDTH - LEFT - RIGHT
+
+    def x(step: float) -> float:
+        return LEFT + plot_width * ((step - 1) / max(steps - 1, 1))
+
+    y, low, high, use_log = _y_scale(_finite_values(series))
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{HEIGHT}" '
+        f'viewBox="0 0 {WIDTH} {HEIGHT}" role="img"><title>{esc(title)}</title>',
+        f'<line class="axis" x1="{LEFT}" x2="{LEFT}" y1="{TOP}" y2="{HEIGHT - BOTTOM}"/>',
+        f'<line class="axis" x1="{LEFT}" x2="{WIDTH - RIGHT}" '
+        f'y1="{HEIGHT - BOTTOM}" y2="{HEIGHT - BOTTOM}"/>',
+        f'<text x="{LEFT - 3}" y="{TOP + 4}" text-anchor="end">{esc(format_size(high))}</text>',
+        f'<text x="{LEFT - 3}" y="{HEIGHT - BOTTOM}" text-anchor="end">'
+        f"{esc(format_size(low))}</text>",
+        f'<text x="{LEFT}" y="{HEIGHT - 8}">1</text>',
+        f'<text x="{WIDTH - RIGHT}" y="{HEIGHT - 8}" text-anchor="end">{steps}</text>',
+        f'<text x="{LEFT + plot_width / 2}" y="{HEIGHT - 8}" text-anchor="middle">'
+        f"step{' (log loss)' if use_log else ''}</text>",
+        *_marker(structural_step, x, "structural"),
+        *_marker(divergence_step, x, "diverge"),
+        *_polylines(baseline, x, y, "base"),
+    ]
+    if probe is not None:
+        parts += _polylines(probe, x, y, "probe")
+        parts += _nonfinite_marks(probe, x)
+    parts += _nonfinite_marks(baseline, x)
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def _plot_order(seeds: Sequence[SeedComparison]) -> list[SeedComparison]:
+    """Seeds worth looking at first: diverging (earliest first), then structural, then the
+    rest in round order."""
+    position = {s.seed: i for i, s in enumerate(seeds)}
+
+    def key(s: SeedComparison) -> tuple:
+        diverging = s.trace == "diverges"
+        return (
+            not diverging,
+            s.divergence_step or 0,
+            s.structural_step is None,
+            position[s.seed],
+        )
+
+    return sorted(seeds, key=key)
+
+
+def probe_plots(probe: ProbeReport, baseline: ProbeReport) -> list[str]:
+    with_data = [s for s in probe.seeds if s.present]
+    if len(with_data) > MAX_PLOTS_PER_PROBE:
+        chosen = _plot_order(with_data)[:MAX_PLOTS_PER_PROBE]
+        note = (
+            f"<p>Showing {MAX_PLOTS_PER_PROBE} of {len(with_data)} seeds, diverging seeds "
+            "first; the table below lists every seed.</p>"
+        )
+    else:
+        chosen, note = with_data, ""
+    baseline_losses = {s.seed: s.losses for s in baseline.seeds}
+    figures = []
+    for s in chosen:
+        if probe.is_baseline:
+            plot = loss_plot(f"{probe.id} seed {s.seed}", s.losses, None)
+            caption = f"seed {s.seed}: {s.status}"
+        else:
+            plot = loss_plot(
+                f"{probe.id} vs {baseline.id}, seed {s.seed}",
+                baseline_losses.get(s.seed, []),
+                s.losses,
+                s.divergence_step,
+                s.structural_step,
+            )
+            caption = f"seed {s.seed}: {seed_trace_text(s)}"
+            if s.structural:
+                caption += f"; {s.structural}"
+        figures.append(f"<figure>{plot}<figcaption>{esc(caption)}</figcaption></figure>")
+    if not figures:
+        figures.append(f"<figure>{loss_plot(f'{probe.id}: no seeds', [], None)}</figure>")
+    return [note, '<div class="plots">', *figures, "</div>"]
+
+
+# --- tables and page ---------------------------------------------------------------------------
+
+
+def _row(cells: Sequence[str], header: bool = False) -> str:
+    tag = "th" if header else "td"
+    return "<tr>" + "".join(f"<{tag}>{esc(c)}</{tag}>" for c in cells) + "</tr>"
+
+
+def summary_table(report: RoundReport) -> list[str]:
+    headers = (
+        "probe",
+        "trainer",
+        "knobs vs baseline",
+        "pass rate (95% CI)",
+        "agree",
+        "McNemar p (Holm)",
+        "outcome",
+        "trace",
+        "first divergence",
+        "max cf_loss",
+    )
+    rows = [
+        (
+            p.id,
+            p.trainer,
+            knobs_text(p),
+            pass_rate_text(p),
+            agreement_text(p),
+            mcnemar_text(p),
+            p.verdict or DASH,
+            trace_text(p),
+            divergence_text(p),
+            cf_loss_text(p.max_cf_loss()),
+        )
+        for p in report.probes
+    ]
+    return ["<table>", _row(headers, header=True), *(_row(r) for r in rows), "</table>"]
+
+
+def seed_table(probe: ProbeReport) -> list[str]:
+    headers = ("seed", "status", "pass", "baseline pass", "trace", "structure", "max |Δloss|")
+    headers += ("cf_loss", "generation", "file", "error")
+    rows = []
+    for s in probe.seeds:
+        rows.append(
+            (
+                str(s.seed),
+                s.status,
+                DASH if s.passed is None else str(s.passed).lower(),
+                DASH if s.baseline_passed is None else str(s.baseline_passed).lower(),
+                seed_trace_text(s),
+                DASH if probe.is_baseline else (s.structural or "same"),
+                DASH if s.max_abs_dloss is None else format_size(s.max_abs_dloss),
+                cf_loss_text(s.cf_loss),
+                DASH if s.generation is None else s.generation,
+                s.file or DASH,
+                s.error or "",
+            )
+        )
+    return [
+        f"<details><summary>Per-seed detail ({len(rows)} seeds)</summary><table>",
+        _row(headers, header=True),
+        *(_row(r) for r in rows),
+        "</table></details>",
+    ]
+
+
+def render_html(report: RoundReport) -> str:
+    baseline = report.probe(report.baseline)
+    state = (
+        '<span class="pass">passed</span>' if report.passed else '<span class="fail">failed</span>'
+    )
+    parts = [
+        "<!DOCTYPE html>",
+        '<html lang="en"><head><meta charset="utf-8">',
+        f"<title>mlx-parity round {esc(report.round_id)}</title>",
+        f"<style>{STYLE}</style></head><body>",
+        f"<h1>mlx-parity · round {esc(report.round_id)} · {state}</h1>",
+        f"<blockquote>{esc(report.hypothesis)}</blockquote>",
+        f"<p>Baseline <b>{esc(report.baseline)}</b> · {len(report.probes)} probes × "
+        f"{len(report.seeds)} seeds · {report.files_seen} JSON files read</p>",
+        *summary_table(report),
+        "<h2>Gates</h2><ul>",
+        *(
+            f'<li class="{"pass" if g.passed else "fail"}">{"✅" if g.passed else "❌"} '
+            f"<b>{esc(g.title)}</b>: {esc(g.detail)}</li>"
+            for g in report.failed_gates() + [g for g in report.gates if g.passed]
+        ),
+        "</ul>",
+    ]
+    if report.problems:
+        parts.append(f"<h2>Problems ({len(report.problems)})</h2><ul>")
+        parts += [
+            f'<li class="{"fail" if p.blocking else "warn"}">{esc(problem_line(p))}</li>'
+            for p in sorted(report.problems, key=lambda p: not p.blocking)
+        ]
+        parts.append("</ul>")
+    parts.append(
+        f"<p><b>Detectability:</b> {esc(report.detectability)} ({esc(family_note(report))}).</p>"
+    )
+    parts.append(
+        '<p class="legend"><span style="color:#0969da">━ baseline</span>'
+        '<span style="color:#fb8500">╍ probe</span>'
+        '<span style="color:#cf222e">┆ first loss divergence</span>'
+        '<span style="color:#8250df">┆ first structural difference</span>'
+        '<span style="color:#cf222e">× non-finite loss</span></p>'
+    )
+    for probe in report.probes:
+        role = " (baseline)" if probe.is_baseline else ""
+        parts += [
+            f'<section id="probe-{esc(probe.id)}">',
+            f"<h2>{esc(probe.id)}{role}</h2>",
+            f"<p>{esc(probe.description)} · trainer {esc(probe.trainer)} · "
+            f"expect {esc(probe.expect)} · {esc(pass_rate_text(probe))} pass · "
+            f"{esc(trace_text(probe))}</p>",
+            *probe_plots(probe, baseline),
+            *seed_table(probe),
+            "</section>",
+        ]
+    parts.append("</body></html>")
+    return "\n".join(parts) + "\n"

@@ -1,0 +1,346 @@
+"""The round report as Markdown: the probe table users know from the motivating PR thread,
+then gates, problems, detectability, and a per-seed table collapsed in ``<details>``.
+
+Cells are padded so the raw text reads as a table too (job logs show it unrendered). The
+per-seed table is fenced by HTML comments so :func:`fit_summary` can shorten it first when the
+report would exceed GitHub's 1 MiB job-summary limit.
+"""
+
+from __future__ import annotations
+
+import html
+import math
+import re
+from collections.abc import Sequence
+from typing import Any
+
+from .compare import ProbeReport, RoundReport, SeedComparison, format_size
+from .gather import Problem
+
+SUMMARY_LIMIT = 1_048_576
+DETAILS_START = "<!-- mlx-parity:details:start -->"
+DETAILS_END = "<!-- mlx-parity:details:end -->"
+# Longer lists go to the JSON and HTML reports; the summary names the first ones.
+MAX_PROBLEM_LINES = 100
+GENERATION_CHARS = 48
+DASH = "—"
+
+_MARKDOWN_SPECIAL = re.compile(r"([\\`*_\[\]|#~])")
+
+
+def escape_cell(text: str) -> str:
+    """Free text (a generation, an error) made safe for one table cell: no HTML, no Markdown
+    emphasis or code, no pipes or line breaks that would end the cell."""
+    flat = " ".join(text.split())
+    return _MARKDOWN_SPECIAL.sub(r"\\\1", html.escape(flat, quote=False))
+
+
+def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
+    """A Markdown table whose columns are padded to equal width."""
+    widths = [len(h) for h in headers]
+    for row in rows:
+        widths = [max(w, len(cell)) for w, cell in zip(widths, row, strict=True)]
+
+    def line(cells: Sequence[str]) -> str:
+        return "| " + " | ".join(c.ljust(w) for c, w in zip(cells, widths, strict=True)) + " |"
+
+    return [line(headers), line(["-" * w for w in widths]), *(line(r) for r in rows)]
+
+
+# --- cell texts shared with the HTML page -----------------------------------------------------
+
+
+def percent(rate: float) -> str:
+    return f"{rate:.0%}"
+
+
+def pass_rate_text(probe: ProbeReport) -> str:
+    """``10/15 = 67% (42–85%)``: passes over seeds run, with the Wilson 95% interval."""
+    passes, run = probe.passes(), probe.seeds_run()
+    if run == 0:
+        return "0/0"
+    low, high = probe.pass_ci
+    return f"{passes}/{run} = {percent(passes / run)} ({percent(low)}–{percent(high)})"
+
+
+def agreement_text(probe: ProbeReport) -> str:
+    if probe.outcome is None:
+        return DASH
+    return f"{probe.outcome.agreements}/{probe.outcome.n}"
+
+
+def mcnemar_text(probe: ProbeReport) -> str:
+    if probe.outcome is None or probe.holm_p is None:
+        return DASH
+    return f"{probe.outcome.mcnemar_p:.3g} ({probe.holm_p:.3g})"
+
+
+def trace_text(probe: ProbeReport) -> str:
+    if probe.is_baseline:
+        return "baseline"
+    total = len(probe.seeds)
+    return ", ".join(f"{v} {n}/{total}" for v, n in probe.trace_counts().items()) or DASH
+
+
+def divergence_text(probe: ProbeReport) -> str:
+    parts = []
+    first = probe.first_divergence()
+    if first is not None:
+        if first.divergence_size is None:
+            what = "trace length differs"
+        elif math.isfinite(first.divergence_size):
+            what = f"by {format_size(first.divergence_size)}"
+        else:
+            what = "non-finite loss"
+        parts.append(f"step {first.divergence_step} {what} (seed {first.seed})")
+    structural = probe.first_structural()
+    if structural is not None:
+        parts.append(f"{structural.structural} (seed {structural.seed})")
+    return "; ".join(parts) or DASH
+
+
+def cf_loss_text(value: float | None) -> str:
+    return DASH if value is None else format_size(value)
+
+
+def knob_value_text(value: Any) -> str:
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, list | tuple):
+        return ",".join(str(v) for v in value)
+    return str(value)
+
+
+def knobs_text(probe: ProbeReport) -> str:
+    if probe.is_baseline:
+        return "(baseline)"
+    return ", ".join(f"{k}={knob_value_text(v)}" for k, v in probe.knobs.items()) or DASH
+
+
+def seed_trace_text(seed: SeedComparison) -> str:
+    return "baseline" if seed.trace is None else (seed.trace_detail or seed.trace)
+
+
+def generation_text(generation: str | None, limit: int = GENERATION_CHARS) -> str:
+    if generation is None:
+        return DASH
+    flat = " ".join(generation.split())
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+
+
+def problem_line(problem: Problem) -> str:
+    return f"{problem.kind} · {problem.subject}: {problem.detail}"
+
+
+def family_note(report: RoundReport) -> str:
+    m = len(report.compared_probes())
+    if m <= 1:
+        return f"α = {report.alpha:g}"
+    return f"Holm over {m} probes: worst case α = {report.alpha:g}/{m}"
+
+
+# --- the document ------------------------------------------------------------------------------
+
+SUMMARY_HEADERS = (
+    "probe",
+    "trainer",
+    "knobs vs baseline",
+    "pass rate (95% CI)",
+    "agree",
+    "McNemar p (Holm)",
+    "outcome",
+    "trace",
+    "first divergence",
+    "max cf_loss",
+)
+
+DETAIL_HEADERS = (
+    "probe",
+    "seed",
+    "status",
+    "pass",
+    "baseline pass",
+    "trace",
+    "structure",
+    "max abs Δloss",
+    "cf_loss",
+    "generation",
+)
+
+
+def summary_rows(report: RoundReport) -> list[list[str]]:
+    return [
+        [
+            f"`{p.id}`",
+            p.trainer,
+            escape_cell(knobs_text(p)),
+            pass_rate_text(p),
+            agreement_text(p),
+            mcnemar_text(p),
+            p.verdict or DASH,
+            trace_text(p),
+            escape_cell(divergence_text(p)),
+            cf_loss_text(p.max_cf_loss()),
+        ]
+        for p in report.probes
+    ]
+
+
+def _flag(value: bool | None) -> str:
+    return DASH if value is None else ("yes" if value else "no")
+
+
+def detail_rows(report: RoundReport) -> list[list[str]]:
+    rows = []
+    for probe in report.probes:
+        for s in probe.seeds:
+            structure = DASH if probe.is_baseline else (s.structural or "same")
+            rows.append(
+                [
+                    f"`{probe.id}`",
+                    str(s.seed),
+                    s.status,
+                    _flag(s.passed),
+                    _flag(s.baseline_passed),
+                    escape_cell(seed_trace_text(s)),
+                    escape_cell(structure),
+                    DASH if s.max_abs_dloss is None else format_size(s.max_abs_dloss),
+                    cf_loss_text(s.cf_loss),
+                    escape_cell(generation_text(s.generation)),
+                ]
+            )
+    return rows
+
+
+def render_markdown(report: RoundReport) -> str:
+    n_probes, n_seeds = len(report.probes), len(report.seeds)
+    settings = report.gate_settings
+    lines = [
+        f"## mlx-parity · round `{report.round_id}` · {'✅ passed' if report.passed else '❌ failed'}",
+        "",
+        f"> {escape_cell(report.hypothesis)}",
+        "",
+        f"Baseline `{report.baseline}` · {n_probes} probes × {n_seeds} seeds · "
+        f"smoke gate cf_loss < {settings.get('cf_loss_max')} · "
+        f"trace tolerance {settings.get('trace_tolerance')} · "
+        f"{report.files_seen} JSON files read",
+        "",
+        *table(SUMMARY_HEADERS, summary_rows(report)),
+        "",
+        *_gate_lines(report),
+        "",
+        *_problem_lines(report.problems),
+        f"**Detectability:** {report.detectability} ({family_note(report)}).",
+        *_probe_detectability_lines(report),
+        "",
+        DETAILS_START,
+        f"<details><summary>Per-seed detail ({n_probes * n_seeds} rows)</summary>",
+        "",
+        *table(DETAIL_HEADERS, detail_rows(report)),
+        "",
+        "</details>",
+        DETAILS_END,
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def _gate_lines(report: RoundReport) -> list[str]:
+    failed = report.failed_gates()
+    total = len(report.gates)
+    head = f"### Gates: {total - len(failed)}/{total} hold"
+    # Failing gates first: they are what a reader opened the summary for.
+    ordered = failed + [g for g in report.gates if g.passed]
+    return [
+        head,
+        "",
+        *(f"- {'✅' if g.passed else '❌'} **{g.title}**: {escape_cell(g.detail)}" for g in ordered),
+    ]
+
+
+def _problem_lines(problems: Sequence[Problem]) -> list[str]:
+    if not problems:
+        return []
+    ordered = sorted(problems, key=lambda p: not p.blocking)
+    lines = [f"### Problems ({len(problems)})", ""]
+    for problem in ordered[:MAX_PROBLEM_LINES]:
+        mark = "❌" if problem.blocking else "⚠️"
+        lines.append(f"- {mark} {escape_cell(problem_line(problem))}")
+    if len(ordered) > MAX_PROBLEM_LINES:
+        lines.append(f"- … and {len(ordered) - MAX_PROBLEM_LINES} more in the JSON report")
+    return [*lines, ""]
+
+
+def _probe_detectability_lines(report: RoundReport) -> list[str]:
+    """A probe compared on fewer seeds than planned gets its own sentence."""
+    return [
+        f"- `{p.id}`: {p.detectability}."
+        for p in report.compared_probes()
+        if p.outcome is not None and p.outcome.n != len(report.seeds) and p.detectability
+    ]
+
+
+# --- fitting into the job summary --------------------------------------------------------------
+
+
+def truncation_note(shown: int, total: int) -> str:
+    return (
+        f"\n> ✂️ **Truncated:** {shown:,} of {total:,} per-seed rows shown to fit GitHub's "
+        "1 MiB job-summary limit; the JSON and HTML reports have all of them.\n"
+    )
+
+
+def _size(text: str) -> int:
+    return len(text.encode("utf-8"))
+
+
+def fit_summary(markdown: str, limit: int = SUMMARY_LIMIT) -> str:
+    """``markdown`` within ``limit`` bytes: per-seed rows are dropped first (from the end),
+    with a visible note saying how many are shown; only if the rest alone is too large is the
+    text cut at a line boundary, again with a note."""
+    if _size(markdown) <= limit:
+        return markdown
+    start, end = markdown.find(DETAILS_START), markdown.find(DETAILS_END)
+    if start >= 0 and end > start:
+        head = markdown[:start]
+        block = markdown[start : end + len(DETAILS_END)]
+        tail = markdown[end + len(DETAILS_END) :]
+        fitted = _fit_details(head, block, tail, limit)
+        if fitted is not None:
+            return fitted
+        markdown = head + tail
+    return _cut(markdown, limit)
+
+
+def _fit_details(head: str, block: str, tail: str, limit: int) -> str | None:
+    lines = block.split("\n")
+    table_lines = [i for i, line in enumerate(lines) if line.startswith("| ")]
+    if len(table_lines) < 2:
+        return None
+    # The first two table lines are the header and its separator.
+    first_row, last_row = table_lines[0] + 2, table_lines[-1] + 1
+    before, rows, after = lines[:first_row], lines[first_row:last_row], lines[last_row:]
+    total = len(rows)
+    fixed = _size(head + tail) + _size("\n".join(before + after)) + 1
+    budget = limit - fixed - _size(truncation_note(total, total))
+    kept, used = 0, 0
+    for row in rows:
+        cost = _size(row) + 1
+        if used + cost > budget:
+            break
+        kept, used = kept + 1, used + cost
+    if budget < 0:
+        return None
+    shortened = "\n".join(before + rows[:kept] + after)
+    return head + shortened + truncation_note(kept, total) + tail
+
+
+def _cut(markdown: str, limit: int) -> str:
+    note = (
+        "\n\n> ✂️ **Truncated:** the report exceeds GitHub's 1 MiB job-summary limit; "
+        "the JSON and HTML reports are complete.\n"
+    )
+    budget = max(limit - _size(note), 0)
+    text = markdown.encode("utf-8")[:budget].decode("utf-8", errors="ignore")
+    cut_at = text.rfind("\n")
+    return (text[:cut_at] if cut_at > 0 else text) + note
