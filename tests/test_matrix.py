@@ -144,7 +144,7 @@ def test_shipped_round_shapes() -> None:
         "mask-exclusive",
         "compile-off",
     ]
-    assert len(demo.seeds) == 4 and set(demo.seeds) <= set(MOTIVATING_SEEDS)
+    assert len(demo.seeds) == 8 and set(demo.seeds) <= set(MOTIVATING_SEEDS)
     motivating = load_round("motivating", SHIPPED)
     assert motivating.seeds == MOTIVATING_SEEDS
     assert motivating.probes == [

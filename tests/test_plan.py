@@ -279,7 +279,7 @@ def test_each_job_is_billed_rounded_up_to_a_whole_minute(seconds: float, minutes
 
 
 def test_float_noise_does_not_bill_an_extra_minute() -> None:
-    # 0.1 × 3 is 0.30000000000000004; 200 jobs of that must not tip 60 s into 2 minutes.
+    # 59.7 + 0.1 × 3 is 60.00000000000001 in floating point: still exactly one minute.
     assert billed_minutes(59.7 + 0.1 * 3) == 1
 
 

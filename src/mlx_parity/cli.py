@@ -12,7 +12,17 @@ from collections.abc import Sequence
 from .errors import ParityError
 
 # Modules under mlx_parity.commands, each with ``register(subparsers)``.
-COMMANDS = ("probe", "fixture", "run", "workflow", "plan", "status", "dispatch")
+COMMANDS = (
+    "probe",
+    "fixture",
+    "run",
+    "workflow",
+    "plan",
+    "status",
+    "dispatch",
+    "collect",
+    "compare",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -219,5 +219,9 @@ def _missing_cells(
                 else "no artifact found"
             )
             yield Problem(
-                kind="missing", subject=f"{probe} seed {seed}", detail=detail, probe=probe, seed=seed
+                kind="missing",
+                subject=f"{probe} seed {seed}",
+                detail=detail,
+                probe=probe,
+                seed=seed,
             )

@@ -215,8 +215,9 @@ def detail_rows(report: RoundReport) -> list[list[str]]:
 def render_markdown(report: RoundReport) -> str:
     n_probes, n_seeds = len(report.probes), len(report.seeds)
     settings = report.gate_settings
+    outcome = "✅ passed" if report.passed else "❌ failed"
     lines = [
-        f"## mlx-parity · round `{report.round_id}` · {'✅ passed' if report.passed else '❌ failed'}",
+        f"## mlx-parity · round `{report.round_id}` · {outcome}",
         "",
         f"> {escape_cell(report.hypothesis)}",
         "",
@@ -254,7 +255,10 @@ def _gate_lines(report: RoundReport) -> list[str]:
     return [
         head,
         "",
-        *(f"- {'✅' if g.passed else '❌'} **{g.title}**: {escape_cell(g.detail)}" for g in ordered),
+        *(
+            f"- {'✅' if g.passed else '❌'} **{g.title}**: {escape_cell(g.detail)}"
+            for g in ordered
+        ),
     ]
 
 

@@ -7,10 +7,14 @@ from pathlib import Path
 
 from ..cell import CellProgress, ModelLoadError, run_cell
 from ..errors import UsageError
-from ..fixture import SMOKE
-from ..knobs import KnobError, Knobs, parse_assignment
+from ..fixture import SMOKE, Fixture
+from ..knobs import KnobError, Knobs, apply, parse_assignment
+from ..matrix import load_catalog, load_round
 from ..probes import BUILTIN_PROBES, Probe
 from ..trainers import TrainerError
+
+# The round ID recorded when no round file is named: built-in probes on the smoke fixture.
+LOCAL_ROUND = "local"
 
 
 def parse_seeds(text: str) -> list[int]:
@@ -41,12 +45,38 @@ def lookup_probe(probe_id: str) -> Probe:
         raise UsageError(f"unknown probe {probe_id!r}; known probes: {known}") from None
 
 
+def resolve_cell(
+    args: argparse.Namespace, overrides: dict[str, str]
+) -> tuple[Probe, Knobs, Fixture]:
+    """The probe, its knobs and the fixture: from the round file when ``--round`` names one
+    (its catalog, settings and fixture), else the built-in probes on the smoke fixture."""
+    if args.round_id != LOCAL_ROUND:
+        rnd = load_round(args.round_id, args.matrix)
+        probe = load_catalog(args.matrix).get(args.probe)
+        base, fixture = apply(Knobs(), rnd.settings), rnd.fixture
+    else:
+        probe, base, fixture = lookup_probe(args.probe), Knobs(), SMOKE
+    try:
+        knobs = probe.resolved(base, overrides)
+    except KnobError as exc:
+        raise UsageError(str(exc)) from None
+    if args.model:
+        fixture = fixture.model_copy(update={"model": args.model})
+    return probe, knobs, fixture
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser("probe", help="run one probe over a list of seeds")
     parser.add_argument("--probe", required=True, help="probe ID (e.g. reference, core)")
     parser.add_argument("--seeds", required=True, help="comma-separated seeds, e.g. 1,7,42")
     parser.add_argument("--out", required=True, type=Path, help="directory for seed results")
-    parser.add_argument("--round", default="local", dest="round_id", help="round ID to record")
+    parser.add_argument(
+        "--round",
+        default=LOCAL_ROUND,
+        dest="round_id",
+        help="round whose probes, settings and fixture to use (default: built-ins, smoke fixture)",
+    )
+    parser.add_argument("--matrix", type=Path, help="matrix directory (default ./matrix)")
     parser.add_argument(
         "--set",
         action="append",
@@ -64,12 +94,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def _run(args: argparse.Namespace) -> int:
     seeds = parse_seeds(args.seeds)
-    probe = lookup_probe(args.probe)
-    try:
-        knobs = probe.resolved(Knobs(), parse_overrides(args.overrides))
-    except KnobError as exc:
-        raise UsageError(str(exc)) from None
-    fixture = SMOKE.model_copy(update={"model": args.model}) if args.model else SMOKE
+    probe, knobs, fixture = resolve_cell(args, parse_overrides(args.overrides))
     try:
         results = run_cell(
             args.round_id, probe, knobs, fixture, seeds, args.out, CellProgress(not args.quiet)

@@ -1,0 +1,242 @@
+"""``mlx-parity compare A B``: what changed between two rounds' reports ("Round BM → BO").
+
+A and B are report JSON files written by ``collect --json``, or directories holding a
+``report.json``. Per probe, side by side: pass rates, outcome verdicts against the baseline,
+trace verdicts, and a conclusion — "identical within seed noise", or every change named: a pass
+rate that moved beyond seed noise, a verdict or trace verdict that changed, a new or moved
+divergence step, a changed batch structure.
+
+The two rounds are separate runs, so their pass rates are compared as two independent samples
+with Fisher's exact test (Boschloo's is more powerful but takes seconds per probe at hundreds of
+seeds), Holm-adjusted across the probes compared, at the reports' α.
+
+Exit status: 0 when every probe is identical within seed noise, 1 when something changed (as
+``diff`` does), 2 when a report cannot be read.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from scipy.stats import fisher_exact
+
+from ..collect.compare import ALPHA, ProbeReport, RoundReport
+from ..collect.markdown import DASH, escape_cell, pass_rate_text, table, trace_text
+from ..collect.report import parse_report
+from ..errors import UsageError
+from ..stats import WITHIN_SEED_NOISE, holm_adjust
+
+REPORT_FILE = "report.json"
+UNCHANGED = "identical within seed noise"
+
+
+def load_report(source: str | Path) -> RoundReport:
+    """A round report from a JSON file or a directory holding ``report.json``.
+
+    The one entry point for every report source, so others (a GitHub run ID) can be added
+    here without touching the comparison."""
+    path = Path(source)
+    if path.is_dir():
+        path = path / REPORT_FILE
+    if not path.is_file():
+        raise UsageError(
+            f"{source}: no report here (expected a report JSON file or a directory "
+            f"holding {REPORT_FILE})"
+        )
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UsageError(f"{path}: cannot read the report: {exc}") from None
+    return parse_report(text, str(path))
+
+
+@dataclass
+class ProbeChange:
+    """One probe in both rounds (or only one) and what changed between them."""
+
+    probe: str
+    a: ProbeReport | None
+    b: ProbeReport | None
+    pass_p: float | None = None
+    pass_p_adjusted: float | None = None
+    changes: list[str] = field(default_factory=list)
+
+    @property
+    def conclusion(self) -> str:
+        return "; ".join(self.changes) if self.changes else UNCHANGED
+
+
+def pass_rate_p(a: ProbeReport, b: ProbeReport) -> float | None:
+    """Two-sided Fisher exact p of the two rounds' pass counts; None when a round ran no seed."""
+    n_a, n_b = a.seeds_run(), b.seeds_run()
+    if n_a == 0 or n_b == 0:
+        return None
+    p_a, p_b = a.passes(), b.passes()
+    p = float(fisher_exact([[p_a, n_a - p_a], [p_b, n_b - p_b]]).pvalue)
+    # A table without variation has no evidence of a difference.
+    return 1.0 if math.isnan(p) else min(p, 1.0)
+
+
+def _outcome_class(probe: ProbeReport) -> str | None:
+    # The verdict's text carries its p-value; only the class (noise or not) is compared.
+    if probe.verdict is None:
+        return None
+    return WITHIN_SEED_NOISE if probe.verdict == WITHIN_SEED_NOISE else "differs from baseline"
+
+
+def _divergence_change(a: ProbeReport, b: ProbeReport) -> str | None:
+    first_a, first_b = a.first_divergence(), b.first_divergence()
+    step_a = first_a.divergence_step if first_a else None
+    step_b = first_b.divergence_step if first_b else None
+    if step_a == step_b:
+        return None
+    if step_a is None:
+        return f"new divergence at step {step_b}"
+    if step_b is None:
+        return f"divergence gone (was step {step_a})"
+    return f"first divergence step {step_a} → {step_b}"
+
+
+def _structure_change(a: ProbeReport, b: ProbeReport) -> str | None:
+    first_a, first_b = a.first_structural(), b.first_structural()
+    text_a = first_a.structural if first_a else None
+    text_b = first_b.structural if first_b else None
+    if text_a == text_b:
+        return None
+    return f"structure: {text_a or 'same as baseline'} → {text_b or 'same as baseline'}"
+
+
+def describe_changes(a: ProbeReport, b: ProbeReport, adjusted_p: float | None) -> list[str]:
+    changes = []
+    if adjusted_p is not None and adjusted_p < ALPHA:
+        changes.append(
+            f"pass rate {a.passes()}/{a.seeds_run()} → {b.passes()}/{b.seeds_run()} "
+            f"beyond seed noise (Fisher p={adjusted_p:.3g}, Holm)"
+        )
+    elif adjusted_p is None and a.seeds_run() != b.seeds_run():
+        changes.append(f"seeds run {a.seeds_run()} → {b.seeds_run()}")
+    if _outcome_class(a) != _outcome_class(b):
+        changes.append(f"outcome {a.verdict or DASH} → {b.verdict or DASH}")
+    if trace_text(a) != trace_text(b):
+        changes.append(f"trace {trace_text(a)} → {trace_text(b)}")
+    for change in (_divergence_change(a, b), _structure_change(a, b)):
+        if change is not None:
+            changes.append(change)
+    return changes
+
+
+def compare_reports(a: RoundReport, b: RoundReport) -> list[ProbeChange]:
+    """Every probe of either round, in A's order then B's new ones."""
+    in_a = {p.id: p for p in a.probes}
+    in_b = {p.id: p for p in b.probes}
+    ids = list(in_a) + [probe_id for probe_id in in_b if probe_id not in in_a]
+    rows = [ProbeChange(probe_id, in_a.get(probe_id), in_b.get(probe_id)) for probe_id in ids]
+    raw = {}
+    for row in rows:
+        if row.a is not None and row.b is not None:
+            row.pass_p = pass_rate_p(row.a, row.b)
+            if row.pass_p is not None:
+                raw[row.probe] = row.pass_p
+    adjusted = holm_adjust(raw)
+    for row in rows:
+        if row.a is None:
+            row.changes.append(f"only in {b.round_id}")
+        elif row.b is None:
+            row.changes.append(f"only in {a.round_id}")
+        else:
+            row.pass_p_adjusted = adjusted.get(row.probe)
+            row.changes = describe_changes(row.a, row.b, row.pass_p_adjusted)
+    return rows
+
+
+def round_notes(a: RoundReport, b: RoundReport) -> list[str]:
+    """Differences in how the rounds were set up, which qualify every row."""
+    notes = []
+    if a.baseline != b.baseline:
+        notes.append(f"baselines differ: {a.baseline} → {b.baseline}")
+    if a.seeds != b.seeds:
+        notes.append(f"seed lists differ: {len(a.seeds)} → {len(b.seeds)} seeds")
+    if a.gate_settings != b.gate_settings:
+        notes.append(f"gate settings differ: {a.gate_settings} → {b.gate_settings}")
+    return notes
+
+
+def render_comparison(a: RoundReport, b: RoundReport, rows: list[ProbeChange]) -> str:
+    name_a, name_b = a.round_id, b.round_id
+    if name_a == name_b:
+        name_a, name_b = f"{name_a} (A)", f"{name_b} (B)"
+    headers = (
+        "probe",
+        f"pass {name_a}",
+        f"pass {name_b}",
+        "Fisher p (Holm)",
+        f"outcome {name_a}",
+        f"outcome {name_b}",
+        f"trace {name_a}",
+        f"trace {name_b}",
+        "conclusion",
+    )
+
+    def cells(probe: ProbeReport | None) -> tuple[str, str, str]:
+        if probe is None:
+            return DASH, DASH, DASH
+        return pass_rate_text(probe), probe.verdict or DASH, trace_text(probe)
+
+    body = []
+    for row in rows:
+        pass_a, verdict_a, trace_a = cells(row.a)
+        pass_b, verdict_b, trace_b = cells(row.b)
+        p_text = (
+            DASH
+            if row.pass_p is None or row.pass_p_adjusted is None
+            else f"{row.pass_p:.3g} ({row.pass_p_adjusted:.3g})"
+        )
+        body.append(
+            [
+                f"`{row.probe}`",
+                pass_a,
+                pass_b,
+                p_text,
+                verdict_a,
+                verdict_b,
+                trace_a,
+                trace_b,
+                escape_cell(row.conclusion),
+            ]
+        )
+    changed = sum(1 for row in rows if row.changes)
+    verdict_line = (
+        f"**{name_a} → {name_b}: {UNCHANGED}** for all {len(rows)} probes."
+        if not changed
+        else f"**{name_a} → {name_b}: {changed} of {len(rows)} probes changed.**"
+    )
+    lines = [f"## mlx-parity · round {name_a} → {name_b}", "", verdict_line, ""]
+    lines += [f"- ⚠️ {escape_cell(note)}" for note in round_notes(a, b)]
+    lines += ["", *table(headers, body), ""]
+    lines.append(
+        "Pass rates: Fisher's exact test on the two rounds' counts, Holm across "
+        f"{len(rows)} probes, α = {ALPHA:g}. {b.detectability}."
+    )
+    return "\n".join(lines) + "\n"
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    parser = sub.add_parser(
+        "compare",
+        help="what changed between two rounds' reports",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("a", metavar="A", help="earlier report (JSON file or folder)")
+    parser.add_argument("b", metavar="B", help="later report (JSON file or folder)")
+    parser.set_defaults(handler=_run)
+
+
+def _run(args: argparse.Namespace) -> int:
+    a, b = load_report(args.a), load_report(args.b)
+    rows = compare_reports(a, b)
+    print(render_comparison(a, b, rows), end="")
+    return 1 if any(row.changes for row in rows) else 0

@@ -1,0 +1,331 @@
+"""``mlx-parity status`` and ``mlx-parity dispatch`` against a real HTTP server on loopback.
+
+Request bodies are validated against GitHub's own request models (githubkit-schemas) and the fake
+server's answers against GitHub's response models, with the helpers of test_github_client.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from githubkit_schemas.v2022_11_28 import models as gh
+from pytest_httpserver import HTTPServer
+from werkzeug import Request, Response
+
+from mlx_parity.cli import main
+from mlx_parity.github import CHECK_SUMMARY_LIMIT, READ_ONLY_EXPLANATION
+from test_github_client import (
+    OWNER,
+    REPO,
+    REPO_PATH,
+    RUN_ID,
+    SHA,
+    TOKEN,
+    assert_api_headers,
+    check_run_response,
+    conforming,
+    github_error,
+    requests_to,
+    sent_json,
+    status_response,
+)
+
+MATRIX = Path(__file__).resolve().parent.parent / "matrix"
+STATUSES_PATH = f"{REPO_PATH}/statuses/{SHA}"
+CHECK_RUNS_PATH = f"{REPO_PATH}/check-runs"
+DISPATCH_PATH = f"{REPO_PATH}/actions/workflows/mlx-parity.yml/dispatches"
+RUN_URL = f"https://github.com/{OWNER}/{REPO}/actions/runs/{RUN_ID}"
+
+REPORT_STATUSES = [
+    {"context": "mlx-parity/reference", "state": "success", "description": "baseline, 2/2 pass"},
+    {"context": "mlx-parity/core", "state": "success", "description": "trace identical, 2/2"},
+    {
+        "context": "mlx-parity/clip-legacy",
+        "state": "failure",
+        "description": "diverges at step 4 by 0.012; expected identical",
+    },
+    {"context": "mlx-parity", "state": "failure", "description": "1 of 3 probes failed a gate"},
+]
+
+
+@pytest.fixture(autouse=True)
+def strict_server(httpserver: HTTPServer) -> Iterator[HTTPServer]:
+    yield httpserver
+    # A request no handler matched, or an assertion inside a handler, fails the test.
+    httpserver.check_assertions()
+    httpserver.check_handler_errors()
+
+
+@pytest.fixture
+def actions(
+    httpserver: HTTPServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> dict[str, Path]:
+    """A pull_request job's environment, its API pointed at the loopback server."""
+    for name in list(os.environ):
+        if name.startswith("GITHUB_") or name == "MLX_PARITY_MATRIX":
+            monkeypatch.delenv(name)
+    summary = tmp_path / "step_summary.md"
+    variables = {
+        "GITHUB_API_URL": httpserver.url_for("/"),
+        "GITHUB_SERVER_URL": "https://github.com",
+        "GITHUB_REPOSITORY": f"{OWNER}/{REPO}",
+        "GITHUB_SHA": SHA,
+        "GITHUB_TOKEN": TOKEN,
+        "GITHUB_RUN_ID": str(RUN_ID),
+        "GITHUB_EVENT_NAME": "pull_request",
+        "GITHUB_STEP_SUMMARY": str(summary),
+    }
+    for name, value in variables.items():
+        monkeypatch.setenv(name, value)
+    return {"summary": summary}
+
+
+def write_report(tmp_path: Path, statuses: list[dict[str, Any]] | None = None) -> Path:
+    report = tmp_path / "report.json"
+    payload = {
+        "round_id": "smoke",
+        "statuses": REPORT_STATUSES if statuses is None else statuses,
+        "probes": {"core": {"verdict": "identical"}},  # the rest of a report is not ours
+    }
+    report.write_text(json.dumps(payload), encoding="utf-8")
+    return report
+
+
+def status_handler(request: Request) -> Response:
+    body = conforming(gh.ReposOwnerRepoStatusesShaPostBody, sent_json(request))
+    assert_api_headers(request)
+    return Response(json.dumps(status_response(body)), 201, content_type="application/json")
+
+
+def check_run_handler(request: Request) -> Response:
+    body = conforming(gh.ReposOwnerRepoCheckRunsPostBodyOneof0, sent_json(request))
+    assert_api_headers(request)
+    return Response(json.dumps(check_run_response(body)), 201, content_type="application/json")
+
+
+def assert_no_token(*texts: str) -> None:
+    for text in texts:
+        assert TOKEN not in text
+
+
+# --- status ---------------------------------------------------------------------------------
+
+
+def test_status_posts_one_status_per_probe_plus_the_overall_one(
+    httpserver: HTTPServer, actions, tmp_path: Path, capsys
+) -> None:
+    httpserver.expect_request(STATUSES_PATH, method="POST").respond_with_handler(status_handler)
+    assert main(["status", "--report", str(write_report(tmp_path))]) == 0
+    bodies = [sent_json(request) for request in requests_to(httpserver, STATUSES_PATH)]
+    assert bodies == [
+        {
+            "state": status["state"],
+            "context": status["context"],
+            "description": status["description"],
+            "target_url": RUN_URL,
+        }
+        for status in REPORT_STATUSES
+    ]
+    captured = capsys.readouterr()
+    assert f"posted 4 commit statuses on {SHA}" in captured.out
+    assert_no_token(captured.out, captured.err)
+    assert not actions["summary"].exists()
+
+
+def test_read_only_token_explains_in_the_summary_and_exits_0(
+    httpserver: HTTPServer, actions, tmp_path: Path, capsys
+) -> None:
+    refusal = github_error(
+        "Resource not accessible by integration",
+        "https://docs.github.com/rest/commits/statuses#create-a-commit-status",
+    )
+    httpserver.expect_request(STATUSES_PATH, method="POST").respond_with_json(refusal, status=403)
+    report = write_report(tmp_path)
+    markdown = tmp_path / "report.md"
+    markdown.write_text("| probe | verdict |\n", encoding="utf-8")
+
+    code = main(["status", "--report", str(report), "--check-run", "--markdown", str(markdown)])
+
+    assert code == 0
+    # GitHub refused the first status; nothing more was tried, not even the check run.
+    assert len(requests_to(httpserver, STATUSES_PATH)) == 1
+    assert not requests_to(httpserver, CHECK_RUNS_PATH)
+    summary = actions["summary"].read_text(encoding="utf-8")
+    assert READ_ONLY_EXPLANATION in summary and "check run skipped" in summary
+    captured = capsys.readouterr()
+    assert READ_ONLY_EXPLANATION in captured.out
+    assert_no_token(summary, captured.out, captured.err)
+
+
+def test_missing_token_explains_without_a_request(
+    httpserver: HTTPServer, actions, tmp_path: Path, monkeypatch, capsys
+) -> None:
+    monkeypatch.delenv("GITHUB_TOKEN")
+    assert main(["status", "--report", str(write_report(tmp_path))]) == 0
+    assert not httpserver.log
+    assert "GITHUB_TOKEN is not set" in actions["summary"].read_text(encoding="utf-8")
+    assert "GITHUB_TOKEN is not set" in capsys.readouterr().out
+
+
+def test_missing_sha_explains_without_a_request(
+    httpserver: HTTPServer, actions, tmp_path: Path, monkeypatch
+) -> None:
+    monkeypatch.delenv("GITHUB_SHA")
+    assert main(["status", "--report", str(write_report(tmp_path))]) == 0
+    assert not httpserver.log
+    assert "GITHUB_SHA is not set" in actions["summary"].read_text(encoding="utf-8")
+
+
+def test_check_run_carries_the_markdown_report_cut_to_githubs_limit(
+    httpserver: HTTPServer, actions, tmp_path: Path
+) -> None:
+    httpserver.expect_request(STATUSES_PATH, method="POST").respond_with_handler(status_handler)
+    httpserver.expect_oneshot_request(CHECK_RUNS_PATH, method="POST").respond_with_handler(
+        check_run_handler
+    )
+    markdown = tmp_path / "report.md"
+    report_text = "".join(f"| seed {i} | 0.1234 | 0.1234 |\n" for i in range(4000))
+    assert len(report_text) > CHECK_SUMMARY_LIMIT
+    markdown.write_text(report_text, encoding="utf-8")
+
+    args = ["status", "--report", str(write_report(tmp_path)), "--check-run"]
+    assert main([*args, "--markdown", str(markdown)]) == 0
+
+    (request,) = requests_to(httpserver, CHECK_RUNS_PATH)
+    body = sent_json(request)
+    assert body["name"] == "mlx-parity round smoke"
+    assert body["head_sha"] == SHA
+    assert (body["status"], body["conclusion"]) == ("completed", "failure")
+    assert body["details_url"] == RUN_URL
+    assert body["output"]["title"] == "1 of 3 probes failed a gate"
+    summary = body["output"]["summary"]
+    assert len(summary) <= CHECK_SUMMARY_LIMIT and "Summary truncated" in summary
+    assert report_text.startswith(summary[: summary.index("\n\n…")])
+
+
+def test_check_run_needs_the_markdown_report(httpserver: HTTPServer, actions, tmp_path) -> None:
+    assert main(["status", "--report", str(write_report(tmp_path)), "--check-run"]) == 2
+    assert not httpserver.log
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("{not json", "is not JSON"),
+        (json.dumps({"round_id": "smoke"}), "statuses: Field required"),
+        (json.dumps({"statuses": []}), "statuses"),
+        (json.dumps({"statuses": [{"context": "mlx-parity", "state": "green"}]}), "state"),
+    ],
+)
+def test_an_unusable_report_exits_2_before_any_request(
+    httpserver: HTTPServer, actions, tmp_path: Path, capsys, content: str, message: str
+) -> None:
+    report = tmp_path / "report.json"
+    report.write_text(content, encoding="utf-8")
+    assert main(["status", "--report", str(report)]) == 2
+    assert message in capsys.readouterr().err
+    assert not httpserver.log
+
+
+def test_a_missing_report_exits_2(httpserver: HTTPServer, actions, tmp_path, capsys) -> None:
+    assert main(["status", "--report", str(tmp_path / "absent.json")]) == 2
+    assert "cannot read the report" in capsys.readouterr().err
+    assert not httpserver.log
+
+
+def test_a_github_failure_other_than_permissions_fails_the_step(
+    httpserver: HTTPServer, actions, tmp_path: Path, capsys
+) -> None:
+    httpserver.expect_request(STATUSES_PATH, method="POST").respond_with_json(
+        github_error("Server Error"), status=500
+    )
+    assert main(["status", "--report", str(write_report(tmp_path))]) == 1
+    err = capsys.readouterr().err
+    assert "GitHub did not take the round's results" in err and "500" in err
+    assert_no_token(err)
+
+
+# --- dispatch -------------------------------------------------------------------------------
+
+
+def dispatch_handler(request: Request) -> Response:
+    conforming(gh.ReposOwnerRepoActionsWorkflowsWorkflowIdDispatchesPostBody, sent_json(request))
+    assert_api_headers(request)
+    return Response(status=204)
+
+
+def dispatch(*args: str) -> int:
+    return main(["dispatch", *args, "--matrix", str(MATRIX)])
+
+
+def test_dispatch_sends_the_round_and_its_filters(httpserver: HTTPServer, actions, capsys) -> None:
+    httpserver.expect_oneshot_request(DISPATCH_PATH, method="POST").respond_with_handler(
+        dispatch_handler
+    )
+    assert dispatch("--round", "smoke", "--probes", "core", "--seeds", "7") == 0
+    (request,) = requests_to(httpserver, DISPATCH_PATH)
+    assert sent_json(request) == {
+        "ref": "main",
+        "inputs": {"round_id": "smoke", "probes": "core", "seeds": "7"},
+    }
+    out = capsys.readouterr().out
+    # core plus the baseline it is compared against, one seed each.
+    assert "round 'smoke', 2 cells, 2 seed runs" in out
+
+
+def test_dispatch_without_filters_sends_empty_inputs_to_another_ref_and_workflow(
+    httpserver: HTTPServer, actions
+) -> None:
+    path = f"{REPO_PATH}/actions/workflows/parity.yaml/dispatches"
+    httpserver.expect_oneshot_request(path, method="POST").respond_with_handler(dispatch_handler)
+    args = ("--round", "motivating", "--ref", "release/1.2", "--workflow", "parity.yaml")
+    assert dispatch(*args) == 0
+    assert sent_json(requests_to(httpserver, path)[0]) == {
+        "ref": "release/1.2",
+        "inputs": {"round_id": "motivating", "probes": "", "seeds": ""},
+    }
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--round", "nope"], "no round 'nope'"),
+        (["--round", "$(id)"], "never has"),
+        (["--round", "smoke", "--probes", "core;id"], "never has"),
+        (["--round", "smoke", "--seeds", "1,99"], "has no seed 99"),
+        (["--round", "smoke", "--ref", "main; id"], "--ref"),
+        (["--round", "smoke", "--ref", "a..b"], "--ref"),
+        (["--round", "smoke", "--workflow", "../evil.yml"], "--workflow"),
+    ],
+)
+def test_dispatch_refuses_before_any_request(
+    httpserver: HTTPServer, actions, capsys, args: list[str], message: str
+) -> None:
+    assert dispatch(*args) == 2
+    assert message in capsys.readouterr().err
+    assert not httpserver.log
+
+
+def test_dispatch_without_a_token_is_a_usage_error(
+    httpserver: HTTPServer, actions, monkeypatch, capsys
+) -> None:
+    monkeypatch.delenv("GITHUB_TOKEN")
+    assert dispatch("--round", "smoke") == 2
+    assert "GITHUB_TOKEN is not set" in capsys.readouterr().err
+    assert not httpserver.log
+
+
+def test_dispatch_refused_by_github_exits_1(httpserver: HTTPServer, actions, capsys) -> None:
+    refusal = github_error('Unexpected inputs provided: ["seeds"]')
+    httpserver.expect_oneshot_request(DISPATCH_PATH, method="POST").respond_with_json(
+        refusal, status=422
+    )
+    assert dispatch("--round", "smoke") == 1
+    err = capsys.readouterr().err
+    assert "GitHub did not start the round" in err and "Unexpected inputs" in err
+    assert_no_token(err)
