@@ -179,7 +179,7 @@ def summary_rows(report: RoundReport) -> list[list[str]]:
             mcnemar_text(p),
             p.verdict or DASH,
             trace_text(p),
-            escape_cell(divergence_text(p)),
+            divergence_text(p),
             cf_loss_text(p.max_cf_loss()),
         ]
         for p in report.probes
@@ -255,10 +255,7 @@ def _gate_lines(report: RoundReport) -> list[str]:
     return [
         head,
         "",
-        *(
-            f"- {'✅' if g.passed else '❌'} **{g.title}**: {escape_cell(g.detail)}"
-            for g in ordered
-        ),
+        *(f"- {'✅' if g.passed else '❌'} **{g.title}**: {g.detail}" for g in ordered),
     ]
 
 

@@ -1,0 +1,166 @@
+"""Time ``mlx-parity collect`` end to end on 10,000 synthetic seed results.
+
+    .venv/bin/python benchmarks/collect_10k.py [--probes 20] [--seeds 500] [--steps 30]
+
+Writes a matrix (a catalog of ``--probes`` probes, one round over ``--seeds`` seeds) and one
+artifact per (probe, seed) into a temporary directory, then runs the command exactly as CI does
+(Markdown, JSON and HTML reports, job summary) twice: in this process, which excludes
+interpreter start-up, and as a fresh ``python -m mlx_parity`` subprocess, which includes it.
+The target is under 5 s for 10,000 artifacts on a 2-core machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import math
+import os
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from mlx_parity.artifact import Environment, Row, SeedResult, artifact_name
+from mlx_parity.cli import main
+
+ROUND = "bench"
+ENVIRONMENT = Environment(
+    mlx="0.30.0",
+    mlx_lm="0.30.0",
+    python="3.11.9",
+    platform="macOS-15.5-arm64",
+    device="gpu",
+    runner="macos-15",
+)
+
+
+def float32(value: float) -> float:
+    # Real traces are float32 losses widened to doubles; their reprs are that long.
+    return struct.unpack("f", struct.pack("f", value))[0]
+
+
+def trace(seed: int, steps: int, probe_index: int) -> list[float]:
+    """A memorisation curve, 5.2 → ~0.002; probes with an odd index drift from step 7."""
+    losses = []
+    for t in range(steps):
+        loss = 5.2 * math.exp(-0.3 * t) + 0.002 * (1 + math.sin(seed + t))
+        if probe_index % 2 and t >= 6:
+            loss *= 1 + 0.001 * probe_index
+        losses.append(float32(loss))
+    return losses
+
+
+def write_matrix(root: Path, probes: list[str], seeds: int) -> Path:
+    matrix = root / "matrix"
+    (matrix / "rounds").mkdir(parents=True)
+    catalog = ["[probes.reference]", 'trainer = "reference"', 'expect = "identical"', ""]
+    for index, probe in enumerate(probes[1:], start=1):
+        expect = "diverges" if index % 2 else "identical"
+        catalog += [
+            f"[probes.{probe}]",
+            'trainer = "core"',
+            f"knobs = {{ lr = {1e-3 * (1 + index / 1000)!r} }}" if index > 1 else "",
+            f'expect = "{expect}"',
+            "",
+        ]
+    (matrix / "probes.toml").write_text("\n".join(catalog))
+    seed_list = ", ".join(str(s) for s in range(seeds))
+    probe_list = ", ".join(f'"{p}"' for p in probes)
+    (matrix / "rounds" / f"{ROUND}.toml").write_text(
+        f'hypothesis = "collector benchmark"\nprobes = [{probe_list}]\n'
+        f'baseline = "reference"\nseeds = [{seed_list}]\n'
+    )
+    return matrix
+
+
+def write_artifacts(directory: Path, probes: list[str], seeds: int, steps: int) -> int:
+    count = 0
+    for index, probe in enumerate(probes):
+        # One folder per probe, as download-artifact leaves them without merge-multiple.
+        folder = directory / f"{ROUND}-{probe}-0"
+        folder.mkdir(parents=True)
+        for seed in range(seeds):
+            passed = (seed * 7 + index) % 3 != 0
+            result = SeedResult(
+                round_id=ROUND,
+                probe_id=probe,
+                seed=seed,
+                trainer="reference" if probe == "reference" else "core",
+                fixture={"name": "smoke", "model": "embedded"},
+                config={"lr": 1e-3, "steps": steps},
+                environment=ENVIRONMENT,
+                rows=[
+                    Row(step=t + 1, loss=loss, grad_norm=1.5, ntoks=96, input_shape=(6, 33), lr=1e-3)
+                    for t, loss in enumerate(trace(seed, steps, index))
+                ],
+                post_train_loss=0.001,
+                cf_loss=0.0004,
+                generation="<<HELLO!!>> My name is " + ("Unsloth!" if passed else "Max"),
+                passed=passed,
+                status="ok",
+                timings={"train_s": 2.5, "total_s": 3.1},
+            )
+            (folder / artifact_name(ROUND, probe, seed)).write_text(result.to_json())
+            count += 1
+    return count
+
+
+def run_in_process(argv: list[str]) -> tuple[int, float]:
+    tic = time.perf_counter()
+    with contextlib.redirect_stdout(io.StringIO()):
+        status = main(argv)
+    return status, time.perf_counter() - tic
+
+
+def run_subprocess(argv: list[str]) -> tuple[int, float]:
+    tic = time.perf_counter()
+    done = subprocess.run([sys.executable, "-m", "mlx_parity", *argv], capture_output=True)
+    return done.returncode, time.perf_counter() - tic
+
+
+def main_benchmark() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--probes", type=int, default=20)
+    parser.add_argument("--seeds", type=int, default=500)
+    parser.add_argument("--steps", type=int, default=30)
+    args = parser.parse_args()
+
+    probes = ["reference"] + [f"p{i:02d}" for i in range(1, args.probes)]
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        matrix = write_matrix(root, probes, args.seeds)
+        tic = time.perf_counter()
+        count = write_artifacts(root / "artifacts", probes, args.seeds, args.steps)
+        print(f"wrote {count:,} artifacts in {time.perf_counter() - tic:.1f}s")
+        summary = root / "summary.md"
+        os.environ["GITHUB_STEP_SUMMARY"] = str(summary)
+        argv = [
+            "collect",
+            str(root / "artifacts"),
+            "--round",
+            ROUND,
+            "--matrix",
+            str(matrix),
+            "--markdown",
+            str(root / "report.md"),
+            "--json",
+            str(root / "report.json"),
+            "--html",
+            str(root / "report.html"),
+        ]
+        for label, run in (("in process", run_in_process), ("subprocess", run_subprocess)):
+            summary.unlink(missing_ok=True)
+            status, seconds = run(argv)
+            print(
+                f"collect ({label}): {seconds:.2f}s, {count / seconds:,.0f} artifacts/s, "
+                f"exit {status}"
+            )
+        for name in ("report.md", "report.json", "report.html", "summary.md"):
+            print(f"  {name}: {(root / name).stat().st_size / 1e6:.2f} MB")
+
+
+if __name__ == "__main__":
+    main_benchmark()
