@@ -27,6 +27,7 @@ from mlx_parity.artifact import Environment, Row, SeedResult, artifact_name
 from mlx_parity.cli import main
 
 ROUND = "bench"
+SHAPE = (6, 33)
 ENVIRONMENT = Environment(
     mlx="0.30.0",
     mlx_lm="0.30.0",
@@ -93,7 +94,7 @@ def write_artifacts(directory: Path, probes: list[str], seeds: int, steps: int) 
                 config={"lr": 1e-3, "steps": steps},
                 environment=ENVIRONMENT,
                 rows=[
-                    Row(step=t + 1, loss=loss, grad_norm=1.5, ntoks=96, input_shape=(6, 33), lr=1e-3)
+                    Row(step=t + 1, loss=loss, grad_norm=1.5, ntoks=96, input_shape=SHAPE, lr=1e-3)
                     for t, loss in enumerate(trace(seed, steps, index))
                 ],
                 post_train_loss=0.001,

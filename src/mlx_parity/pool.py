@@ -65,7 +65,9 @@ def _worker(index: int, tasks: mp.Queue, events: mp.Queue) -> None:
         def on_step(record, task=task) -> None:
             events.put(Event("step", index, task.probe.id, task.seed, step=record.step))
 
-        result = run_seed(task.round_id, task.probe, task.knobs, task.fixture, source, task.seed, on_step)
+        result = run_seed(
+            task.round_id, task.probe, task.knobs, task.fixture, source, task.seed, on_step
+        )
         artifact.save(result, Path(task.out_dir))
         events.put(
             Event(
@@ -95,8 +97,8 @@ def run_tasks(
         task_queue.put(task)
     workers = max(1, min(workers, len(pending))) if pending else 0
     procs = {}
-    for i in range(workers):
-        task_queue.put(None)
+    for _ in range(workers):
+        task_queue.put(None)  # one stop sentinel per worker, after every task
     for i in range(workers):
         proc = ctx.Process(target=_worker, args=(i, task_queue, events), daemon=True)
         proc.start()

@@ -238,21 +238,19 @@ def _missing_cells(
     candidates: dict[tuple[str, int], list[tuple[str, SeedResult]]],
     invalid_names: dict[tuple[str, int], list[str]],
 ) -> Iterable[Problem]:
+    """Every planned cell without a kept artifact, with the reason when one is known."""
     for probe in round_.probes:
         for seed in round_.seeds:
-            if seed in results.get(probe, {}) or (probe, seed) in candidates:
-                # Present, or absent because of conflicting duplicates (already reported).
+            if seed in results.get(probe, {}):
                 continue
+            conflicting = candidates.get((probe, seed))
             broken = invalid_names.get((probe, seed))
-            detail = (
-                f"no valid artifact (unusable: {', '.join(broken)})"
-                if broken
-                else "no artifact found"
-            )
-            yield Problem(
-                kind="missing",
-                subject=f"{probe} seed {seed}",
-                detail=detail,
-                probe=probe,
-                seed=seed,
-            )
+            if conflicting:
+                names = ", ".join(name for name, _ in conflicting)
+                detail = f"no usable artifact: {len(conflicting)} different results ({names})"
+            elif broken:
+                detail = f"no valid artifact (unusable: {', '.join(broken)})"
+            else:
+                detail = "no artifact found"
+            subject = f"{probe} seed {seed}"
+            yield Problem(kind="missing", subject=subject, detail=detail, probe=probe, seed=seed)

@@ -24,6 +24,7 @@ from .markdown import (
     mcnemar_text,
     pass_rate_text,
     problem_line,
+    seed_structure_text,
     seed_trace_text,
     trace_text,
 )
@@ -265,7 +266,7 @@ def seed_table(probe: ProbeReport) -> list[str]:
                 DASH if s.passed is None else str(s.passed).lower(),
                 DASH if s.baseline_passed is None else str(s.baseline_passed).lower(),
                 seed_trace_text(s),
-                DASH if probe.is_baseline else (s.structural or "same"),
+                seed_structure_text(s),
                 DASH if s.max_abs_dloss is None else format_size(s.max_abs_dloss),
                 cf_loss_text(s.cf_loss),
                 DASH if s.generation is None else s.generation,

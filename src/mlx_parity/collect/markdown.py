@@ -25,14 +25,22 @@ MAX_PROBLEM_LINES = 100
 GENERATION_CHARS = 48
 DASH = "—"
 
-_MARKDOWN_SPECIAL = re.compile(r"([\\`*_\[\]|#~])")
+# Underscores stay: GitHub never emphasises inside words, and artifact names are full of them.
+_MARKDOWN_SPECIAL = re.compile(r"([\\`*\[\]|])")
 
 
 def escape_cell(text: str) -> str:
-    """Free text (a generation, an error) made safe for one table cell: no HTML, no Markdown
-    emphasis or code, no pipes or line breaks that would end the cell."""
+    """Free text (a generation, an error) made safe for one table cell: no HTML, no code
+    spans, links or bold, no pipes or line breaks that would end the cell."""
     flat = " ".join(text.split())
     return _MARKDOWN_SPECIAL.sub(r"\\\1", html.escape(flat, quote=False))
+
+
+def code_span(text: str) -> str:
+    """Literal text (a file name with ``__`` in it) shown as code, raw and rendered alike."""
+    flat = " ".join(text.split())
+    # A span holding backticks needs a longer fence, padded so edge backticks stay content.
+    return f"`` {flat} ``" if "`" in flat else f"`{flat}`"
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
@@ -121,6 +129,12 @@ def seed_trace_text(seed: SeedComparison) -> str:
     return "baseline" if seed.trace is None else (seed.trace_detail or seed.trace)
 
 
+def seed_structure_text(seed: SeedComparison) -> str:
+    if seed.trace in (None, "unavailable"):
+        return DASH  # the baseline itself, or nothing to compare with
+    return seed.structural or "same"
+
+
 def generation_text(generation: str | None, limit: int = GENERATION_CHARS) -> str:
     if generation is None:
         return DASH
@@ -194,7 +208,6 @@ def detail_rows(report: RoundReport) -> list[list[str]]:
     rows = []
     for probe in report.probes:
         for s in probe.seeds:
-            structure = DASH if probe.is_baseline else (s.structural or "same")
             rows.append(
                 [
                     f"`{probe.id}`",
@@ -203,7 +216,7 @@ def detail_rows(report: RoundReport) -> list[list[str]]:
                     _flag(s.passed),
                     _flag(s.baseline_passed),
                     escape_cell(seed_trace_text(s)),
-                    escape_cell(structure),
+                    seed_structure_text(s),
                     DASH if s.max_abs_dloss is None else format_size(s.max_abs_dloss),
                     cf_loss_text(s.cf_loss),
                     escape_cell(generation_text(s.generation)),
@@ -266,7 +279,10 @@ def _problem_lines(problems: Sequence[Problem]) -> list[str]:
     lines = [f"### Problems ({len(problems)})", ""]
     for problem in ordered[:MAX_PROBLEM_LINES]:
         mark = "❌" if problem.blocking else "⚠️"
-        lines.append(f"- {mark} {escape_cell(problem_line(problem))}")
+        lines.append(
+            f"- {mark} **{problem.kind}** {code_span(problem.subject)}: "
+            f"{escape_cell(problem.detail)}"
+        )
     if len(ordered) > MAX_PROBLEM_LINES:
         lines.append(f"- … and {len(ordered) - MAX_PROBLEM_LINES} more in the JSON report")
     return [*lines, ""]
@@ -274,11 +290,12 @@ def _problem_lines(problems: Sequence[Problem]) -> list[str]:
 
 def _probe_detectability_lines(report: RoundReport) -> list[str]:
     """A probe compared on fewer seeds than planned gets its own sentence."""
-    return [
+    lines = [
         f"- `{p.id}`: {p.detectability}."
         for p in report.compared_probes()
         if p.outcome is not None and p.outcome.n != len(report.seeds) and p.detectability
     ]
+    return ["", *lines] if lines else []
 
 
 # --- fitting into the job summary --------------------------------------------------------------
@@ -324,14 +341,14 @@ def _fit_details(head: str, block: str, tail: str, limit: int) -> str | None:
     total = len(rows)
     fixed = _size(head + tail) + _size("\n".join(before + after)) + 1
     budget = limit - fixed - _size(truncation_note(total, total))
+    if budget < 0:
+        return None
     kept, used = 0, 0
     for row in rows:
         cost = _size(row) + 1
         if used + cost > budget:
             break
         kept, used = kept + 1, used + cost
-    if budget < 0:
-        return None
     shortened = "\n".join(before + rows[:kept] + after)
     return head + shortened + truncation_note(kept, total) + tail
 

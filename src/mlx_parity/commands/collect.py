@@ -17,7 +17,7 @@ from pydantic import ValidationError
 
 from ..artifact import write_atomic
 from ..collect.compare import RoundReport, build_report
-from ..collect.gather import gather
+from ..collect.gather import gather, gc_paused
 from ..collect.html import render_html
 from ..collect.markdown import SUMMARY_LIMIT, fit_summary, render_markdown
 from ..collect.report import write_report_json
@@ -33,10 +33,12 @@ def collect_round(directory: Path, round_: Round, catalog: Catalog) -> RoundRepo
     directory = Path(directory)
     if not directory.is_dir():
         raise UsageError(f"{directory} is not a directory")
-    gathered = gather(directory, round_)
-    if gathered.files_seen == 0:
-        raise UsageError(f"no artifacts (*.json) under {directory}")
-    return build_report(round_, catalog, gathered)
+    # One pause for both stages: every re-enable of the collector costs a pass over the heap.
+    with gc_paused():
+        gathered = gather(directory, round_)
+        if gathered.files_seen == 0:
+            raise UsageError(f"no artifacts (*.json) under {directory}")
+        return build_report(round_, catalog, gathered)
 
 
 def register(sub: argparse._SubParsersAction) -> None:

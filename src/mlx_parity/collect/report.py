@@ -1,0 +1,117 @@
+"""The round report as JSON: the :class:`RoundReport` itself plus the commit statuses to post.
+
+Shape: every field of ``RoundReport`` (``schema``, ``round_id``, ``probes``, ``gates``,
+``problems``, …) and ``statuses``, a list of ``{state, context, description, target_url}``:
+one per probe (context ``mlx-parity/<probe>``) and one for the round (context ``mlx-parity``).
+Non-finite floats are written as the strings "NaN", "Infinity", "-Infinity"; the file is
+strict JSON (``allow_nan=False`` would refuse anything else).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from ..artifact import write_atomic
+from ..errors import UsageError
+from ..github.limits import fit_status_description
+from ..github.models import CommitStatus
+from .compare import ProbeReport, RoundReport, commit_state
+from .gather import REPORT_SCHEMA
+from .markdown import percent, trace_text
+
+STATUS_CONTEXT = "mlx-parity"
+
+
+def probe_description(report: RoundReport, probe: ProbeReport) -> str:
+    """``8/15 pass (53%), trace identical 15/15, within seed noise``; failed gates first, so
+    they survive GitHub's 140-character cut."""
+    failed = [g.name for g in report.gates_for(probe.id) if not g.passed]
+    run, passes = probe.seeds_run(), probe.passes()
+    parts = [f"{passes}/{run} pass ({percent(passes / run)})" if run else "no seed ran"]
+    if probe.is_baseline:
+        parts.append("baseline")
+    else:
+        parts.append(f"trace {trace_text(probe)}")
+        if probe.verdict:
+            parts.append(probe.verdict)
+    text = ", ".join(parts)
+    if failed:
+        text = f"failed {'/'.join(dict.fromkeys(failed))}: {text}"
+    return fit_status_description(text)
+
+
+def round_description(report: RoundReport) -> str:
+    failed = report.failed_gates()
+    shape = f"{len(report.probes)} probes × {len(report.seeds)} seeds"
+    if not failed:
+        text = f"round {report.round_id}: {shape}, all {len(report.gates)} gates hold"
+    else:
+        names = ", ".join(g.title for g in failed)
+        text = f"round {report.round_id}: {len(failed)}/{len(report.gates)} gates failed ({names})"
+    return fit_status_description(text)
+
+
+def build_statuses(report: RoundReport, target_url: str | None = None) -> list[CommitStatus]:
+    statuses = [
+        CommitStatus(
+            state=probe.state,
+            context=f"{STATUS_CONTEXT}/{probe.id}",
+            description=probe_description(report, probe),
+            target_url=target_url,
+        )
+        for probe in report.probes
+    ]
+    statuses.append(
+        CommitStatus(
+            state=commit_state(report.gates),
+            context=STATUS_CONTEXT,
+            description=round_description(report),
+            target_url=target_url,
+        )
+    )
+    return statuses
+
+
+def report_json(report: RoundReport, target_url: str | None = None) -> str:
+    """The report object with ``statuses`` as its last key.
+
+    pydantic's serialiser writes the report (non-finite floats as strings) ten times faster
+    than ``json.dumps(indent=...)`` would; the statuses, which hold no floats, are spliced in.
+    """
+    body = report.model_dump_json(by_alias=True, indent=1).rstrip()
+    statuses = [s.model_dump(mode="json") for s in build_statuses(report, target_url)]
+    # body ends with the object's closing brace; the statuses become its last member.
+    listed = json.dumps(statuses, indent=1, allow_nan=False).replace("\n", "\n ")
+    return f'{body[:-1].rstrip()},\n "statuses": {listed}\n}}\n'
+
+
+def report_document(report: RoundReport, target_url: str | None = None) -> dict[str, Any]:
+    """The report JSON as a dictionary (what a reader of the file gets)."""
+    return json.loads(report_json(report, target_url))
+
+
+def write_report_json(report: RoundReport, path: Path, target_url: str | None = None) -> None:
+    write_atomic(Path(path), report_json(report, target_url))
+
+
+def parse_report(text: str, source: str) -> RoundReport:
+    """A report from its JSON text; ``source`` names it in errors."""
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise UsageError(f"{source}: not valid JSON (line {exc.lineno}: {exc.msg})") from None
+    if not isinstance(data, dict) or data.get("schema") != REPORT_SCHEMA:
+        found = data.get("schema") if isinstance(data, dict) else None
+        raise UsageError(f"{source}: not a round report (schema {found!r}, want {REPORT_SCHEMA!r})")
+    # Statuses are derived from the rest, so they are rebuilt rather than read back.
+    data.pop("statuses", None)
+    try:
+        return RoundReport.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise UsageError(f"{source}: invalid field {where!r}: {first['msg']}") from None

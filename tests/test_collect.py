@@ -1,0 +1,751 @@
+"""The collector on synthetic seed results: no training, no MLX computation.
+
+Order convention under test: every "x vs y" in a report is probe first, baseline second.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import struct
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+
+from mlx_parity.artifact import Environment, Row, SeedResult, artifact_name, save
+from mlx_parity.cli import main
+from mlx_parity.collect.compare import RoundReport
+from mlx_parity.collect.gather import gather
+from mlx_parity.collect.html import render_html
+from mlx_parity.collect.markdown import (
+    DETAILS_END,
+    DETAILS_START,
+    fit_summary,
+    render_markdown,
+)
+from mlx_parity.collect.report import build_statuses, parse_report, report_json
+from mlx_parity.commands.collect import ReportOutputs, collect_and_report, collect_round
+from mlx_parity.commands.compare import UNCHANGED, compare_reports, load_report
+from mlx_parity.errors import UsageError
+from mlx_parity.matrix import Catalog, Gates, Round
+from mlx_parity.probes import BUILTIN_PROBES, Probe
+from mlx_parity.stats import holm_adjust, paired_outcome, wilson_interval
+
+ROUND = "T1"
+SEEDS_15 = [1, 7, 42, 123, 456, 789, 999, 1234, 3407, 5678, 9012, 12345, 22222, 31415, 65535]
+ENVIRONMENT = Environment(
+    mlx="0.30.0",
+    mlx_lm="0.30.0",
+    python="3.11.9",
+    platform="macOS-15.5-arm64",
+    device="gpu",
+    runner="macos-15",
+)
+ANSWER = "<<HELLO!!>> My name is Unsloth!"
+
+
+# --- factories -------------------------------------------------------------------------------
+
+
+def float32(value: float) -> float:
+    return struct.unpack("f", struct.pack("f", value))[0]
+
+
+def trace(seed: int, steps: int = 30) -> list[float]:
+    """A memorisation curve like the smoke fixture's: ~5.2 falling to ~0.002."""
+    return [
+        float32(5.2 * math.exp(-0.3 * t) + 0.002 * (1 + math.sin(seed + t))) for t in range(steps)
+    ]
+
+
+def make_result(
+    probe: str,
+    seed: int,
+    *,
+    losses: list[float] | None = None,
+    shape: tuple[int, int] = (6, 33),
+    shapes: dict[int, tuple[int, int]] | None = None,
+    ntoks: int = 96,
+    cf_loss: float | None = 0.0004,
+    passed: bool = True,
+    generation: str | None = ANSWER,
+    status: str = "ok",
+    round_id: str = ROUND,
+    error: str | None = None,
+) -> SeedResult:
+    losses = trace(seed) if losses is None else losses
+    shapes = shapes or {}
+    rows = [
+        Row(
+            step=i + 1,
+            loss=loss,
+            grad_norm=1.5,
+            ntoks=ntoks,
+            input_shape=shapes.get(i + 1, shape),
+            lr=1e-3,
+        )
+        for i, loss in enumerate(losses)
+    ]
+    return SeedResult(
+        round_id=round_id,
+        probe_id=probe,
+        seed=seed,
+        trainer="reference" if probe == "reference" else "core",
+        fixture={"name": "smoke"},
+        config={"lr": 1e-3},
+        environment=ENVIRONMENT,
+        rows=rows,
+        post_train_loss=0.001,
+        cf_loss=cf_loss,
+        generation=generation,
+        passed=passed,
+        status=status,
+        error=error,
+    )
+
+
+CATALOG = Catalog(
+    probes={
+        **BUILTIN_PROBES,
+        "twin": Probe(id="twin", expect="identical"),
+        "near": Probe(id="near", knobs={"compile": False}, expect="close"),
+        "pad": Probe(id="pad", knobs={"padding": "multiple"}, expect="any"),
+        "mask": Probe(id="mask", knobs={"loss_mask": "exclusive"}, expect="diverges"),
+        "clip": Probe(id="clip", knobs={"clip_semantics": "legacy"}, expect="any"),
+    }
+)
+
+
+def make_round(probes=("reference", "core"), seeds=(1, 7, 42), **gates) -> Round:
+    return Round(
+        id=ROUND,
+        hypothesis="test <round> hypothesis",
+        probes=list(probes),
+        seeds=list(seeds),
+        gates=Gates(**gates),
+    )
+
+
+def write(directory: Path, *results: SeedResult) -> None:
+    for result in results:
+        save(result, directory)
+
+
+def full_round(
+    directory: Path,
+    round_: Round,
+    overrides: dict[tuple[str, int], SeedResult | None] | None = None,
+) -> None:
+    """Every planned (probe, seed), identical to the baseline unless ``overrides`` says so:
+    ``overrides[(probe, seed)]`` is a SeedResult or None (= leave the cell out)."""
+    for probe in round_.probes:
+        for seed in round_.seeds:
+            key = (probe, seed)
+            result = (overrides or {}).get(key, make_result(probe, seed))
+            if result is not None:
+                save(result, directory)
+
+
+def collect(directory: Path, round_: Round) -> RoundReport:
+    return collect_round(directory, round_, CATALOG)
+
+
+# --- trace ladder ----------------------------------------------------------------------------
+
+
+def test_identical_traces_are_identical(tmp_path):
+    round_ = make_round(probes=("reference", "twin"))
+    full_round(tmp_path, round_)
+    report = collect(tmp_path, round_)
+    twin = report.probe("twin")
+    assert [s.trace for s in twin.seeds] == ["identical"] * 3
+    assert twin.seeds[0].trace_detail == "identical over 30 steps"
+    assert twin.seeds[0].structural is None
+    assert twin.trace_counts() == {"identical": 3}
+    assert report.passed
+    assert "identical 3/3" in render_markdown(report)
+
+
+def test_structural_divergence_names_step_and_shapes_probe_first(tmp_path):
+    round_ = make_round(probes=("reference", "pad"))
+    overrides = {("pad", s): make_result("pad", s, shape=(6, 32)) for s in round_.seeds}
+    full_round(tmp_path, round_, overrides)
+    report = collect(tmp_path, round_)
+    pad = report.probe("pad")
+    expected = "structural divergence at step 1: (6, 32) vs (6, 33)"
+    assert all(s.structural == expected for s in pad.seeds)
+    assert pad.first_structural().structural_step == 1
+    # The losses are bitwise equal, and the trace verdict says so beside the structure.
+    assert pad.trace_counts() == {"identical": 3}
+    assert expected in render_markdown(report)
+
+
+def test_structural_divergence_in_token_count_and_later_step(tmp_path):
+    round_ = make_round(probes=("reference", "pad"), seeds=(1,))
+    changed = make_result("pad", 1, shapes={4: (6, 65)})
+    full_round(tmp_path, round_, {("pad", 1): changed})
+    seed = collect(tmp_path, round_).probe("pad").seeds[0]
+    assert seed.structural == "structural divergence at step 4: (6, 65) vs (6, 33)"
+
+    ntoks_dir = tmp_path / "ntoks"
+    full_round(ntoks_dir, round_, {("pad", 1): make_result("pad", 1, ntoks=90)})
+    seed = collect(ntoks_dir, round_).probe("pad").seeds[0]
+    assert seed.structural == "structural divergence at step 1: 90 vs 96 tokens"
+
+
+def test_divergence_reported_with_step_and_size(tmp_path):
+    round_ = make_round(probes=("reference", "clip"), seeds=(1, 7))
+    losses = trace(1)
+    losses[6] = losses[6] + 0.0123
+    full_round(tmp_path, round_, {("clip", 1): make_result("clip", 1, losses=losses)})
+    report = collect(tmp_path, round_)
+    clip = report.probe("clip")
+    seed = clip.seeds[0]
+    assert seed.trace == "diverges"
+    assert seed.trace_detail == "diverges at step 7 by 0.0123"
+    assert seed.divergence_step == 7
+    assert seed.divergence_size == pytest.approx(0.0123, rel=1e-6)
+    assert clip.trace_counts() == {"diverges": 1, "identical": 1}
+    markdown = render_markdown(report)
+    assert "step 7 by 0.0123 (seed 1)" in markdown
+    assert "diverges 1/2, identical 1/2" in markdown
+
+
+def test_close_within_tolerance_and_diverges_without(tmp_path):
+    round_ = make_round(probes=("reference", "near"), seeds=(1,), trace_tolerance=1e-6)
+    losses = [loss + 5e-7 for loss in trace(1)]
+    full_round(tmp_path, round_, {("near", 1): make_result("near", 1, losses=losses)})
+    report = collect(tmp_path, round_)
+    seed = report.probe("near").seeds[0]
+    assert seed.trace == "close"
+    assert seed.trace_detail.startswith("close over 30 steps")
+    assert seed.max_abs_dloss == pytest.approx(5e-7, rel=1e-3)
+    assert report.passed  # expect "close" holds
+
+    strict = make_round(probes=("reference", "near"), seeds=(1,), trace_tolerance=0.0)
+    report = collect(tmp_path, strict)
+    assert report.probe("near").seeds[0].trace_detail.startswith("diverges at step 1 by")
+    assert not report.passed
+    assert [g.name for g in report.failed_gates()] == ["parity"]
+
+
+def test_nonfinite_losses_match_only_at_the_same_step(tmp_path):
+    round_ = make_round(probes=("reference", "twin", "clip"), seeds=(1,))
+    nan_at_9 = trace(1)
+    nan_at_9[8:] = [math.nan] * 22
+    nan_at_12 = trace(1)
+    nan_at_12[11:] = [math.nan] * 19
+
+    def nan_run(probe: str, losses: list[float]) -> SeedResult:
+        return make_result(
+            probe, 1, losses=losses, status="nonfinite", cf_loss=math.nan, passed=False
+        )
+
+    full_round(
+        tmp_path,
+        round_,
+        {
+            ("reference", 1): nan_run("reference", nan_at_9),
+            ("twin", 1): nan_run("twin", nan_at_9),
+            ("clip", 1): nan_run("clip", nan_at_12),
+        },
+    )
+    report = collect(tmp_path, round_)
+    assert report.probe("twin").seeds[0].trace == "identical"
+    clip = report.probe("clip").seeds[0]
+    assert clip.trace == "diverges" and clip.divergence_step == 9
+    assert "loss" in clip.trace_detail and "nan" in clip.trace_detail
+    # NaN cf_loss fails the smoke gate; the NaN runs are named among the problems.
+    smoke = {g.probe: g.passed for g in report.gates if g.name == "smoke"}
+    assert smoke == {"reference": False, "twin": False, "clip": False}
+    nonfinite = [p.subject for p in report.problems if p.kind == "run-nonfinite"]
+    assert artifact_name(ROUND, "twin", 1) in nonfinite
+    # The JSON stays strict: NaN written as a string, never a bare token.
+    text = report_json(report)
+    json.loads(text, parse_constant=lambda token: pytest.fail(f"bare {token} in JSON"))
+    assert '"NaN"' in text
+
+
+def test_trace_length_mismatch_diverges(tmp_path):
+    round_ = make_round(probes=("reference", "clip"), seeds=(1,))
+    full_round(tmp_path, round_, {("clip", 1): make_result("clip", 1, losses=trace(1, 29))})
+    seed = collect(tmp_path, round_).probe("clip").seeds[0]
+    assert seed.trace == "diverges"
+    assert seed.trace_detail == "diverges at step 30: trace length 29 vs 30 steps"
+
+
+# --- outcome statistics ------------------------------------------------------------------------
+
+
+def passes_10_of_15_vs_8_of_15(directory: Path, round_: Round) -> None:
+    """Baseline passes seeds 0-9; the probe loses 7, 8, 9 and gains 10 (3 lost, 1 gained)."""
+    overrides = {}
+    for index, seed in enumerate(SEEDS_15):
+        overrides[("reference", seed)] = make_result("reference", seed, passed=index < 10)
+        overrides[("core", seed)] = make_result("core", seed, passed=index < 7 or index == 10)
+    full_round(directory, round_, overrides)
+
+
+def test_outcome_statistics_come_from_stats(tmp_path):
+    round_ = make_round(seeds=SEEDS_15)
+    passes_10_of_15_vs_8_of_15(tmp_path, round_)
+    report = collect(tmp_path, round_)
+    core, baseline = report.probe("core"), report.probe("reference")
+    flags_base = {s: i < 10 for i, s in enumerate(SEEDS_15)}
+    flags_core = {s: i < 7 or i == 10 for i, s in enumerate(SEEDS_15)}
+    assert core.outcome == paired_outcome(flags_base, flags_core)
+    assert core.outcome.mcnemar_p == pytest.approx(0.625)
+    assert core.pass_ci == wilson_interval(8, 15)
+    assert baseline.pass_ci == wilson_interval(10, 15)
+    assert core.verdict == "within seed noise"
+    markdown = render_markdown(report)
+    assert "10/15 = 67% (42%–85%)" in markdown
+    assert "8/15 = 53% (30%–75%)" in markdown
+    assert "| 11/15 " in markdown  # agreement
+    assert "0.625 (0.625)" in markdown  # one probe: Holm changes nothing
+    assert "with 15 seeds" in markdown
+
+
+def test_holm_is_applied_across_probes_excluding_baseline(tmp_path):
+    round_ = make_round(probes=("reference", "core", "twin", "clip"), seeds=SEEDS_15)
+    overrides = {}
+    for index, seed in enumerate(SEEDS_15):
+        overrides[("core", seed)] = make_result("core", seed, passed=index >= 6)
+        overrides[("twin", seed)] = make_result("twin", seed, passed=index >= 2)
+    full_round(tmp_path, round_, overrides)
+    report = collect(tmp_path, round_)
+    raw = {p.id: p.outcome.mcnemar_p for p in report.compared_probes()}
+    assert set(raw) == {"core", "twin", "clip"}
+    adjusted = holm_adjust(raw)
+    for probe in report.compared_probes():
+        assert probe.holm_p == adjusted[probe.id]
+    assert report.probe("reference").holm_p is None
+    assert report.probe("core").holm_p > report.probe("core").outcome.mcnemar_p
+    assert report.probe("core").verdict == "within seed noise"  # 6 lost: p=0.031 → 0.094
+    assert "Holm over 3 probes" in render_markdown(report)
+
+
+# --- gates and exit codes ----------------------------------------------------------------------
+
+
+def test_smoke_gate_fails_on_one_seed_and_exits_1(tmp_path):
+    round_ = make_round()
+    full_round(tmp_path, round_, {("core", 7): make_result("core", 7, cf_loss=0.7)})
+    out = tmp_path / "out"
+    status = collect_and_report(
+        tmp_path, round_, CATALOG, quiet=True, outputs=ReportOutputs.beside(out)
+    )
+    assert status == 1
+    report = load_report(out)
+    failed = report.failed_gates()
+    assert [(g.name, g.probe) for g in failed] == [("smoke", "core")]
+    assert "seed 7 (0.7)" in failed[0].detail
+    assert report.probe("core").state == "failure"
+    assert report.probe("reference").state == "success"
+
+
+def test_all_gates_hold_exits_0_and_writes_reports(tmp_path, monkeypatch):
+    summary = tmp_path / "summary.md"
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
+    round_ = make_round()
+    artifacts = tmp_path / "artifacts"
+    full_round(artifacts, round_)
+    out = tmp_path / "out"
+    status = collect_and_report(
+        artifacts, round_, CATALOG, quiet=True, outputs=ReportOutputs.beside(out)
+    )
+    assert status == 0
+    assert {p.name for p in out.iterdir()} == {"report.md", "report.json", "report.html"}
+    assert summary.read_text() == (out / "report.md").read_text()
+
+
+def test_parity_expectations(tmp_path):
+    round_ = make_round(probes=("reference", "twin", "mask"), seeds=(1, 7))
+    full_round(tmp_path, round_)
+    report = collect(tmp_path, round_)
+    parity = {g.probe: g for g in report.gates if g.name == "parity"}
+    assert parity["twin"].passed
+    # "diverges" needs at least one diverging seed; identical traces fail it.
+    assert not parity["mask"].passed
+    assert parity["mask"].detail == "expects diverges: identical 2/2"
+
+
+def test_faults_are_listed_by_name_and_nothing_crashes(tmp_path, capsys):
+    round_ = make_round(seeds=(1, 7, 42, 123))
+    directory = tmp_path / "download"
+    nested = directory / "T1-core-0"
+    full_round(
+        directory,
+        round_,
+        {
+            ("core", 42): None,  # missing
+            ("core", 123): None,  # written below as a NaN run, nested
+            ("reference", 7): None,  # written below twice with different contents
+        },
+    )
+    save(make_result("core", 123, status="nonfinite", cf_loss=math.nan, passed=False), nested)
+    first, second = directory / "dup-a", directory / "dup-b"
+    save(make_result("reference", 7), first)
+    save(make_result("reference", 7, passed=False), second)
+    # An identical copy of a kept artifact: one is kept, the copy noted.
+    save(make_result("reference", 1), directory / "copy")
+    truncated = directory / artifact_name(ROUND, "core", 999)
+    truncated.write_text(make_result("core", 999).to_json()[:200])
+    wrong_schema = json.loads(make_result("core", 5).to_json())
+    wrong_schema["schema"] = "mlx-parity/seed-result/v0"
+    (directory / "old.json").write_text(json.dumps(wrong_schema))
+    save(make_result("core", 1, round_id="OTHER"), directory / "other")
+    save(make_result("ghost", 1), directory)  # a probe the round lacks
+    save(make_result("core", 8), directory)  # a seed the round lacks
+
+    report = collect(directory, round_)
+    by_kind: dict[str, list[str]] = {}
+    for problem in report.problems:
+        by_kind.setdefault(problem.kind, []).append(problem.subject)
+    assert by_kind["missing"] == ["reference seed 7", "core seed 42"]
+    assert by_kind["invalid"] == [truncated.name, "old.json"]
+    reference_7, reference_1 = (
+        artifact_name(ROUND, "reference", 7),
+        artifact_name(ROUND, "reference", 1),
+    )
+    assert by_kind["duplicate"] == [f"dup-a/{reference_7}, dup-b/{reference_7}"]
+    # Files are read in sorted path order; the first copy is the one kept.
+    assert by_kind["duplicate-identical"] == [f"{reference_1}, copy/{reference_1}"]
+    assert by_kind["other-round"] == [f"other/{artifact_name('OTHER', 'core', 1)}"]
+    assert by_kind["unknown-probe"] == [artifact_name(ROUND, "ghost", 1)]
+    assert by_kind["unknown-seed"] == [artifact_name(ROUND, "core", 8)]
+    assert by_kind["run-nonfinite"] == [f"T1-core-0/{artifact_name(ROUND, 'core', 123)}"]
+    invalid = {p.subject: p.detail for p in report.problems if p.kind == "invalid"}
+    assert "not valid JSON" in invalid[truncated.name]
+    assert "mlx-parity/seed-result/v0" in invalid["old.json"]
+
+    # Every one of them reaches the Markdown and the HTML by name.
+    markdown, page = render_markdown(report), render_html(report)
+    for subject in (s for subjects in by_kind.values() for s in subjects):
+        assert subject in markdown
+        assert subject in page
+    gates = {(g.name, g.probe): g.passed for g in report.gates}
+    assert gates[("artifacts", None)] is False
+    assert gates[("artifacts", "core")] is False
+    assert gates[("smoke", "core")] is False  # the NaN run's cf_loss
+    assert report.probe("core").seeds[2].status == "missing"
+
+    status = collect_and_report(
+        directory, round_, CATALOG, quiet=True, outputs=ReportOutputs(json=tmp_path / "r.json")
+    )
+    assert status == 1
+    json.loads((tmp_path / "r.json").read_text(), parse_constant=pytest.fail)
+
+
+def test_missing_seeds_not_required_pass_the_gate(tmp_path):
+    round_ = make_round(require_all_seeds=False)
+    full_round(tmp_path, round_, {("core", 42): None})
+    report = collect(tmp_path, round_)
+    assert report.passed
+    artifacts = [g for g in report.gates if g.name == "artifacts"]
+    assert all(g.passed for g in artifacts)
+    assert any("not required" in g.detail for g in artifacts)
+
+
+def test_error_runs_are_judged_by_the_errors_gate(tmp_path):
+    round_ = make_round(max_error_seeds=1)
+    failed = make_result(
+        "core", 7, losses=trace(7, 3), status="error", cf_loss=None, passed=False, error="OOM"
+    )
+    full_round(tmp_path, round_, {("core", 7): failed})
+    report = collect(tmp_path, round_)
+    errors = [g for g in report.gates if g.name == "errors"]
+    assert len(errors) == 1 and errors[0].passed
+    assert report.probe("core").seeds[1].trace == "unavailable"
+    assert report.passed
+    assert any(p.kind == "run-error" and "OOM" in p.detail for p in report.problems)
+
+
+def test_empty_directory_is_unusable_input(tmp_path):
+    with pytest.raises(UsageError) as caught:
+        collect(tmp_path, make_round())
+    assert caught.value.exit_code == 2
+    with pytest.raises(UsageError):
+        collect(tmp_path / "absent", make_round())
+
+
+@pytest.fixture
+def matrix_dir(tmp_path) -> Path:
+    matrix = tmp_path / "matrix"
+    (matrix / "rounds").mkdir(parents=True)
+    (matrix / "rounds" / f"{ROUND}.toml").write_text(
+        'hypothesis = "cli"\nprobes = ["reference", "core"]\nbaseline = "reference"\n'
+        "seeds = [1, 7]\n"
+    )
+    return matrix
+
+
+def test_cli_exit_codes(tmp_path, matrix_dir, capsys, monkeypatch):
+    monkeypatch.delenv("GITHUB_STEP_SUMMARY", raising=False)
+    artifacts = tmp_path / "artifacts"
+    write(artifacts, *(make_result(p, s) for p in ("reference", "core") for s in (1, 7)))
+    base = ["--round", ROUND, "--matrix", str(matrix_dir)]
+    assert main(["collect", str(artifacts), *base]) == 0
+    assert "| `core`" in capsys.readouterr().out
+
+    (artifacts / artifact_name(ROUND, "core", 7)).unlink()  # a seed missing: gate fails
+    assert main(["collect", str(artifacts), *base, "--quiet"]) == 1
+    assert capsys.readouterr().out == ""
+
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert main(["collect", str(empty), *base]) == 2
+    assert main(["collect", str(tmp_path / "nowhere"), *base]) == 2
+    assert main(["collect", str(artifacts), "--round", "nope", "--matrix", str(matrix_dir)]) == 2
+    assert "no round 'nope'" in capsys.readouterr().err
+
+
+def test_report_json_beside_artifacts_is_skipped_with_a_note(tmp_path):
+    round_ = make_round()
+    full_round(tmp_path, round_)
+    assert collect_and_report(tmp_path, round_, CATALOG, quiet=True) == 0
+    report = collect(tmp_path, round_)  # report.json now sits among the artifacts
+    assert [(p.kind, p.subject) for p in report.problems] == [("not-an-artifact", "report.json")]
+    assert report.passed
+
+
+# --- renderers ---------------------------------------------------------------------------------
+
+
+def table_blocks(markdown: str) -> list[list[str]]:
+    blocks, current = [], []
+    for line in markdown.splitlines():
+        if line.startswith("|"):
+            current.append(line)
+        elif current:
+            blocks.append(current)
+            current = []
+    return blocks + ([current] if current else [])
+
+
+def pipe_positions(line: str) -> list[int]:
+    return [i for i, char in enumerate(line) if char == "|" and (i == 0 or line[i - 1] != "\\")]
+
+
+def test_markdown_columns_align(tmp_path):
+    round_ = make_round(probes=("reference", "core", "pad", "clip"))
+    losses = trace(7)
+    losses[6] += 0.5
+    full_round(
+        tmp_path,
+        round_,
+        {
+            ("pad", 1): make_result("pad", 1, shape=(6, 32)),
+            ("clip", 7): make_result("clip", 7, losses=losses, generation="a | b\nc <script>"),
+        },
+    )
+    blocks = table_blocks(render_markdown(collect(tmp_path, round_)))
+    assert len(blocks) == 2  # the probe table and the per-seed table
+    for block in blocks:
+        positions = {tuple(pipe_positions(line)) for line in block}
+        assert len(positions) == 1, block
+        assert len({len(line) for line in block}) == 1
+
+
+def test_fit_summary_truncates_details_first_with_a_note(tmp_path):
+    round_ = make_round(probes=("reference", "core"), seeds=range(100))
+    full_round(tmp_path, round_)
+    markdown = render_markdown(collect(tmp_path, round_))
+    assert fit_summary(markdown) == markdown  # small enough already
+    limit = len(markdown.encode()) // 2
+    fitted = fit_summary(markdown, limit)
+    assert len(fitted.encode()) <= limit
+    assert "**Truncated:**" in fitted and "of 200 per-seed rows shown" in fitted
+    # The probe table, gates and the details' frame survive; only per-seed rows were dropped.
+    head = markdown[: markdown.index(DETAILS_START)]
+    assert fitted.startswith(head)
+    assert DETAILS_END in fitted and "</details>" in fitted
+    assert len(table_blocks(fitted)[1]) < len(table_blocks(markdown)[1])
+
+    # With room for less than the head, the text is cut at a line, still with a note.
+    tiny = fit_summary(markdown, 600)
+    assert len(tiny.encode()) <= 600
+    assert "**Truncated:**" in tiny
+    assert DETAILS_START not in tiny
+
+
+class BalanceChecker(HTMLParser):
+    """Fails on a closing tag that does not match the open one; counts svg per section."""
+
+    VOID = {"meta", "br", "hr", "img", "input", "link"}
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stack: list[str] = []
+        self.svg_per_section: dict[str, int] = {}
+        self.section: str | None = None
+        self.scripts = 0
+
+    def handle_starttag(self, tag, attrs):
+        if tag == "script":
+            self.scripts += 1
+        if tag == "section":
+            self.section = dict(attrs)["id"]
+            self.svg_per_section[self.section] = 0
+        if tag == "svg" and self.section:
+            self.svg_per_section[self.section] += 1
+        if tag not in self.VOID:
+            self.stack.append(tag)
+
+    def handle_endtag(self, tag):
+        assert self.stack and self.stack[-1] == tag, (tag, self.stack[-5:])
+        self.stack.pop()
+        if tag == "section":
+            self.section = None
+
+
+def test_html_is_well_formed_with_a_plot_per_probe_and_escaped_text(tmp_path):
+    round_ = make_round(probes=("reference", "core", "pad", "clip"))
+    losses = trace(1)
+    losses[6] += 0.0123
+    losses[20] = math.nan
+    evil = "<script>alert('x')</script> & Unsloth"
+    full_round(
+        tmp_path,
+        round_,
+        {
+            ("clip", 1): make_result("clip", 1, losses=losses, generation=evil),
+            ("pad", 7): make_result("pad", 7, shape=(6, 32)),
+            ("core", 42): None,
+        },
+    )
+    page = render_html(collect(tmp_path, round_))
+    checker = BalanceChecker()
+    checker.feed(page)
+    checker.close()
+    assert checker.stack == []
+    assert checker.scripts == 0
+    assert "<script>" not in page
+    assert "&lt;script&gt;alert(&#x27;x&#x27;)&lt;/script&gt; &amp; Unsloth" in page
+    assert set(checker.svg_per_section) == {f"probe-{p}" for p in round_.probes}
+    assert all(count >= 1 for count in checker.svg_per_section.values())
+    assert checker.svg_per_section["probe-core"] == 2  # one per seed with data
+    assert 'class="diverge"' in page and 'class="structural"' in page
+    assert "http" not in page.replace("http://www.w3.org/2000/svg", "")  # no external assets
+
+
+def test_html_caps_plots_on_large_rounds(tmp_path):
+    round_ = make_round(probes=("reference", "clip"), seeds=range(40))
+    losses = trace(39)
+    losses[3] += 1.0
+    full_round(tmp_path, round_, {("clip", 39): make_result("clip", 39, losses=losses)})
+    page = render_html(collect(tmp_path, round_))
+    section = page[page.index('id="probe-clip"') :]
+    assert section.count("<svg") == 30
+    assert "Showing 30 of 40 seeds" in section
+    # The diverging seed is plotted even though it is last in round order.
+    assert "seed 39: diverges at step 4" in section
+
+
+def test_statuses_are_short_and_complete(tmp_path):
+    round_ = make_round(probes=("reference", "core", "clip"), seeds=SEEDS_15)
+    passes_10_of_15_vs_8_of_15(tmp_path, round_)
+    report = collect(tmp_path, round_)
+    statuses = json.loads(report_json(report))["statuses"]
+    assert [s["context"] for s in statuses] == [
+        "mlx-parity/reference",
+        "mlx-parity/core",
+        "mlx-parity/clip",
+        "mlx-parity",
+    ]
+    assert all(set(s) == {"state", "context", "description", "target_url"} for s in statuses)
+    assert all(len(s["description"]) <= 140 for s in statuses)
+    core = statuses[1]
+    assert core == {
+        "state": "success",
+        "context": "mlx-parity/core",
+        "description": "8/15 pass (53%), trace identical 15/15, within seed noise",
+        "target_url": None,
+    }
+    # Failed gates come first, and long text is cut to GitHub's limit.
+    long_round = make_round(probes=("reference", "core"), seeds=(1,), cf_loss_max=0.1)
+    long_dir = tmp_path / "long"
+    full_round(long_dir, long_round, {("core", 1): make_result("core", 1, cf_loss=0.3)})
+    statuses = build_statuses(collect(long_dir, long_round), target_url="https://x/run/1")
+    assert statuses[1].state == "failure"
+    assert statuses[1].description.startswith("failed smoke: ")
+    assert statuses[-1].target_url == "https://x/run/1"
+
+
+def test_report_json_round_trips(tmp_path):
+    round_ = make_round(probes=("reference", "core", "pad"))
+    full_round(
+        tmp_path,
+        round_,
+        {
+            ("pad", 1): make_result("pad", 1, shape=(6, 32)),
+            ("core", 7): make_result("core", 7, status="nonfinite", cf_loss=math.nan),
+        },
+    )
+    report = collect(tmp_path, round_)
+    again = parse_report(report_json(report), "test")
+    assert render_markdown(again) == render_markdown(report)
+    assert again.probe("core").seeds[1].cf_loss != again.probe("core").seeds[1].cf_loss  # NaN
+
+
+# --- comparing rounds --------------------------------------------------------------------------
+
+
+def write_report(directory: Path, report: RoundReport) -> Path:
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "report.json").write_text(report_json(report))
+    return directory
+
+
+def test_compare_identical_rounds(tmp_path, capsys):
+    round_ = make_round(probes=("reference", "core", "clip"), seeds=SEEDS_15)
+    passes_10_of_15_vs_8_of_15(tmp_path / "a", round_)
+    report = collect(tmp_path / "a", round_)
+    bm = write_report(tmp_path / "BM", report)
+    bo = write_report(tmp_path / "BO", report)
+    rows = compare_reports(load_report(bm), load_report(bo / "report.json"))
+    assert [row.conclusion for row in rows] == [UNCHANGED] * 3
+    assert main(["compare", str(bm), str(bo)]) == 0
+    assert f"{UNCHANGED}** for all 3 probes" in capsys.readouterr().out
+
+
+def test_compare_names_what_changed(tmp_path, capsys):
+    round_ = make_round(probes=("reference", "core", "clip"), seeds=SEEDS_15)
+    before = tmp_path / "before"
+    full_round(before, round_)
+    after = tmp_path / "after"
+    overrides = {}
+    for index, seed in enumerate(SEEDS_15):
+        losses = trace(seed)
+        losses[4] += 0.25
+        overrides[("core", seed)] = make_result("core", seed, losses=losses, passed=index < 2)
+    full_round(after, round_, overrides)
+    a = write_report(tmp_path / "A", collect(before, round_))
+    b = write_report(tmp_path / "B", collect(after, round_))
+    rows = {row.probe: row for row in compare_reports(load_report(a), load_report(b))}
+    assert rows["clip"].conclusion == UNCHANGED
+    assert rows["reference"].conclusion == UNCHANGED
+    changes = rows["core"].changes
+    assert any(c.startswith("pass rate 15/15 → 2/15 beyond seed noise") for c in changes)
+    assert "trace identical 15/15 → diverges 15/15" in changes
+    assert "new divergence at step 5" in changes
+    assert any(c.startswith("outcome within seed noise → differs from baseline") for c in changes)
+    assert main(["compare", str(a), str(b)]) == 1
+    assert "1 of 3 probes changed" in capsys.readouterr().out
+
+
+def test_compare_refuses_what_is_not_a_report(tmp_path, capsys):
+    (tmp_path / "x.json").write_text("{}")
+    assert main(["compare", str(tmp_path / "x.json"), str(tmp_path)]) == 2
+    with pytest.raises(UsageError, match="not a round report"):
+        load_report(tmp_path / "x.json")
+
+
+def test_gather_reports_every_planned_cell(tmp_path):
+    round_ = make_round(probes=("reference", "core"), seeds=(1, 2))
+    write(tmp_path, make_result("reference", 1))
+    gathered = gather(tmp_path, round_)
+    assert gathered.files_seen == 1
+    missing = sorted((p.probe, p.seed) for p in gathered.problems if p.kind == "missing")
+    assert missing == [("core", 1), ("core", 2), ("reference", 2)]
