@@ -15,9 +15,7 @@ import tempfile
 import time
 from pathlib import Path
 
-import mlx.core as mx
-
-from mlx_parity.cell import UNSEEDED_STATE, ModelSource
+from mlx_parity.cell import ModelSource, prepare_model
 from mlx_parity.embedded_model import FixtureRecipe, ensure_fixture
 from mlx_parity.fixture import SMOKE
 from mlx_parity.knobs import Knobs
@@ -27,8 +25,7 @@ WARMUP_STEPS = 3
 
 
 def step_times(source: ModelSource, trainer: str, knobs: Knobs, seed: int) -> list[float]:
-    mx.random.seed(UNSEEDED_STATE)
-    model = source.fresh_model()
+    model = prepare_model(source, knobs.dtype)
     stamps = [time.perf_counter()]
     resolve_trainer(trainer)(
         model,

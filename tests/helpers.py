@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from mlx_parity.cell import UNSEEDED_STATE, ModelSource
-from mlx_parity.core.setup import cast_weights
+from mlx_parity.cell import ModelSource, prepare_model
 from mlx_parity.core.trainer import StepRecord
 from mlx_parity.knobs import Knobs
 from mlx_parity.trainers import resolve_trainer
@@ -12,11 +11,7 @@ from mlx_parity.trainers import resolve_trainer
 def run_trainer(
     source: ModelSource, trainer: str, knobs: Knobs, seed: int, texts: list[str]
 ) -> list[StepRecord]:
-    import mlx.core as mx
-
-    mx.random.seed(UNSEEDED_STATE)
-    model = source.fresh_model()
-    cast_weights(model, knobs.dtype)
+    model = prepare_model(source, knobs.dtype)
     return resolve_trainer(trainer)(model, source.tokenizer(), texts, knobs, seed, None)
 
 

@@ -6,15 +6,23 @@ remote action is replaced (``--local-repository owner/action@sha=DIR``) by a sma
 stand-in written here:
 
 - checkout: a no-op (act skips ``actions/checkout`` for a local repository anyway);
-- setup-python: puts a ``python`` on PATH that runs the project's venv and skips
-  ``python -m pip install`` (the venv already holds every pinned dependency, and the build backend
-  cannot be fetched offline), and ``PYTHONPATH=src`` so the checked-out code is what runs;
+- setup-python: puts a ``python`` on PATH that runs the project's venv; ``pip install -r pins``
+  becomes an offline ``--dry-run`` (the venv must already hold the pinned set) and
+  ``pip install .`` is skipped (the build backend cannot be fetched offline, and installing would
+  replace the venv's editable install); ``PYTHONPATH=src`` makes the checked-out code the one
+  that runs;
 - cache: a no-op;
 - upload-artifact / download-artifact: copy files to and from a shared directory keyed by
   artifact name, with ``pattern`` + ``merge-multiple``.
 
-Commit statuses go to a pytest-httpserver loopback API: act itself sets ``GITHUB_API_URL`` from
-``--github-instance``, so it is overridden in the workflow's env with ``--env GITHUB_API_URL=...``.
+The working tree is copied to a temporary git repository (committed, so ``.gitignore`` applies as
+it would to a push) with an ``origin`` on github.com, which is where act reads
+``github.repository`` from (without one it reads ``nektos/act``).
+
+Commit statuses go to a pytest-httpserver loopback API. act sets ``GITHUB_API_URL`` to
+``https://api.github.com`` by default; ``--env GITHUB_API_URL=http://127.0.0.1:PORT`` wins over
+it, while ``--github-instance HOST`` cannot point at the loopback server (it yields
+``https://HOST/api/v3``).
 """
 
 from __future__ import annotations
@@ -32,6 +40,8 @@ import pytest
 import yaml
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
+
+from mlx_parity.commands.plan import matrix_entries, resolve_plan
 
 ROOT = Path(__file__).resolve().parents[1]
 WORKFLOW = ROOT / ".github" / "workflows" / "mlx-parity.yml"
@@ -90,6 +100,10 @@ runs:
         cat > "$shim/python" <<'EOF'
         #!/usr/bin/env bash
         if [ "$1" = "-m" ] && [ "$2" = "pip" ] && [ "$3" = "install" ]; then
+          if [ "$4" = "-r" ]; then
+            # The pinned set must already be what the venv holds: checked offline, not installed.
+            exec "__VENV_BIN__/python" -m pip install --no-index --dry-run "${@:4}"
+          fi
           echo "setup-python stand-in: skipped: python $*"
           exit 0
         fi
@@ -318,14 +332,24 @@ def test_smoke_round_runs_under_act(tmp_path: Path, httpserver: HTTPServer) -> N
     assert result.returncode == 0, log[-6000:]
 
     # plan expanded the matrix: one probe job per cell of the round, each ran the real CLI.
-    from mlx_parity.commands.plan import matrix_entries, resolve_plan
-
-    cells = [entry["cell"] for entry in matrix_entries(resolve_plan(ROUND_ID, "", ""))]
+    entries = matrix_entries(resolve_plan(ROUND_ID, "", ""))
+    cells = [entry["cell"] for entry in entries]
     assert cells
+    # act names a matrix job "<name>-<index>" and pads the names to a common width.
+    probe_jobs = set(re.findall(r"^\[mlx-parity/probe (\S+?)-\d+\s*\]", log, re.MULTILINE))
+    assert probe_jobs == set(cells)
     for cell in cells:
-        assert re.search(rf"\[mlx-parity/probe {re.escape(cell)}\s*\].*Job succeeded", log), cell
-        seed_results = list((store / f"seed-results-{cell}").rglob("*.json"))
-        assert seed_results, f"probe {cell} uploaded no seed results"
+        job = rf"^\[mlx-parity/probe {re.escape(cell)}-\d+\s*\]"
+        assert re.search(rf"{job}\s+✅  Success - Main Run the probe cell", log, re.MULTILINE), cell
+        assert re.search(rf"{job} 🏁  Job succeeded", log, re.MULTILINE), cell
+        seeds = next(entry["seeds"] for entry in entries if entry["cell"] == cell).split(",")
+        seed_results = sorted((store / f"seed-results-{cell}").glob("*.json"))
+        assert len(seed_results) == len(seeds), f"probe {cell} uploaded {seed_results}"
+        for path in seed_results:
+            assert json.loads(path.read_text(encoding="utf-8"))
+    assert re.search(r"^\[mlx-parity/collect\s*\] 🏁  Job succeeded", log, re.MULTILINE)
+    # act skips actions/checkout for a local repository: the stand-in never runs.
+    assert "checkout stand-in (no-op)" not in log
     assert TOKEN not in log
 
     # collect wrote the three reports and uploaded them.
@@ -342,8 +366,9 @@ def test_smoke_round_runs_under_act(tmp_path: Path, httpserver: HTTPServer) -> N
     ]
     assert {posted_sha for posted_sha, _ in posted} == {sha}
     contexts = sorted(body["context"] for _, body in posted)
-    probes = sorted({entry["probe"] for entry in matrix_entries(resolve_plan(ROUND_ID, "", ""))})
+    probes = sorted({entry["probe"] for entry in entries})
     assert contexts == sorted(["mlx-parity", *(f"mlx-parity/{probe}" for probe in probes)])
     assert contexts == sorted(status["context"] for status in report["statuses"])
     for request, _ in httpserver.log:
         assert request.headers.get("Authorization", "").endswith(TOKEN)
+    httpserver.check_handler_errors()

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import struct
 from html.parser import HTMLParser
 from pathlib import Path
@@ -43,6 +44,13 @@ ENVIRONMENT = Environment(
     runner="macos-15",
 )
 ANSWER = "<<HELLO!!>> My name is Unsloth!"
+
+
+@pytest.fixture(autouse=True)
+def outside_github_actions(monkeypatch):
+    """Run as on a laptop even inside a workflow: no job summary to append to, no run URL."""
+    for variable in [v for v in os.environ if v.startswith("GITHUB_")]:
+        monkeypatch.delenv(variable)
 
 
 # --- factories -------------------------------------------------------------------------------
@@ -398,13 +406,15 @@ def test_faults_are_listed_by_name_and_nothing_crashes(tmp_path, capsys):
     save(make_result("core", 1, round_id="OTHER"), directory / "other")
     save(make_result("ghost", 1), directory)  # a probe the round lacks
     save(make_result("core", 8), directory)  # a seed the round lacks
+    (directory / "binary.json").write_bytes(b"\xff\xfe\x00{")  # not UTF-8
+    (directory / "deep.json").write_text("[" * 100_000 + "]" * 100_000)  # beyond recursion
 
     report = collect(directory, round_)
     by_kind: dict[str, list[str]] = {}
     for problem in report.problems:
         by_kind.setdefault(problem.kind, []).append(problem.subject)
     assert by_kind["missing"] == ["reference seed 7", "core seed 42"]
-    assert by_kind["invalid"] == [truncated.name, "old.json"]
+    assert by_kind["invalid"] == [truncated.name, "binary.json", "deep.json", "old.json"]
     reference_7, reference_1 = (
         artifact_name(ROUND, "reference", 7),
         artifact_name(ROUND, "reference", 1),
@@ -481,8 +491,7 @@ def matrix_dir(tmp_path) -> Path:
     return matrix
 
 
-def test_cli_exit_codes(tmp_path, matrix_dir, capsys, monkeypatch):
-    monkeypatch.delenv("GITHUB_STEP_SUMMARY", raising=False)
+def test_cli_exit_codes(tmp_path, matrix_dir, capsys):
     artifacts = tmp_path / "artifacts"
     write(artifacts, *(make_result(p, s) for p in ("reference", "core") for s in (1, 7)))
     base = ["--round", ROUND, "--matrix", str(matrix_dir)]

@@ -8,7 +8,7 @@ from mlx.utils import tree_flatten
 from mlx_lm.tuner.lora import LoRALinear
 
 from helpers import losses, run_trainer, text_of_length
-from mlx_parity.cell import UNSEEDED_STATE
+from mlx_parity.cell import prepare_model
 from mlx_parity.core.setup import attach_lora, cast_weights
 from mlx_parity.fixture import SMOKE
 from mlx_parity.knobs import Knobs
@@ -95,8 +95,7 @@ def test_num_layers_beyond_the_model_is_refused(model_source) -> None:
 
 def test_seed_after_load_controls_lora_init(model_source) -> None:
     def lora_a(seed: int, seeded: bool) -> list:
-        mx.random.seed(UNSEEDED_STATE)
-        model = model_source.fresh_model()
+        model = prepare_model(model_source, "as_loaded")
         attach_lora(model, Knobs(seed_after_load=seeded), seed)
         return model.layers[-1].self_attn.q_proj.lora_a.tolist()
 

@@ -29,8 +29,10 @@ from .knobs import Knobs
 from .probes import Probe
 from .trainers import check_knobs, resolve_trainer
 
-# The harness seeds MLX with this before every seed's model load, so a trainer that never seeds
-# (seed_after_load=false) still gets a reproducible, seed-independent LoRA init.
+# The harness seeds MLX with this after every seed's model load, right before the trainer runs,
+# so a trainer that never seeds (seed_after_load=false) still gets a reproducible,
+# seed-independent LoRA init. After, not before: building a model consumes RNG (layers
+# initialise randomly before the weights are loaded), and only some seeds build one.
 UNSEEDED_STATE = 0
 
 
@@ -75,6 +77,14 @@ class ModelSource:
             return load(str(self._resolved))
         except Exception as exc:  # mlx-lm raises many types for a bad path or hub id
             raise ModelLoadError(f"cannot load model {self.path!r}: {exc}") from None
+
+
+def prepare_model(source: ModelSource, dtype: str):
+    """Fresh weights for one seed, cast to ``dtype``, with MLX's RNG in the harness state."""
+    model = source.fresh_model()
+    cast_weights(model, dtype)
+    mx.random.seed(UNSEEDED_STATE)
+    return model
 
 
 @dataclass
@@ -125,10 +135,8 @@ def run_seed(
             on_step(record)
 
     try:
-        mx.random.seed(UNSEEDED_STATE)
         tokenizer = source.tokenizer()
-        model = source.fresh_model()
-        cast_weights(model, knobs.dtype)
+        model = prepare_model(source, knobs.dtype)
         timings["load_s"] = time.perf_counter() - start
         tic = time.perf_counter()
         trainer = resolve_trainer(probe.trainer)

@@ -16,6 +16,7 @@ from .core.batches import encode_rows, iterate_batches
 from .core.setup import attach_lora, build_optimizer
 from .core.trainer import StepCallback, StepRecord, train
 from .knobs import Knobs
+from .protocol import PLUGIN_PREFIX, PluginError, as_trainer, load_plugin
 from .reference import train_reference, unsupported_knobs
 
 Trainer = Callable[
@@ -48,11 +49,19 @@ class TrainerError(ValueError):
 
 
 def resolve_trainer(name: str) -> Trainer:
+    """A built-in trainer, or a plugin named ``plugin:module:function`` / ``plugin:NAME``."""
+    if name.startswith(PLUGIN_PREFIX):
+        try:
+            return as_trainer(load_plugin(name))
+        except PluginError as exc:
+            raise TrainerError(str(exc)) from None
     try:
         return BUILTIN_TRAINERS[name]
     except KeyError:
         known = ", ".join(BUILTIN_TRAINERS)
-        raise TrainerError(f"unknown trainer {name!r}; known trainers: {known}") from None
+        raise TrainerError(
+            f"unknown trainer {name!r}; known trainers: {known}, or plugin:module:function"
+        ) from None
 
 
 def check_knobs(trainer: str, knobs: Knobs) -> None:

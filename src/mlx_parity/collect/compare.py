@@ -222,6 +222,8 @@ def compare_trace(
     for mine, theirs in zip(probe_rows, baseline_rows, strict=False):
         a, b = mine.loss, theirs.loss
         if _same_loss(a, b):
+            if largest is None and math.isfinite(a):
+                largest = 0.0  # a finite step compared: the max |Δ| is known to be >= 0
             continue
         delta = abs(a - b)
         if math.isfinite(delta):

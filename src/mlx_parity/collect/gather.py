@@ -70,9 +70,6 @@ class Gathered:
     problems: list[Problem] = field(default_factory=list)
     files_seen: int = 0
 
-    def result(self, probe_id: str, seed: int) -> SeedResult | None:
-        return self.results.get(probe_id, {}).get(seed)
-
 
 def find_artifact_files(directory: Path) -> list[Path]:
     """Every ``*.json`` file below ``directory``, in a stable order."""
@@ -146,7 +143,13 @@ def read_artifact(path: Path) -> SeedResult:
     try:
         return SeedResult.model_validate_json(path.read_bytes())
     except (OSError, ValidationError):
+        pass
+    try:
         return load(path)
+    except (ValueError, RecursionError) as exc:
+        # load() reports JSON and schema errors itself but lets these through: bytes that are
+        # not UTF-8, and nesting deeper than the parser's recursion limit.
+        raise ArtifactError(path, f"unreadable ({type(exc).__name__}: {exc})"[:300]) from None
 
 
 def _unloadable(path: Path, name: str, exc: ArtifactError) -> Problem:
@@ -164,7 +167,7 @@ def _declared_schema(path: Path) -> object:
     # Only called for files that already failed to load, so the second read is rare.
     try:
         data = json.loads(path.read_text())
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):
         return None
     return data.get("schema") if isinstance(data, dict) else None
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import html
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from .compare import ProbeReport, RoundReport, SeedComparison, format_size
 from .markdown import (
@@ -28,6 +28,8 @@ from .markdown import (
     seed_trace_text,
     trace_text,
 )
+
+Scale = Callable[[float], float]
 
 MAX_PLOTS_PER_PROBE = 30
 WIDTH, HEIGHT = 240, 150
@@ -66,9 +68,9 @@ def _finite_values(series: Sequence[Sequence[float]]) -> list[float]:
     return [v for losses in series for v in losses if math.isfinite(v)]
 
 
-def _y_scale(values: list[float]):
-    """A function from loss to y pixel; log10 when every loss is positive (losses fall by
-    orders of magnitude while memorising), linear otherwise."""
+def _y_scale(values: list[float]) -> tuple[Scale, float, float, bool]:
+    """(loss → y pixel, lowest loss, highest loss, log scale?): log10 when every loss is
+    positive (losses fall by orders of magnitude while memorising), linear otherwise."""
     use_log = bool(values) and min(values) > 0
     transformed = [math.log10(v) for v in values] if use_log else values
     low, high = (min(transformed), max(transformed)) if transformed else (0.0, 1.0)
@@ -85,7 +87,7 @@ def _y_scale(values: list[float]):
     return y, bottom_value, top_value, use_log
 
 
-def _polylines(losses: Sequence[float], x, y, css: str) -> list[str]:
+def _polylines(losses: Sequence[float], x: Scale, y: Scale, css: str) -> list[str]:
     """One polyline per run of finite losses; non-finite steps break the line."""
     out, points = [], []
     for index, loss in enumerate(losses):
@@ -100,7 +102,7 @@ def _polylines(losses: Sequence[float], x, y, css: str) -> list[str]:
     return [f'<polyline class="{css}" points="{" ".join(p)}"/>' for p in out]
 
 
-def _nonfinite_marks(losses: Sequence[float], x) -> list[str]:
+def _nonfinite_marks(losses: Sequence[float], x: Scale) -> list[str]:
     return [
         f'<text class="nonfinite" x="{x(i + 1):.1f}" y="{TOP + 8}">×</text>'
         for i, loss in enumerate(losses)
@@ -108,7 +110,7 @@ def _nonfinite_marks(losses: Sequence[float], x) -> list[str]:
     ]
 
 
-def _marker(step: int | None, x, css: str) -> list[str]:
+def _marker(step: int | None, x: Scale, css: str) -> list[str]:
     if step is None:
         return []
     at = f"{x(step):.1f}"
@@ -170,7 +172,7 @@ def _plot_order(seeds: Sequence[SeedComparison]) -> list[SeedComparison]:
     rest in round order."""
     position = {s.seed: i for i, s in enumerate(seeds)}
 
-    def key(s: SeedComparison) -> tuple:
+    def key(s: SeedComparison) -> tuple[bool, int, bool, int]:
         diverging = s.trace == "diverges"
         return (
             not diverging,

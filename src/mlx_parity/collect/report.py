@@ -24,6 +24,8 @@ from .gather import REPORT_SCHEMA
 from .markdown import percent, trace_text
 
 STATUS_CONTEXT = "mlx-parity"
+# The report's file name where a folder stands for a report (a local round's output folder).
+REPORT_FILE = "report.json"
 
 
 def probe_description(report: RoundReport, probe: ProbeReport) -> str:

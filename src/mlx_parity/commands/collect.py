@@ -20,11 +20,10 @@ from ..collect.compare import RoundReport, build_report
 from ..collect.gather import gather, gc_paused
 from ..collect.html import render_html
 from ..collect.markdown import SUMMARY_LIMIT, fit_summary, render_markdown
-from ..collect.report import write_report_json
+from ..collect.report import REPORT_FILE, write_report_json
 from ..errors import UsageError
 from ..github.env import ENVIRONMENT_VARIABLES, GitHubContext
 from ..matrix import Catalog, Round, load_catalog, load_round
-from .compare import REPORT_FILE
 
 
 def collect_round(directory: Path, round_: Round, catalog: Catalog) -> RoundReport:
@@ -49,8 +48,10 @@ def register(sub: argparse._SubParsersAction) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("directory", type=Path, metavar="DIR", help="folder of seed results")
-    parser.add_argument("--round", required=True, dest="round_id", help="round ID")
-    parser.add_argument("--matrix", type=Path, help="matrix directory (default: found upwards)")
+    parser.add_argument("--round", required=True, dest="round_id", metavar="ID", help="round ID")
+    parser.add_argument(
+        "--matrix", type=Path, metavar="DIR", help="matrix directory (default: found upwards)"
+    )
     parser.add_argument("--markdown", type=Path, metavar="F", help="write the Markdown report")
     parser.add_argument("--json", type=Path, metavar="F", help="write the JSON report")
     parser.add_argument("--html", type=Path, metavar="F", help="write the HTML report")

@@ -25,11 +25,10 @@ from scipy.stats import fisher_exact
 
 from ..collect.compare import ALPHA, ProbeReport, RoundReport
 from ..collect.markdown import DASH, escape_cell, pass_rate_text, table, trace_text
-from ..collect.report import parse_report
+from ..collect.report import REPORT_FILE, parse_report
 from ..errors import UsageError
 from ..stats import WITHIN_SEED_NOISE, holm_adjust
 
-REPORT_FILE = "report.json"
 UNCHANGED = "identical within seed noise"
 
 
@@ -214,11 +213,13 @@ def render_comparison(a: RoundReport, b: RoundReport, rows: list[ProbeChange]) -
         else f"**{name_a} → {name_b}: {changed} of {len(rows)} probes changed.**"
     )
     lines = [f"## mlx-parity · round {name_a} → {name_b}", "", verdict_line, ""]
-    lines += [f"- ⚠️ {escape_cell(note)}" for note in round_notes(a, b)]
-    lines += ["", *table(headers, body), ""]
+    notes = round_notes(a, b)
+    if notes:
+        lines += [*(f"- ⚠️ {escape_cell(note)}" for note in notes), ""]
+    lines += [*table(headers, body), ""]
     lines.append(
         "Pass rates: Fisher's exact test on the two rounds' counts, Holm across "
-        f"{len(rows)} probes, α = {ALPHA:g}. {b.detectability}."
+        f"{len(rows)} probes, α = {ALPHA:g}. Detectability in {name_b}: {b.detectability}."
     )
     return "\n".join(lines) + "\n"
 

@@ -1,0 +1,2 @@
+"""Naming the culprit: trace-level search over the core's knob space (explain) and between two
+probes (bisect)."""

@@ -1,0 +1,84 @@
+"""Run the core for one configuration and compare its per-step losses with a target trace.
+
+Runs here exist only to be compared, so they skip evaluation and run eagerly: compile on or
+off gives bit-identical losses (tested), and eager mode avoids a cold C++ compile for every new
+configuration the search tries.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from ..cell import ModelSource, prepare_model
+from ..core.trainer import StepRecord, StopTraining
+from ..fixture import Fixture
+from ..knobs import Knobs
+from ..trainers import train_core
+
+
+def same_loss(a: float, b: float, tolerance: float) -> bool:
+    """Bitwise at tolerance 0 (NaN equals NaN at the same step), else |a - b| <= tolerance."""
+    if math.isnan(a) or math.isnan(b):
+        return math.isnan(a) and math.isnan(b)
+    if tolerance == 0.0:
+        return a == b
+    return abs(a - b) <= tolerance
+
+
+@dataclass(frozen=True)
+class Divergence:
+    step: int
+    size: float  # |Δloss| at that step (inf when one side ended or is non-finite)
+
+    def describe(self) -> str:
+        return f"step {self.step} by {self.size:.3g}"
+
+
+def first_divergence(
+    probe: list[float], target: list[float], tolerance: float
+) -> Divergence | None:
+    """Where ``probe`` first departs from ``target`` (None: they agree over every step)."""
+    for i, (a, b) in enumerate(zip(probe, target, strict=False)):
+        if not same_loss(a, b, tolerance):
+            size = abs(a - b) if math.isfinite(a) and math.isfinite(b) else math.inf
+            return Divergence(i + 1, size)
+    if len(probe) != len(target):
+        return Divergence(min(len(probe), len(target)) + 1, math.inf)
+    return None
+
+
+@dataclass
+class TraceRunner:
+    """Runs the core on one fixture; counts the steps it trains (the search's cost)."""
+
+    fixture: Fixture
+    source: ModelSource
+    steps_trained: int = 0
+    runs: int = 0
+
+    def trace(
+        self,
+        knobs: Knobs,
+        seed: int,
+        target: list[float] | None = None,
+        tolerance: float = 0.0,
+    ) -> list[float]:
+        """The per-step losses of ``knobs`` on ``seed``; with a ``target``, training stops at
+        the first step that departs from it (the rest cannot make it match)."""
+        knobs = knobs.model_copy(update={"compile": False})
+        records: list[StepRecord] = []
+
+        def on_step(record: StepRecord) -> None:
+            records.append(record)
+            i = record.step - 1
+            if target is not None and (
+                i >= len(target) or not same_loss(record.loss, target[i], tolerance)
+            ):
+                raise StopTraining
+
+        model = prepare_model(self.source, knobs.dtype)
+        train_core(model, self.source.tokenizer(), self.fixture.texts(), knobs, seed, on_step)
+        self.runs += 1
+        self.steps_trained += len(records)
+        return [r.loss for r in records]

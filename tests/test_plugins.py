@@ -1,0 +1,228 @@
+"""Trainer plugins: a detection suite of user-style trainers, each with one defect, probed through
+the real harness on the discriminating fixture, plus the plugin protocol's failure modes.
+
+The candidates live in ``tests/plugins/candidates.py`` and are named ``plugin:candidates:...``;
+each in-knob-space candidate must reproduce the core with the matching knob bit for bit, and the
+one defect outside the knob space (a cosine schedule) must match no single-knob variant.
+"""
+
+from __future__ import annotations
+
+import importlib
+import math
+import sys
+import types
+from pathlib import Path
+
+import pytest
+
+from mlx_parity.artifact import SeedResult
+from mlx_parity.cell import run_cell, run_seed
+from mlx_parity.knobs import apply
+from mlx_parity.matrix import load_catalog, load_round
+from mlx_parity.probes import BUILTIN_PROBES, Probe
+from mlx_parity.protocol import ENTRY_POINT_GROUP, PluginError, TrainRequest, load_plugin
+from mlx_parity.trainers import TrainerError, resolve_trainer
+
+PLUGINS = Path(__file__).parent / "plugins"
+sys.path.insert(0, str(PLUGINS))  # plugin specs read plugin:candidates:<function>
+
+MATRIX = Path(__file__).parents[1] / "matrix"
+ROUND = load_round("discriminate", MATRIX)
+BASE = ROUND.knobs_for(BUILTIN_PROBES["core"])
+SEED = ROUND.seeds[0]
+
+# candidate -> (the discriminate round's probe for the same defect, the core knob change)
+IN_KNOB_SPACE: dict[str, tuple[str, dict]] = {
+    "train_mlx_lm": ("core", {}),
+    "train_pad_no_plus_one": ("pad-multiple", {"padding": "multiple"}),
+    "train_exclusive_mask": ("mask-exclusive", {"loss_mask": "exclusive"}),
+    "train_legacy_clip": ("clip-legacy", {"clip": "value:1"}),
+    "train_no_seed": ("no-seed", {"seed_after_load": False}),
+    "train_token_accumulation": ("accum-token", {"accum_norm": "token"}),
+    "train_bias_correction_flipped": (
+        "no-bias-correction",
+        {"bias_correction": not BASE.bias_correction},
+    ),
+    "train_float16": ("fp16", {"dtype": "float16"}),
+    "train_all_layers": ("layers-all", {"num_layers": -1}),
+}
+OUTSIDE_KNOB_SPACE = "train_cosine_schedule"
+
+# Traces are deterministic, so each (trainer, knobs) runs once per worker.
+_TRACES: dict[tuple[str, str], SeedResult] = {}
+
+
+def trace(source, trainer: str, overrides: dict | None = None) -> SeedResult:
+    """One seed of ``trainer`` through the real harness, on the discriminating fixture."""
+    knobs = apply(BASE, overrides or {})
+    key = (trainer, knobs.model_dump_json())
+    if key not in _TRACES:
+        probe_id = trainer.rpartition(":")[2].replace("_", "-")
+        probe = Probe(id=probe_id, trainer=trainer)
+        result = run_seed(ROUND.id, probe, knobs, ROUND.fixture, source, SEED)
+        assert result.status == "ok", result.error
+        assert len(result.rows) == knobs.steps
+        _TRACES[key] = result
+    return _TRACES[key]
+
+
+def losses(result: SeedResult) -> list[float]:
+    return [row.loss for row in result.rows]
+
+
+# --- the detection suite --------------------------------------------------------------------
+
+
+def test_each_candidate_names_a_probe_of_the_discriminating_round() -> None:
+    catalog = load_catalog(MATRIX)
+    assert ROUND.fixture.model == "embedded"  # the model the model_source fixture loads
+    for name, (probe_id, overrides) in IN_KNOB_SPACE.items():
+        assert probe_id in ROUND.probes, name
+        probe_knobs = ROUND.knobs_for(catalog.get(probe_id))
+        assert probe_knobs.differing_from(apply(BASE, overrides)) == {}, name
+
+
+@pytest.mark.parametrize("candidate", list(IN_KNOB_SPACE))
+def test_candidate_equals_its_core_variant_bitwise(model_source, candidate) -> None:
+    _, overrides = IN_KNOB_SPACE[candidate]
+    plugin = trace(model_source, f"plugin:candidates:{candidate}")
+    core = trace(model_source, "core", overrides)
+    # Bitwise: exact float equality of every step's loss, then of everything else reported.
+    assert losses(plugin) == losses(core)
+    assert plugin.rows == core.rows
+    assert plugin.config == BASE.model_dump(mode="json")  # the plugin ran on the round's settings
+    if overrides:  # the fixture discriminates: the defect is visible in the trace
+        assert losses(core) != losses(trace(model_source, "core"))
+
+
+def test_token_accumulation_without_accumulation_is_mlx_lm(model_source) -> None:
+    single = {"grad_accum": 1, "steps": 4}
+    plugin = trace(model_source, "plugin:candidates:train_token_accumulation", single)
+    assert plugin.rows == trace(model_source, "plugin:candidates:train_mlx_lm", single).rows
+    assert plugin.rows == trace(model_source, "core", {**single, "accum_norm": "token"}).rows
+
+
+def test_cosine_schedule_matches_no_single_knob_variant(model_source) -> None:
+    cosine = trace(model_source, f"plugin:candidates:{OUTSIDE_KNOB_SPACE}")
+    mlx_lm = trace(model_source, "core")
+    # cosine_decay starts at exactly lr, so the trace leaves mlx-lm's only after the 2nd update.
+    updates = BASE.grad_accum
+    assert losses(cosine)[: 2 * updates] == losses(mlx_lm)[: 2 * updates]
+    assert cosine.rows[2 * updates - 1].lr < BASE.lr
+    for name, (_, overrides) in IN_KNOB_SPACE.items():
+        variant = losses(trace(model_source, "core", overrides))
+        assert losses(cosine)[1:] != variant[1:], f"the cosine trace equals {name}'s core variant"
+
+
+# --- the protocol ---------------------------------------------------------------------------
+
+
+AFTER_NAN: list[int] = []
+
+
+def _reports_a_skipped_step(request: TrainRequest) -> None:
+    request.report_step(1, loss=1.0, ntoks=4, input_shape=(1, 5))
+    request.report_step(3, loss=1.0, ntoks=4, input_shape=(1, 5))
+
+
+def _reports_a_step_twice(request: TrainRequest) -> None:
+    request.report_step(1, loss=1.0, ntoks=4, input_shape=(1, 5))
+    request.report_step(1, loss=1.0, ntoks=4, input_shape=(1, 5))
+
+
+def _reports_nan(request: TrainRequest) -> None:
+    request.report_step(1, loss=2.0, ntoks=4, input_shape=(1, 5))
+    request.report_step(2, loss=float("nan"), ntoks=4, input_shape=(1, 5), grad_norm=1.0)
+    AFTER_NAN.append(3)  # never reached: a non-finite loss ends training
+    request.report_step(3, loss=1.0, ntoks=4, input_shape=(1, 5))
+
+
+def _reports_nothing(request: TrainRequest) -> None:
+    pass
+
+
+@pytest.fixture
+def fake_plugins(monkeypatch) -> str:
+    """A module of misbehaving plugins, importable as ``fake_plugins``."""
+    module = types.ModuleType("fake_plugins")
+    module.skips = _reports_a_skipped_step
+    module.repeats = _reports_a_step_twice
+    module.nan = _reports_nan
+    module.silent = _reports_nothing
+    module.not_a_function = 42
+    monkeypatch.setitem(sys.modules, "fake_plugins", module)
+    AFTER_NAN.clear()
+    return "plugin:fake_plugins"
+
+
+@pytest.mark.parametrize(
+    ("spec", "reason"),
+    [
+        ("plugin:no_such_plugin_module:train", "cannot import 'no_such_plugin_module'"),
+        ("plugin:candidates:train_missing", "module 'candidates' has no 'train_missing'"),
+        ("plugin:candidates:PAD_TO", "is not callable"),
+        ("plugin:fake_plugins:not_a_function", "is not callable"),
+        ("plugin:no-such-entry-point", "no entry point 'no-such-entry-point' in group"),
+    ],
+)
+def test_a_bad_spec_is_a_trainer_error_naming_it(fake_plugins, spec, reason) -> None:
+    with pytest.raises(TrainerError) as info:
+        resolve_trainer(spec)
+    assert repr(spec) in str(info.value)
+    assert reason in str(info.value)
+
+
+def test_a_bad_spec_fails_the_cell_before_any_seed(tmp_path, model_source) -> None:
+    probe = Probe(id="missing", trainer="plugin:candidates:train_missing")
+    with pytest.raises(TrainerError, match="train_missing"):
+        run_cell(ROUND.id, probe, BASE, ROUND.fixture, [SEED], tmp_path, source=model_source)
+    assert not list(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize(
+    ("function", "message"),
+    [
+        ("skips", "step 3 reported, expected step 2"),
+        ("repeats", "step 1 reported, expected step 2"),
+    ],
+)
+def test_a_step_out_of_order_is_a_plugin_error(fake_plugins, function, message) -> None:
+    train = resolve_trainer(f"{fake_plugins}:{function}")
+    with pytest.raises(PluginError, match=message):
+        train(None, None, [], BASE, SEED)
+
+
+def test_a_nonfinite_loss_is_recorded_and_stops_the_plugin(fake_plugins, model_source) -> None:
+    probe = Probe(id="nan", trainer=f"{fake_plugins}:nan")
+    result = run_seed(ROUND.id, probe, BASE, ROUND.fixture, model_source, SEED)
+    assert result.status == "nonfinite" and result.error is None
+    assert [row.step for row in result.rows] == [1, 2]
+    assert result.rows[0].loss == 2.0 and math.isnan(result.rows[1].loss)
+    assert AFTER_NAN == []
+    assert not result.passed
+
+
+def test_a_plugin_that_reports_nothing_is_an_error(fake_plugins, model_source) -> None:
+    probe = Probe(id="silent", trainer=f"{fake_plugins}:silent")
+    result = run_seed(ROUND.id, probe, BASE, ROUND.fixture, model_source, SEED)
+    assert result.status == "error"
+    assert result.error == "mlx_parity.protocol.PluginError: the plugin reported no step"
+    assert result.rows == []
+
+
+def test_an_entry_point_plugin_is_found_by_name(tmp_path, monkeypatch) -> None:
+    dist = tmp_path / "parity_candidates-0.1.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: parity-candidates\nVersion: 0.1\n")
+    (dist / "entry_points.txt").write_text(
+        f"[{ENTRY_POINT_GROUP}]\nparity-mlx-lm = candidates:train_mlx_lm\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    importlib.invalidate_caches()
+
+    candidates = importlib.import_module("candidates")
+    assert load_plugin("plugin:parity-mlx-lm") is candidates.train_mlx_lm
+    assert callable(resolve_trainer("plugin:parity-mlx-lm"))
+    with pytest.raises(TrainerError, match=r"installed: .*parity-mlx-lm"):
+        resolve_trainer("plugin:parity-mlx-lm-typo")
