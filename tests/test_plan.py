@@ -188,7 +188,7 @@ def test_backticks_cannot_close_the_summary_fence(actions) -> None:
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--round", "nope"], "no round 'nope' (known rounds: demo, motivating"),
+        (["--round", "nope"], "no round 'nope' (known rounds: demo, discriminate, motivating"),
         (["--round", "_smoke"], "round ID '_smoke' is not valid"),
         (["--round", "a" * 41], "is not valid"),
         (["--round", "smoke,demo"], "name one round, not a list"),

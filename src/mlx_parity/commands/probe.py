@@ -5,13 +5,11 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ..cell import CellProgress, ModelLoadError, run_cell
 from ..errors import UsageError
 from ..fixture import SMOKE, Fixture
 from ..knobs import KnobError, Knobs, apply, parse_assignment
 from ..matrix import load_catalog, load_round
 from ..probes import BUILTIN_PROBES, Probe
-from ..trainers import TrainerError
 
 # The round ID recorded when no round file is named: built-in probes on the smoke fixture.
 LOCAL_ROUND = "local"
@@ -93,6 +91,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
+    # Imported here: MLX and mlx-lm load slowly, and other commands need neither.
+    from ..cell import CellProgress, ModelLoadError, run_cell
+    from ..trainers import TrainerError
+
     seeds = parse_seeds(args.seeds)
     probe, knobs, fixture = resolve_cell(args, parse_overrides(args.overrides))
     try:

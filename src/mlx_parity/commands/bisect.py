@@ -1,0 +1,151 @@
+"""``mlx-parity bisect --round ID --from A --to B``: which of B's knobs make it diverge from A."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from ..errors import UsageError
+from ..knobs import Knobs
+from ..matrix import Catalog, MatrixError, Round, load_catalog, load_round
+from .probe import parse_seeds
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    parser = sub.add_parser("bisect", help="find the knobs that make probe B diverge from A")
+    parser.add_argument("--round", required=True, dest="round_id", help="round (fixture, settings)")
+    parser.add_argument("--from", required=True, dest="from_probe", help="probe A (core)")
+    parser.add_argument("--to", required=True, dest="to_probe", help="probe B (core)")
+    parser.add_argument("--seeds", help="comma-separated seeds (default: the round's first 3)")
+    parser.add_argument("--tolerance", type=float, default=0.0, help="per-step |Δloss| allowed")
+    parser.add_argument("--matrix", type=Path, help="matrix directory (default ./matrix)")
+    parser.add_argument(
+        "--write-round",
+        metavar="ROUND_ID",
+        help="write matrix/rounds/ROUND_ID.toml, a round confirming the result on the matrix",
+    )
+    parser.add_argument("--quiet", action="store_true", help="no progress lines")
+    parser.set_defaults(handler=_run)
+
+
+def _core_knobs(rnd: Round, catalog: Catalog, probe_id: str) -> Knobs:
+    probe = catalog.get(probe_id)
+    if probe.trainer != "core":
+        raise UsageError(
+            f"probe {probe_id!r} runs trainer {probe.trainer!r}; bisect varies the core's knobs, "
+            "so both probes must be core probes (explain a candidate trainer with `explain`)"
+        )
+    return rnd.knobs_for(probe)
+
+
+def _run(args: argparse.Namespace) -> int:
+    from ..cell import ModelSource
+    from ..diagnose.bisect import bisect
+    from ..diagnose.traces import TraceRunner
+
+    rnd = load_round(args.round_id, args.matrix)
+    catalog = load_catalog(args.matrix)
+    a = _core_knobs(rnd, catalog, args.from_probe)
+    b = _core_knobs(rnd, catalog, args.to_probe)
+    seeds = parse_seeds(args.seeds) if args.seeds else rnd.seeds[:3]
+
+    def progress(text: str) -> None:
+        if not args.quiet:
+            print(f"  … {text}", file=sys.stderr)
+
+    runner = TraceRunner(rnd.fixture, ModelSource(rnd.fixture.model_path()))
+    result = bisect(runner, a, b, seeds, args.tolerance, args.from_probe, args.to_probe, progress)
+    print(result.report())
+    if args.write_round:
+        path = write_confirming_round(args.write_round, rnd, catalog, result, args.matrix)
+        print(f"wrote {path}; run it on the macOS matrix with round_id={args.write_round}")
+    return 0
+
+
+def _toml(value) -> str:
+    # JSON strings, numbers and booleans are valid TOML; lists of them too.
+    return json.dumps(value, ensure_ascii=False)
+
+
+def write_confirming_round(
+    round_id: str, rnd: Round, catalog: Catalog, result, matrix_dir: Path | None
+) -> Path:
+    """A round with the baseline, A, B and one probe per single differing knob; probes the
+    catalog lacks are appended to the catalog file (so the workflow can run them). Both files
+    are restored if the written round does not load."""
+    from ..matrix import check_round_id, find_matrix_dir
+
+    check_round_id(round_id)
+    matrix = find_matrix_dir() if matrix_dir is None else Path(matrix_dir)
+    path = matrix / "rounds" / f"{round_id}.toml"
+    if path.exists():
+        raise UsageError(f"{path} exists already; choose another round ID")
+    a_knobs = catalog.get(result.from_id).knobs
+    new_entries, probe_ids = [], []
+    for change in result.differing:
+        knobs = {**a_knobs, change.knob: change.value}
+        existing = next(
+            (pid for pid, p in catalog.probes.items() if p.trainer == "core" and p.knobs == knobs),
+            None,
+        )
+        if existing is None:
+            value = str(change.value).lower().replace(":", "-").replace(".", "_")
+            existing = f"{result.from_id}-{change.knob}-{value}"[:64].replace("_", "-")
+            inline = ", ".join(f"{k} = {_toml(v)}" for k, v in knobs.items())
+            new_entries.append(
+                f'\n[probes.{existing}]\ntrainer = "core"\n'
+                f"description = {_toml(f'{result.from_id} with {change.describe()} (bisect)')}\n"
+                f'knobs = {{ {inline} }}\nexpect = "any"\n'
+            )
+        probe_ids.append(existing)
+    probes = list(dict.fromkeys([rnd.baseline, result.from_id, result.to_id, *probe_ids]))
+    fixture = rnd.fixture.model_dump(mode="json", exclude={"cf_gate"})
+    lines = [
+        f"# Written by `mlx-parity bisect --round {rnd.id} --from {result.from_id} "
+        f"--to {result.to_id}`: confirms the local bisection on the macOS matrix.",
+        f"hypothesis = {_toml(_hypothesis(result))}",
+        f"probes = {_toml(probes)}",
+        f"baseline = {_toml(rnd.baseline)}",
+        f"seeds = {_toml(rnd.seeds)}",
+        f"pins = {_toml(rnd.pins)}",
+        "",
+        "[fixture]",
+        *(f"{k} = {_toml(v)}" for k, v in fixture.items()),
+        "",
+        "[settings]",
+        *(f"{k} = {_toml(v)}" for k, v in rnd.settings.items()),
+        "",
+        "[gates]",
+        *(f"{k} = {_toml(v)}" for k, v in rnd.gates.model_dump().items()),
+        "",
+    ]
+    catalog_file = matrix / "probes.toml"
+    catalog_text = catalog_file.read_text(encoding="utf-8")
+    catalog_file.write_text(catalog_text + "".join(new_entries), encoding="utf-8")
+    path.write_text("\n".join(lines), encoding="utf-8")
+    try:
+        load_round(round_id, matrix)
+        load_catalog(matrix)
+    except MatrixError as exc:
+        catalog_file.write_text(catalog_text, encoding="utf-8")
+        path.unlink()
+        raise UsageError(f"the written round does not load, nothing kept: {exc}") from None
+    return path
+
+
+def _hypothesis(result) -> str:
+    from ..diagnose.space import describe
+
+    if result.culprit and len(result.culprit) == len(result.differing) > 1:
+        return (
+            f"{result.to_id} diverges from {result.from_id} only through all of "
+            f"{describe(result.culprit)} together."
+        )
+    if result.culprit:
+        return (
+            f"{describe(result.culprit)} is what makes {result.to_id} diverge from "
+            f"{result.from_id}; the other differences are inert."
+        )
+    return f"{result.to_id} and {result.from_id} do not diverge on this fixture."

@@ -1,0 +1,149 @@
+"""Bisect the knobs on which two core probes differ.
+
+Given probes A and B, run A, B and A with every subset of B's differing knobs, and report the
+smallest subset whose trace reproduces B's (so the other differences are inert on this
+fixture), plus, for every single knob, where its own trace first departs from A's. When no
+single knob reproduces B the answer is an interaction and says so.
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+from dataclasses import dataclass
+
+from ..knobs import Knobs
+from .space import Change, applied, describe
+from .traces import Divergence, TraceRunner, first_divergence
+
+
+@dataclass(frozen=True)
+class SubsetResult:
+    changes: tuple[Change, ...]
+    # Per seed: where this configuration departs from A, and whether it reproduces B.
+    from_a: dict[int, Divergence | None]
+    reproduces_b: bool
+
+
+@dataclass
+class Bisection:
+    from_id: str
+    to_id: str
+    seeds: list[int]
+    tolerance: float
+    differing: tuple[Change, ...]
+    b_from_a: dict[int, Divergence | None]
+    singles: list[SubsetResult]
+    culprit: tuple[Change, ...] | None
+    tried: int
+    seconds: float
+
+    @property
+    def b_diverges(self) -> bool:
+        return any(d is not None for d in self.b_from_a.values())
+
+    def report(self) -> str:
+        lines = [
+            f"bisect {self.from_id} -> {self.to_id} on seeds {', '.join(map(str, self.seeds))}: "
+            f"they differ in {describe(self.differing)}"
+        ]
+        if not self.differing:
+            lines.append("the two probes resolve to the same configuration: nothing to bisect")
+            return "\n".join(lines)
+        if not self.b_diverges:
+            lines.append(
+                f"{self.to_id} does not diverge from {self.from_id} on this fixture: every "
+                "difference is inert here (use a fixture that exercises them)"
+            )
+        elif self.culprit is None:
+            lines.append(f"no subset of the differences reproduces {self.to_id}'s trace")
+        elif len(self.culprit) == 1:
+            lines.append(f"culprit: {describe(self.culprit)} alone reproduces {self.to_id}")
+        else:
+            lines.append(
+                f"culprit: the interaction of {describe(self.culprit)} — no single knob "
+                f"reproduces {self.to_id}, these together do"
+            )
+        width = max(len(c.describe()) for c in self.differing)
+        lines.append("")
+        lines.append(f"  {'knob alone':<{width}}  first divergence from {self.from_id}")
+        for single in self.singles:
+            where = _first(single.from_a)
+            mark = "  <- reproduces " + self.to_id if single.reproduces_b else ""
+            lines.append(f"  {describe(single.changes):<{width}}  {where}{mark}")
+        lines.append(f"  {'(all: ' + self.to_id + ')':<{width}}  {_first(self.b_from_a)}")
+        lines.append("")
+        lines.append(f"ran {self.tried} configurations in {self.seconds:.1f}s")
+        return "\n".join(lines)
+
+
+def _first(by_seed: dict[int, Divergence | None]) -> str:
+    hits = [(d.step, seed, d) for seed, d in by_seed.items() if d is not None]
+    if not hits:
+        return "none (identical)"
+    step, seed, divergence = min(hits)
+    return f"{divergence.describe()} (seed {seed}; {len(hits)}/{len(by_seed)} seeds diverge)"
+
+
+def differing_changes(a: Knobs, b: Knobs) -> tuple[Change, ...]:
+    return tuple(sorted(Change(k, v) for k, v in b.differing_from(a).items()))
+
+
+def bisect(
+    runner: TraceRunner,
+    a: Knobs,
+    b: Knobs,
+    seeds: list[int],
+    tolerance: float = 0.0,
+    from_id: str = "A",
+    to_id: str = "B",
+    progress=None,
+) -> Bisection:
+    tic = time.perf_counter()
+    differing = differing_changes(a, b)
+    traces_a = {s: runner.trace(a, s) for s in seeds}
+    traces_b = {s: runner.trace(b, s) for s in seeds}
+    tried = 2
+
+    def run(changes: tuple[Change, ...]) -> SubsetResult:
+        nonlocal tried
+        tried += 1
+        if progress is not None:
+            progress(f"trying {describe(changes)}")
+        knobs = applied(a, changes)
+        traces = {s: runner.trace(knobs, s) for s in seeds}
+        return SubsetResult(
+            changes,
+            {s: first_divergence(traces[s], traces_a[s], tolerance) for s in seeds},
+            all(first_divergence(traces[s], traces_b[s], tolerance) is None for s in seeds),
+        )
+
+    b_from_a = {s: first_divergence(traces_b[s], traces_a[s], tolerance) for s in seeds}
+    singles = [run((change,)) for change in differing] if len(differing) > 1 else []
+    if len(differing) == 1:
+        only = differing[0]
+        singles = [SubsetResult((only,), b_from_a, True)]
+    culprit = None
+    if any(d is not None for d in b_from_a.values()):
+        culprit = next((s.changes for s in singles if s.reproduces_b), None)
+        for size in range(2, len(differing)):
+            if culprit is not None:
+                break
+            for subset in itertools.combinations(differing, size):
+                if run(subset).reproduces_b:
+                    culprit = subset
+                    break
+        if culprit is None and differing:
+            culprit = differing  # B itself: every difference is needed
+    return Bisection(
+        from_id=from_id,
+        to_id=to_id,
+        seeds=seeds,
+        tolerance=tolerance,
+        differing=differing,
+        b_from_a=b_from_a,
+        singles=singles,
+        culprit=culprit,
+        tried=tried,
+        seconds=time.perf_counter() - tic,
+    )
