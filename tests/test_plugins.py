@@ -8,14 +8,19 @@ one defect outside the knob space (a cosine schedule) must match no single-knob 
 
 from __future__ import annotations
 
+import fcntl
+import hashlib
 import importlib
 import math
+import os
 import sys
 import types
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
+from mlx_parity import artifact
 from mlx_parity.artifact import SeedResult
 from mlx_parity.cell import run_cell, run_seed
 from mlx_parity.knobs import apply
@@ -49,22 +54,34 @@ IN_KNOB_SPACE: dict[str, tuple[str, dict]] = {
 }
 OUTSIDE_KNOB_SPACE = "train_cosine_schedule"
 
-# Traces are deterministic, so each (trainer, knobs) runs once per worker.
-_TRACES: dict[tuple[str, str], SeedResult] = {}
 
+@pytest.fixture(scope="session")
+def trace(tmp_path_factory, model_source) -> Callable[..., SeedResult]:
+    """One seed of a trainer through the real harness on the discriminating fixture, with a knob
+    change. Traces are deterministic, so each runs once per session: the artifact lands in a
+    directory the xdist workers share, and a lock per trace keeps two workers from both running
+    it."""
+    basetemp = tmp_path_factory.getbasetemp()
+    shared = basetemp.parent if os.environ.get("PYTEST_XDIST_WORKER") else basetemp
+    out_dir = shared / "plugin-traces"
+    out_dir.mkdir(exist_ok=True)
 
-def trace(source, trainer: str, overrides: dict | None = None) -> SeedResult:
-    """One seed of ``trainer`` through the real harness, on the discriminating fixture."""
-    knobs = apply(BASE, overrides or {})
-    key = (trainer, knobs.model_dump_json())
-    if key not in _TRACES:
-        probe_id = trainer.rpartition(":")[2].replace("_", "-")
-        probe = Probe(id=probe_id, trainer=trainer)
-        result = run_seed(ROUND.id, probe, knobs, ROUND.fixture, source, SEED)
-        assert result.status == "ok", result.error
-        assert len(result.rows) == knobs.steps
-        _TRACES[key] = result
-    return _TRACES[key]
+    def run(trainer: str, overrides: dict | None = None) -> SeedResult:
+        knobs = apply(BASE, overrides or {})
+        digest = hashlib.sha256(f"{trainer} {knobs.model_dump_json()}".encode()).hexdigest()
+        probe_id = f"{trainer.rpartition(':')[2].replace('_', '-')}-{digest[:12]}"
+        path = out_dir / artifact.artifact_name(ROUND.id, probe_id, SEED)
+        with open(out_dir / f"{probe_id}.lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            if not path.exists():
+                probe = Probe(id=probe_id, trainer=trainer)
+                result = run_seed(ROUND.id, probe, knobs, ROUND.fixture, model_source, SEED)
+                assert result.status == "ok", result.error
+                assert len(result.rows) == knobs.steps
+                artifact.save(result, out_dir)
+        return artifact.load(path)
+
+    return run
 
 
 def losses(result: SeedResult) -> list[float]:
@@ -84,34 +101,34 @@ def test_each_candidate_names_a_probe_of_the_discriminating_round() -> None:
 
 
 @pytest.mark.parametrize("candidate", list(IN_KNOB_SPACE))
-def test_candidate_equals_its_core_variant_bitwise(model_source, candidate) -> None:
+def test_candidate_equals_its_core_variant_bitwise(trace, candidate) -> None:
     _, overrides = IN_KNOB_SPACE[candidate]
-    plugin = trace(model_source, f"plugin:candidates:{candidate}")
-    core = trace(model_source, "core", overrides)
+    plugin = trace(f"plugin:candidates:{candidate}")
+    core = trace("core", overrides)
     # Bitwise: exact float equality of every step's loss, then of everything else reported.
     assert losses(plugin) == losses(core)
     assert plugin.rows == core.rows
     assert plugin.config == BASE.model_dump(mode="json")  # the plugin ran on the round's settings
     if overrides:  # the fixture discriminates: the defect is visible in the trace
-        assert losses(core) != losses(trace(model_source, "core"))
+        assert losses(core) != losses(trace("core"))
 
 
-def test_token_accumulation_without_accumulation_is_mlx_lm(model_source) -> None:
+def test_token_accumulation_without_accumulation_is_mlx_lm(trace) -> None:
     # With grad_accum = 1 there is nothing to weigh: the core (and so the candidate) is mlx-lm.
     single = {"grad_accum": 1, "steps": 4}
-    plugin = trace(model_source, "plugin:candidates:train_token_accumulation", single)
-    assert plugin.rows == trace(model_source, "core", single).rows
+    plugin = trace("plugin:candidates:train_token_accumulation", single)
+    assert plugin.rows == trace("core", single).rows
 
 
-def test_cosine_schedule_matches_no_single_knob_variant(model_source) -> None:
-    cosine = trace(model_source, f"plugin:candidates:{OUTSIDE_KNOB_SPACE}")
-    mlx_lm = trace(model_source, "core")
+def test_cosine_schedule_matches_no_single_knob_variant(trace) -> None:
+    cosine = trace(f"plugin:candidates:{OUTSIDE_KNOB_SPACE}")
+    mlx_lm = trace("core")
     # cosine_decay starts at exactly lr, so the trace leaves mlx-lm's only after the 2nd update.
     updates = BASE.grad_accum
     assert losses(cosine)[: 2 * updates] == losses(mlx_lm)[: 2 * updates]
     assert cosine.rows[2 * updates - 1].lr < BASE.lr
     for name, (_, overrides) in IN_KNOB_SPACE.items():
-        variant = losses(trace(model_source, "core", overrides))
+        variant = losses(trace("core", overrides))
         assert losses(cosine)[1:] != variant[1:], f"the cosine trace equals {name}'s core variant"
 
 
