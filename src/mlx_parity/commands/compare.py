@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -27,9 +28,14 @@ from ..collect.compare import ALPHA, ProbeReport, RoundReport
 from ..collect.markdown import DASH, escape_cell, pass_rate_text, table, trace_text
 from ..collect.report import REPORT_FILE, parse_report
 from ..errors import UsageError
+from ..github.runs import fetch_run_artifacts, parse_run_source
 from ..stats import WITHIN_SEED_NOISE, holm_adjust
 
 UNCHANGED = "identical within seed noise"
+
+
+# The artifact the workflow's collect job uploads the reports under.
+REPORT_ARTIFACT = "parity-report"
 
 
 def load_report(source: str | Path) -> RoundReport:
@@ -37,6 +43,9 @@ def load_report(source: str | Path) -> RoundReport:
 
     The one entry point for every report source, so others (a GitHub run ID) can be added
     here without touching the comparison."""
+    run_id = parse_run_source(str(source))
+    if run_id is not None:
+        return _report_of_run(run_id)
     path = Path(source)
     if path.is_dir():
         path = path / REPORT_FILE
@@ -50,6 +59,21 @@ def load_report(source: str | Path) -> RoundReport:
     except (OSError, UnicodeDecodeError) as exc:
         raise UsageError(f"{path}: cannot read the report: {exc}") from None
     return parse_report(text, str(path))
+
+
+def _report_of_run(run_id: int) -> RoundReport:
+    """The ``parity-report`` artifact of a workflow run, downloaded through the REST API."""
+    from ..github import GitHubError
+
+    with tempfile.TemporaryDirectory(prefix="mlx-parity-run-") as tmp:
+        try:
+            fetch_run_artifacts(run_id, REPORT_ARTIFACT, Path(tmp))
+        except GitHubError as exc:
+            raise UsageError(f"run {run_id}: cannot download its report: {exc}") from None
+        found = sorted(Path(tmp).rglob(REPORT_FILE))
+        if not found:
+            raise UsageError(f"run {run_id}: no {REPORT_ARTIFACT!r} artifact with {REPORT_FILE}")
+        return parse_report(found[0].read_text(encoding="utf-8"), f"run {run_id}")
 
 
 @dataclass
@@ -231,8 +255,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("a", metavar="A", help="earlier report (JSON file or folder)")
-    parser.add_argument("b", metavar="B", help="later report (JSON file or folder)")
+    parser.add_argument("a", metavar="A", help="earlier report: JSON file, folder or run:<ID>")
+    parser.add_argument("b", metavar="B", help="later report: JSON file, folder or run:<ID>")
     parser.set_defaults(handler=_run)
 
 

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from ..artifact import SeedResult
 from ..fixture import Fixture
 from ..knobs import Knobs
-from .space import DEFECT_CLASSES, Change, applied, describe, search_space
+from .space import DEFECT_CLASSES, Change, applied, baseline_of, describe, search_space
 from .traces import Divergence, TraceRunner, first_divergence
 
 BEAM_WIDTH = 3
@@ -198,6 +198,8 @@ def explain(
 
 
 def context_from(results: list[SeedResult]) -> tuple[Knobs, Fixture]:
-    """The settings and fixture the candidate ran with, as its artifacts record them."""
+    """Where the search starts — the candidate's training settings with every behaviour knob
+    at mlx-lm's value — and the fixture it ran on, as its artifacts record them."""
     first = results[0]
-    return Knobs.model_validate(first.config), Fixture.model_validate(first.fixture)
+    settings = Knobs.model_validate(first.config)
+    return baseline_of(settings), Fixture.model_validate(first.fixture)

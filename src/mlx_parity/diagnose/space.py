@@ -35,6 +35,24 @@ DEFECT_CLASSES = {
 }
 
 
+# Knobs that describe how a trainer behaves (what explain searches), as opposed to the training
+# settings a candidate was asked to use (steps, lr, batch size...), which it keeps.
+BEHAVIOUR_KNOBS = (
+    *DEFECT_CLASSES,
+    "pad_to",
+    "max_grad_value",
+    "max_grad_norm",
+    "clip_semantics",
+    "compile",
+)
+
+
+def baseline_of(settings: Knobs) -> Knobs:
+    """``settings`` with every behaviour knob back at mlx-lm's value: where a search starts."""
+    defaults = Knobs()
+    return apply(settings, {k: getattr(defaults, k) for k in BEHAVIOUR_KNOBS} | {"clip": None})
+
+
 def search_space(base: Knobs) -> list[Change]:
     """Every single-knob change worth trying from ``base``; each is a distinct defect class."""
     changes = [
