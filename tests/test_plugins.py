@@ -92,6 +92,11 @@ def losses(result: SeedResult) -> list[float]:
 
 
 def test_each_candidate_names_a_probe_of_the_discriminating_round() -> None:
+    candidates = importlib.import_module("candidates")
+    assert {n for n in vars(candidates) if n.startswith("train_")} == {
+        *IN_KNOB_SPACE,
+        OUTSIDE_KNOB_SPACE,
+    }
     catalog = load_catalog(MATRIX)
     assert ROUND.fixture.model == "embedded"  # the model the model_source fixture loads
     for name, (probe_id, overrides) in IN_KNOB_SPACE.items():
@@ -123,13 +128,15 @@ def test_token_accumulation_without_accumulation_is_mlx_lm(trace) -> None:
 def test_cosine_schedule_matches_no_single_knob_variant(trace) -> None:
     cosine = trace(f"plugin:candidates:{OUTSIDE_KNOB_SPACE}")
     mlx_lm = trace("core")
-    # cosine_decay starts at exactly lr, so the trace leaves mlx-lm's only after the 2nd update.
-    updates = BASE.grad_accum
-    assert losses(cosine)[: 2 * updates] == losses(mlx_lm)[: 2 * updates]
-    assert cosine.rows[2 * updates - 1].lr < BASE.lr
+    # cosine_decay(lr, steps) is exactly lr at the first update, so the trace follows mlx-lm's
+    # until the second update has been applied.
+    second_update = 2 * BASE.grad_accum
+    assert losses(cosine)[:second_update] == losses(mlx_lm)[:second_update]
+    assert cosine.rows[second_update - 1].lr < BASE.lr
+    from_step_2 = losses(cosine)[1:]
     for name, (_, overrides) in IN_KNOB_SPACE.items():
-        variant = losses(trace("core", overrides))
-        assert losses(cosine)[1:] != variant[1:], f"the cosine trace equals {name}'s core variant"
+        variant = trace("core", overrides)
+        assert from_step_2 != losses(variant)[1:], f"the cosine trace is {name}'s core variant"
 
 
 # --- the protocol ---------------------------------------------------------------------------

@@ -8,7 +8,7 @@ configuration the search tries.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from ..cell import ModelSource, prepare_model
 from ..core.trainer import StepRecord, StopTraining
@@ -50,12 +50,18 @@ def first_divergence(
 
 @dataclass
 class TraceRunner:
-    """Runs the core on one fixture; counts the steps it trains (the search's cost)."""
+    """Runs the core on one fixture; counts the steps it trains (the search's cost).
+
+    Full traces (no target) are remembered per (configuration, seed): every explanation on a
+    fixture starts with the same base and single-knob runs, so a runner shared across
+    candidates trains them once.
+    """
 
     fixture: Fixture
     source: ModelSource
     steps_trained: int = 0
     runs: int = 0
+    _full: dict[tuple[str, int], list[float]] = field(default_factory=dict, repr=False)
 
     def trace(
         self,
@@ -67,6 +73,9 @@ class TraceRunner:
         """The per-step losses of ``knobs`` on ``seed``; with a ``target``, training stops at
         the first step that departs from it (the rest cannot make it match)."""
         knobs = knobs.model_copy(update={"compile": False})
+        key = (knobs.model_dump_json(), seed)
+        if target is None and key in self._full:
+            return list(self._full[key])
         records: list[StepRecord] = []
 
         def on_step(record: StepRecord) -> None:
@@ -81,4 +90,7 @@ class TraceRunner:
         train_core(model, self.source.tokenizer(), self.fixture.texts(), knobs, seed, on_step)
         self.runs += 1
         self.steps_trained += len(records)
-        return [r.loss for r in records]
+        losses = [r.loss for r in records]
+        if target is None:
+            self._full[key] = losses
+        return losses
