@@ -23,9 +23,10 @@ import numpy as np
 from mlx_lm.tuner import trainer as mlx_trainer
 from mlx_lm.tuner.callbacks import TrainingCallback
 from mlx_lm.tuner.datasets import CacheDataset, TextDataset
+from mlx_lm.tuner.utils import linear_to_lora_layers
 
 from .core.clip import global_norm
-from .core.setup import optimizer_class, optimizer_kwargs
+from .core.setup import lora_config, optimizer_class, optimizer_kwargs
 from .core.trainer import StepCallback, StepRecord, StopTraining
 from .knobs import Knobs
 
@@ -105,10 +106,6 @@ def train_reference(
     if knobs.seed_after_load:
         mx.random.seed(seed)
     model.freeze()
-    from mlx_lm.tuner.utils import linear_to_lora_layers
-
-    from .core.setup import lora_config
-
     linear_to_lora_layers(model, knobs.num_layers, lora_config(knobs))
 
     optimizer = _norm_recording(optimizer_class(knobs))(**optimizer_kwargs(knobs))

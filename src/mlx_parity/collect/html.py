@@ -16,16 +16,14 @@ from collections.abc import Callable, Sequence
 from .compare import ProbeReport, RoundReport, SeedComparison, format_size
 from .markdown import (
     DASH,
-    agreement_text,
+    SUMMARY_HEADERS,
     cf_loss_text,
-    divergence_text,
     family_note,
-    knobs_text,
-    mcnemar_text,
     pass_rate_text,
     problem_line,
     seed_structure_text,
     seed_trace_text,
+    summary_cells,
     trace_text,
 )
 
@@ -226,34 +224,8 @@ def _row(cells: Sequence[str], header: bool = False) -> str:
 
 
 def summary_table(report: RoundReport) -> list[str]:
-    headers = (
-        "probe",
-        "trainer",
-        "knobs vs baseline",
-        "pass rate (95% CI)",
-        "agree",
-        "McNemar p (Holm)",
-        "outcome",
-        "trace",
-        "first divergence",
-        "max cf_loss",
-    )
-    rows = [
-        (
-            p.id,
-            p.trainer,
-            knobs_text(p),
-            pass_rate_text(p),
-            agreement_text(p),
-            mcnemar_text(p),
-            p.verdict or DASH,
-            trace_text(p),
-            divergence_text(p),
-            cf_loss_text(p.max_cf_loss()),
-        )
-        for p in report.probes
-    ]
-    return ["<table>", _row(headers, header=True), *(_row(r) for r in rows), "</table>"]
+    rows = [summary_cells(p) for p in report.probes]
+    return ["<table>", _row(SUMMARY_HEADERS, header=True), *(_row(r) for r in rows), "</table>"]
 
 
 def seed_table(probe: ProbeReport) -> list[str]:

@@ -182,22 +182,28 @@ DETAIL_HEADERS = (
 )
 
 
-def summary_rows(report: RoundReport) -> list[list[str]]:
+def summary_cells(p: ProbeReport) -> list[str]:
+    """One probe's row of the summary table as plain text (the HTML page shares it)."""
     return [
-        [
-            f"`{p.id}`",
-            p.trainer,
-            escape_cell(knobs_text(p)),
-            pass_rate_text(p),
-            agreement_text(p),
-            mcnemar_text(p),
-            p.verdict or DASH,
-            trace_text(p),
-            divergence_text(p),
-            cf_loss_text(p.max_cf_loss()),
-        ]
-        for p in report.probes
+        p.id,
+        p.trainer,
+        knobs_text(p),
+        pass_rate_text(p),
+        agreement_text(p),
+        mcnemar_text(p),
+        p.verdict or DASH,
+        trace_text(p),
+        divergence_text(p),
+        cf_loss_text(p.max_cf_loss()),
     ]
+
+
+def summary_rows(report: RoundReport) -> list[list[str]]:
+    rows = []
+    for p in report.probes:
+        probe_id, trainer, knobs, *rest = summary_cells(p)
+        rows.append([f"`{probe_id}`", trainer, escape_cell(knobs), *rest])
+    return rows
 
 
 def _flag(value: bool | None) -> str:

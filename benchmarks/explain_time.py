@@ -1,0 +1,57 @@
+"""Time for ``explain`` to name each defect of the detection suite on this machine.
+
+    .venv/bin/python benchmarks/explain_time.py
+
+Each candidate trainer (tests/plugins/candidates.py) trains the discriminating round's three
+seeds, then explain searches the core's knob space. Measured two ways in one run: a cold search
+(a new runner: base and single-knob traces trained for this candidate alone, what one
+`mlx-parity explain` call costs) and a warm one (a runner shared across candidates, as the
+test suite does). Target: under 2 minutes per defect on 2 cores.
+"""
+
+from __future__ import annotations
+
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests" / "plugins"))
+
+from detection_cases import CASES, ROUND, SEEDS  # noqa: E402
+
+from mlx_parity.cell import ModelSource, run_cell  # noqa: E402
+from mlx_parity.diagnose.explain import context_from, explain, targets_from  # noqa: E402
+from mlx_parity.diagnose.traces import TraceRunner  # noqa: E402
+from mlx_parity.matrix import load_catalog, load_round  # noqa: E402
+from mlx_parity.probes import Probe  # noqa: E402
+
+
+def main() -> None:
+    rnd, catalog = load_round(ROUND), load_catalog()
+    source = ModelSource(rnd.fixture.model_path())
+    settings = rnd.knobs_for(catalog.get("core"))
+    shared = TraceRunner(rnd.fixture, source)
+    print(f"{'candidate':<32}{'cold':>8}{'warm':>8}{'configs':>9}  answer")
+    worst = 0.0
+    with tempfile.TemporaryDirectory() as tmp:
+        for case in CASES:
+            probe = Probe(id=case.function.replace("_", "-"), trainer=case.trainer)
+            out = Path(tmp) / case.function
+            results = run_cell(ROUND, probe, settings, rnd.fixture, list(SEEDS), out, source=source)
+            base, _ = context_from(results)
+            targets = targets_from(results, len(SEEDS))
+            tic = time.perf_counter()
+            cold = explain(TraceRunner(rnd.fixture, source), base, targets)
+            cold_s = time.perf_counter() - tic
+            tic = time.perf_counter()
+            explain(shared, base, targets)
+            warm_s = time.perf_counter() - tic
+            worst = max(worst, cold_s)
+            answer = cold.headline().split(" (")[0]
+            print(f"{case.function:<32}{cold_s:>7.1f}s{warm_s:>7.1f}s{cold.tried:>9}  {answer}")
+    print(f"slowest cold explain: {worst:.1f}s (target < 120s)")
+
+
+if __name__ == "__main__":
+    main()
