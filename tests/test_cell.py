@@ -89,6 +89,8 @@ def run_cli(*args: str, capsys) -> tuple[int, str]:
         (["--set", "padding=wide"], "knob 'padding'"),
         (["--set", "clip=value:-1"], "clip policy"),
         (["--set", "steps=0"], "knob 'steps'"),
+        (["--set", "optimizer=adam", "--set", "weight_decay=0.1"], "adam has no weight decay"),
+        (["--set", "schedule=linear_warmup"], "warmup_steps > 0"),
         (["--set", "noequals"], "knob=value"),
         (["--seeds", "1,x"], "--seeds"),
         (["--seeds", "1,1"], "repeats"),

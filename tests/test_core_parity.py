@@ -34,3 +34,17 @@ def test_seeds_give_different_traces(model_source) -> None:
     a = run_trainer(model_source, "core", knobs, 1, SMOKE.texts())
     b = run_trainer(model_source, "core", knobs, 7, SMOKE.texts())
     assert losses(a) != losses(b)
+
+
+def test_recording_the_gradient_norm_leaves_mlx_lm_untouched(model_source, monkeypatch) -> None:
+    """The reference reads grad norms through an optimizer subclass; without it, mlx-lm's
+    plain optimizer gives the same losses, so the observation does not perturb the reference."""
+    from mlx_parity import reference
+
+    knobs = Knobs(steps=6)
+    observed = run_trainer(model_source, "reference", knobs, 5, SMOKE.texts())
+    monkeypatch.setattr(reference, "_norm_recording", lambda optimizer_cls: optimizer_cls)
+    plain = run_trainer(model_source, "reference", knobs, 5, SMOKE.texts())
+    assert losses(observed) == losses(plain)
+    assert all(r.grad_norm is None for r in plain)
+    assert all(r.grad_norm > 0 for r in observed)

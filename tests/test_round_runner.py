@@ -107,3 +107,29 @@ def test_resume_skips_only_valid_finished_seeds(tmp_path) -> None:
     (tmp_path / artifact.artifact_name("smoke", "core", 1)).write_text('{"truncated": ')
     tasks, skipped = plan_tasks(rnd, catalog, tmp_path, resume=True)
     assert skipped == 0  # a broken artifact is retrained, not trusted
+
+
+def test_pad_boundary_round_reports_the_structural_divergence(tmp_path) -> None:
+    out = tmp_path / "pad"
+    proc = start_run("--round", "pad-boundary", "--workers", "2", out=out)
+    stdout, stderr = proc.communicate(timeout=600)
+    assert proc.returncode == 0, stderr + stdout
+    report = json.loads((out / "report.json").read_text())
+    probes = {p["id"]: p for p in report["probes"]}
+    assert "structural divergence at step 1: (6, 32) vs (6, 33)" in stdout
+    for seed in probes["pad-multiple"]["seeds"]:
+        assert seed["trace"] == "diverges" and seed["divergence_step"] == 1
+    assert all(s["trace"] == "identical" for s in probes["core"]["seeds"])
+
+
+def test_fixture_path_prints_a_loadable_model_directory() -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "mlx_parity", "fixture", "path"],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    path = Path(out.stdout.strip())
+    assert (path / "config.json").is_file() and (path / "model.safetensors").is_file()
+    from mlx_lm import load
+
+    model, tokenizer = load(str(path))
+    assert len(model.layers) == 18 and tokenizer.eos_token_id is not None

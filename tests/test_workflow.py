@@ -381,3 +381,39 @@ def test_cli_calls_pass_untrusted_values_through_env(workflow_file: Path) -> Non
     assert probe["env"]["PROBE"] == "${{ matrix.probe }}"
     assert 'mlx-parity probe --round "$ROUND_ID" --probe "$PROBE" --seeds "$SEEDS"' in probe["run"]
     assert steps["Install the pinned dependency set"]["env"] == {"PINS": "${{ matrix.pins }}"}
+
+
+HOSTILE_BRANCHES = ['main"; echo pwned #', "$(id)", "`id`", "a\nb", "${{ github.token }}"]
+
+
+@pytest.mark.parametrize("branch", HOSTILE_BRANCHES)
+def test_hostile_branch_names_are_refused_or_inert(tmp_path: Path, branch: str) -> None:
+    """A branch name reaches the workflow as data (a push filter) or not at all; it never
+    lands in a script, and the file stays valid for actionlint and zizmor."""
+    import json
+
+    write_overrides(tmp_path, f"[workflow]\npush_branches = [{json.dumps(branch)}]\n")
+    try:
+        settings = load_settings(tmp_path)
+    except Exception as exc:  # refused: the message names the key
+        assert "push_branches" in str(exc)
+        return
+    text = render_workflow(settings)
+    workflow = YAML(typ="safe").load(text)
+    assert workflow["on"]["push"]["branches"] == [branch]  # exactly the data, quoted
+    for _, step in steps_of(workflow):
+        assert branch not in step.get("run", "")
+    path = tmp_path / "wf.yml"
+    path.write_text(text)
+    assert actionlint(path).returncode == 0
+    assert zizmor(path).returncode == 0
+
+
+def test_refs_reach_no_script(workflow_file: Path) -> None:
+    """Branch names and titles come from the event: no run: script may read github.ref,
+    head_ref, ref_name or the event payload directly (they reach shell only through env:)."""
+    workflow = load_yaml(workflow_file)
+    for _, step in steps_of(workflow):
+        script = step.get("run", "")
+        for name in ("github.ref", "github.head_ref", "github.event", "inputs."):
+            assert name not in script

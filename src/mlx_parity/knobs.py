@@ -87,6 +87,8 @@ class Knobs(BaseModel):
             object.__setattr__(self, "clip", policy.spec)
         if self.schedule == "linear_warmup" and self.warmup_steps == 0:
             raise ValueError("schedule=linear_warmup needs warmup_steps > 0")
+        if self.optimizer == "adam" and self.weight_decay > 0:
+            raise ValueError("optimizer=adam has no weight decay; use optimizer=adamw")
         return self
 
     @property

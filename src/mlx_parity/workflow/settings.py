@@ -30,6 +30,8 @@ _RETIRED_LABEL = re.compile(r"^(macos-(10\.15|1[0-4])|ubuntu-(18|20)\.04|windows
 # Hosted macOS labels that run on Intel: MLX needs Apple silicon, so a probe cannot run there.
 _INTEL_MACOS_LABEL = re.compile(r"^macos-(\d+|latest)-(intel|large)$")
 
+BRANCH_PATTERN = r"^[A-Za-z0-9._/*?+!\[\]-]{1,255}$"
+
 
 class WorkflowSettingsError(UsageError):
     """Settings that cannot produce a workflow (exit code 2, like any unusable input)."""
@@ -124,7 +126,9 @@ class WorkflowSettings(BaseModel):
     name: str = Field(min_length=1)
     python_version: str
     default_round: str = Field(pattern=ROUND_ID_PATTERN)
-    push_branches: list[Annotated[str, Field(min_length=1)]]
+    # Branch filter patterns: git ref characters and GitHub's glob characters only, so a
+    # hostile value cannot smuggle quotes, expressions or newlines into the file.
+    push_branches: list[Annotated[str, Field(pattern=BRANCH_PATTERN)]]
     # 256 is GitHub's limit of jobs per matrix; more parallelism than jobs is meaningless.
     max_parallel: int = Field(ge=1, le=256, strict=True)
     # 90 days is the most a public repository keeps artifacts.
