@@ -98,3 +98,35 @@ def test_bisect_reports_an_inert_difference(model_source):
     result = bisect(runner, core, core.model_copy(update={"padding": "multiple"}), [1])
     assert not result.b_diverges and result.culprit is None
     assert "inert" in result.report()
+
+
+def test_bisect_cli_writes_a_confirming_round(tmp_path, capsys):
+    import shutil
+
+    from mlx_parity.cli import main
+
+    matrix = tmp_path / "matrix"
+    shutil.copytree(Path(__file__).parent.parent / "matrix", matrix)
+    argv = ["bisect", "--round", ROUND, "--matrix", str(matrix), "--quiet", "--seeds", "1"]
+    argv += ["--from", "core", "--to", "legacy-trainer", "--write-round", "confirm-legacy"]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "culprit: the interaction of clip=value:1, padding=multiple" in out
+    confirming = load_round("confirm-legacy", matrix)
+    catalog = load_catalog(matrix)
+    assert confirming.probes[:3] == ["reference", "core", "legacy-trainer"]
+    assert confirming.fixture == load_round(ROUND, matrix).fixture
+    # One probe per differing knob: existing catalog probes reused, the missing one added.
+    singles = {
+        catalog.get(p).knobs.get("clip") or str(catalog.get(p).knobs) for p in confirming.probes[3:]
+    }
+    assert len(confirming.probes) == 6 and "value:1" in singles
+    # Writing the same round again is refused rather than overwriting it.
+    assert main(argv) == 2
+
+
+def test_bisect_refuses_a_non_core_probe(capsys):
+    from mlx_parity.cli import main
+
+    assert main(["bisect", "--round", ROUND, "--from", "reference", "--to", "core"]) == 2
+    assert "both probes must be core probes" in capsys.readouterr().err

@@ -100,6 +100,9 @@ def test_shipped_catalog_has_the_motivating_probes(catalog: Catalog) -> None:
         "layers-all": "diverges",
         "accum-token": "diverges",
         "accum-mean": "diverges",
+        "no-seed": "diverges",
+        "no-bias-correction": "diverges",
+        "legacy-trainer": "diverges",
     }
     assert {pid: p.expect for pid, p in catalog.probes.items()} == expected
     assert all(p.description for p in catalog.probes.values())
