@@ -13,7 +13,9 @@ from mlx_parity.core.setup import attach_lora, cast_weights
 from mlx_parity.fixture import SMOKE
 from mlx_parity.knobs import Knobs
 
-SHORT = Knobs(steps=4)
+# Eager: compile never changes a loss (tests/test_core_parity.py), and each new configuration
+# compiled cold costs a g++ build on a fresh machine.
+SHORT = Knobs(steps=4, compile=False)
 
 
 def core(model_source, texts, seed=1, **changes):
