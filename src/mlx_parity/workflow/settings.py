@@ -18,6 +18,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationEr
 
 from ..artifact import ROUND_ID_PATTERN
 from ..errors import UsageError
+from ..toml_index import SourceIndex
 
 DEFAULTS_RESOURCE = "workflow-defaults.toml"
 DEFAULTS_DISPLAY = f"mlx_parity/resources/{DEFAULTS_RESOURCE}"
@@ -266,19 +267,5 @@ def _where(source: str, line: int | None) -> str:
 
 
 def _line_of(text: str, path: tuple[str, ...]) -> int | None:
-    """Best-effort line of a dotted key: tomllib keeps no positions, so scan the headers."""
-    table: tuple[str, ...] = ()
-    for number, raw in enumerate(text.splitlines(), start=1):
-        line = raw.strip()
-        header = re.fullmatch(r"\[\s*([A-Za-z0-9_.\-\s]+?)\s*\]", line)
-        if header:
-            table = tuple(part.strip() for part in header.group(1).split("."))
-            if table == path:
-                return number
-            continue
-        assignment = re.match(r"([A-Za-z0-9_.\-\s]+?)\s*=", line)
-        if assignment:
-            key = tuple(part.strip() for part in assignment.group(1).split("."))
-            if (*table, *key) == path[: len(table) + len(key)] and len(table) + len(key) > 0:
-                return number
-    return None
+    """The line of a dotted key (or of its table when the key itself is absent)."""
+    return SourceIndex(text).line_of(path)
