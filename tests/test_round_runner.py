@@ -20,7 +20,14 @@ SMOKE_CELLS = 6  # 3 probes x 2 seeds
 def start_run(*args: str, out: Path) -> subprocess.Popen:
     cmd = [sys.executable, "-m", "mlx_parity", "run", "--quiet", "--out", str(out), *args]
     return subprocess.Popen(
-        cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
+        cmd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+        # As from a terminal: a test runner started in the background (CI) inherits SIGINT
+        # ignored, and exec keeps that; Ctrl-C must reach the round as it would a user's.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
 
 
