@@ -38,6 +38,7 @@ from ..stats import (
     verdict,
     wilson_interval,
 )
+from ..trace_compare import same_loss
 from .gather import REPORT_SCHEMA, Gathered, Problem, gc_paused
 
 # Significance level of every outcome test in a report.
@@ -201,11 +202,6 @@ def first_structural_difference(
     return None
 
 
-def _same_loss(a: float, b: float) -> bool:
-    # Bitwise for our purposes: equal values, or NaN on both sides at this step.
-    return a == b or (math.isnan(a) and math.isnan(b))
-
-
 def format_size(value: float) -> str:
     return f"{value:.3g}"
 
@@ -221,7 +217,7 @@ def compare_trace(
     largest: float | None = None
     for mine, theirs in zip(probe_rows, baseline_rows, strict=False):
         a, b = mine.loss, theirs.loss
-        if _same_loss(a, b):
+        if same_loss(a, b):
             if largest is None and math.isfinite(a):
                 largest = 0.0  # a finite step compared: the max |Δ| is known to be >= 0
             continue

@@ -13,8 +13,9 @@ import time
 from dataclasses import dataclass
 
 from ..knobs import Knobs
+from ..trace_compare import Divergence, first_divergence
 from .space import Change, applied, describe
-from .traces import Divergence, TraceRunner, first_divergence
+from .traces import TraceRunner
 
 
 @dataclass(frozen=True)

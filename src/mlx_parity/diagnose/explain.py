@@ -24,8 +24,9 @@ from dataclasses import dataclass, field
 from ..artifact import SeedResult
 from ..fixture import Fixture
 from ..knobs import Knobs
+from ..trace_compare import Divergence, first_divergence
 from .space import DEFECT_CLASSES, Change, applied, baseline_of, describe, search_space
-from .traces import Divergence, TraceRunner, first_divergence
+from .traces import TraceRunner
 
 BEAM_WIDTH = 3
 MAX_CHANGES = 3
