@@ -38,15 +38,18 @@ from pathlib import Path
 
 import pytest
 import yaml
+from githubkit_schemas.v2022_11_28 import models as gh
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
 from mlx_parity.commands.plan import matrix_entries, resolve_plan
+from test_github_client import check_run_response, conforming
 
 ROOT = Path(__file__).resolve().parents[1]
 WORKFLOW = ROOT / ".github" / "workflows" / "mlx-parity.yml"
 REPOSITORY = "example/mlx-parity"
 TOKEN = "dummy-token-for-act"
+CHECK_RUNS_PATH = "/repos/example/mlx-parity/check-runs"
 STATUSES_PATH = re.compile(r"^/repos/example/mlx-parity/statuses/(?P<sha>[0-9a-f]{40})$")
 ROUND_ID = "smoke"
 
@@ -271,6 +274,12 @@ def _runner_labels(workflow: dict) -> set[str]:
     return labels
 
 
+def _check_run_handler(request: Request) -> Response:
+    body = json.loads(request.get_data(as_text=True))
+    conforming(gh.ReposOwnerRepoCheckRunsPostBodyOneof0, body)
+    return Response(json.dumps(check_run_response(body)), 201, content_type="application/json")
+
+
 def _status_handler(request: Request) -> Response:
     body = json.loads(request.get_data(as_text=True))
     posted = {"id": 1, "url": request.url, **body}
@@ -302,6 +311,9 @@ def test_smoke_round_runs_under_act(tmp_path: Path, httpserver: HTTPServer) -> N
         encoding="utf-8",
     )
     httpserver.expect_request(STATUSES_PATH, method="POST").respond_with_handler(_status_handler)
+    httpserver.expect_request(CHECK_RUNS_PATH, method="POST").respond_with_handler(
+        _check_run_handler
+    )
 
     command = [
         _act_binary(),
@@ -369,6 +381,14 @@ def test_smoke_round_runs_under_act(tmp_path: Path, httpserver: HTTPServer) -> N
     probes = sorted({entry["probe"] for entry in entries})
     assert contexts == sorted(["mlx-parity", *(f"mlx-parity/{probe}" for probe in probes)])
     assert contexts == sorted(status["context"] for status in report["statuses"])
+    # ... and one check run carrying the Markdown report.
+    (check_run,) = [
+        json.loads(request.get_data(as_text=True))
+        for request, _ in httpserver.log
+        if request.path == CHECK_RUNS_PATH
+    ]
+    assert check_run["head_sha"] == sha
+    assert "| probe" in check_run["output"]["summary"]
     for request, _ in httpserver.log:
         assert request.headers.get("Authorization", "").endswith(TOKEN)
     httpserver.check_handler_errors()

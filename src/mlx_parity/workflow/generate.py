@@ -249,8 +249,8 @@ def _collect_job(settings: WorkflowSettings) -> CommentedMap:
             env={"ROUND_ID": "${{ needs.plan.outputs.round_id }}"},
         ),
         _run(
-            "Post commit statuses",
-            "mlx-parity status --report report.json",
+            "Post commit statuses and the check run",
+            "mlx-parity status --report report.json --check-run --markdown report.md",
             env={"GITHUB_TOKEN": "${{ github.token }}"},
             condition=f"always() && {report_exists}",
         ),
