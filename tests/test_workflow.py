@@ -361,11 +361,11 @@ def test_gate_failure_fails_collect_only_after_statuses_and_report(workflow_file
     names = [step["name"] for step in steps]
     compare = names.index("Compare against the baseline")
     assert "|| status=$?" in steps[compare]["run"]
-    assert names.index("Post commit statuses") > compare
+    assert names.index("Post commit statuses and the check run") > compare
     assert names.index("Upload the round report") > compare
     assert names[-1] == "Fail when a gate failed"
     assert steps[-1]["env"]["COLLECT_EXIT_CODE"] == "${{ steps.collect.outputs.exit_code }}"
-    assert steps[names.index("Post commit statuses")]["env"] == {
+    assert steps[names.index("Post commit statuses and the check run")]["env"] == {
         "GITHUB_TOKEN": "${{ github.token }}"
     }
 
