@@ -98,6 +98,7 @@ def test_bisect_reports_an_inert_difference(model_source):
     result = bisect(runner, core, core.model_copy(update={"padding": "multiple"}), [1])
     assert not result.b_diverges and result.culprit is None
     assert "inert" in result.report()
+    assert "cannot see: padding=multiple" in result.report()
 
 
 def test_bisect_cli_writes_a_confirming_round(tmp_path, capsys):

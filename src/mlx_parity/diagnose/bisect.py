@@ -73,9 +73,18 @@ class Bisection:
             mark = "  <- reproduces " + self.to_id if single.reproduces_b else ""
             lines.append(f"  {describe(single.changes):<{width}}  {where}{mark}")
         lines.append(f"  {'(all: ' + self.to_id + ')':<{width}}  {_first(self.b_from_a)}")
+        seen = [describe(s.changes) for s in self.singles if _moves(s.from_a)]
+        unseen = [describe(s.changes) for s in self.singles if not _moves(s.from_a)]
+        lines.append("")
+        lines.append("this fixture can see:   " + (", ".join(seen) or "none of them"))
+        lines.append("this fixture cannot see: " + (", ".join(unseen) or "nothing"))
         lines.append("")
         lines.append(f"ran {self.tried} configurations in {self.seconds:.1f}s")
         return "\n".join(lines)
+
+
+def _moves(by_seed: dict[int, Divergence | None]) -> bool:
+    return any(d is not None for d in by_seed.values())
 
 
 def _first(by_seed: dict[int, Divergence | None]) -> str:
