@@ -371,7 +371,7 @@ def test_bad_catalog_entries(tmp_path: Path, entry: str, key: str, marker: str, 
         ("seeds_per_cell = 0\n", "seeds_per_cell", "seeds_per_cell", "greater than or equal"),
         ("pins = '../up'\n", "pins", "pins", "pattern"),
         ("\n[expect]\nfp16 = 'diverges'\n", "expect.fp16", "fp16", "names a probe"),
-        ("\n[fixture]\ncf_gate = 0.2\n", "fixture.cf_gate", "cf_gate", "gates.cf_loss_max"),
+        ("\n[fixture]\ncf_gate = 0.2\n", "fixture.cf_gate", "cf_gate", "unknown key"),
         ("id = 'other'\n", "id", "id =", "file name"),
     ],
 )

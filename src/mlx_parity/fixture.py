@@ -28,7 +28,6 @@ class Fixture(BaseModel):
     answer: str = SMOKE_ANSWER
     # The completion whose teacher-forced loss is cf_loss.
     completion: str = SMOKE_TEXT[len(SMOKE_PROMPT) :]
-    cf_gate: float = 0.5
 
     def texts(self) -> list[str]:
         """The training rows in dataset order (each row repeated ``repeat`` times)."""

@@ -245,18 +245,10 @@ class Round(BaseModel):
 
     @model_validator(mode="after")
     def _consistent(self, info: ValidationInfo) -> Round:
-        self._sync_cf_gate()
         deferred = (info.context or {}).get(_DEFER_CHECKS)
         if not deferred and (problems := self.problems()):
             raise ValueError("; ".join(f"{format_key(p.path)}: {p.message}" for p in problems))
         return self
-
-    def _sync_cf_gate(self) -> None:
-        # The smoke gate lives in gates.cf_loss_max; the fixture's copy follows it unless the
-        # file set both (then problems() refuses a disagreement rather than picking one).
-        if "cf_gate" not in self.fixture.model_fields_set:
-            synced = self.fixture.model_copy(update={"cf_gate": self.gates.cf_loss_max})
-            object.__setattr__(self, "fixture", synced)
 
     def problems(self) -> list[Problem]:
         """Cross-field problems a round can have without looking at the catalog."""
@@ -270,14 +262,6 @@ class Round(BaseModel):
         for probe_id in self.expect:
             if probe_id not in self.probes:
                 problems.append(Problem(("expect", probe_id), "names a probe the round lacks"))
-        if self.fixture.cf_gate != self.gates.cf_loss_max:
-            problems.append(
-                Problem(
-                    ("fixture", "cf_gate"),
-                    f"{self.fixture.cf_gate} disagrees with gates.cf_loss_max = "
-                    f"{self.gates.cf_loss_max}; set only gates.cf_loss_max",
-                )
-            )
         return problems + knob_problems(self.settings, ("settings",))
 
     def base_knobs(self) -> Knobs:

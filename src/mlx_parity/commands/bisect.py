@@ -101,7 +101,7 @@ def write_confirming_round(
             )
         probe_ids.append(existing)
     probes = list(dict.fromkeys([rnd.baseline, result.from_id, result.to_id, *probe_ids]))
-    fixture = rnd.fixture.model_dump(mode="json", exclude={"cf_gate"})
+    fixture = rnd.fixture.model_dump(mode="json")
     lines = [
         f"# Written by `mlx-parity bisect --round {rnd.id} --from {result.from_id} "
         f"--to {result.to_id}`: confirms the local bisection on the macOS matrix.",
