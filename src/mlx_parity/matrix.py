@@ -32,6 +32,7 @@ from .fixture import SMOKE, Fixture
 from .knobs import KnobError, Knobs, apply
 from .probes import BUILTIN_PROBES, Expectation, Probe
 from .toml_index import KeyPath, SourceIndex, format_key
+from .trainer_rules import TrainerError, check_knobs, check_trainer_name
 
 MATRIX_ENV = "MLX_PARITY_MATRIX"
 PROBES_FILE = "probes.toml"
@@ -430,11 +431,9 @@ def _catalog_probe(probe_id: str, table: dict[str, Any]) -> tuple[Probe | None, 
 
 
 def _trainer_problems(probe: Probe, knobs: Knobs, where: KeyPath) -> list[Problem]:
-    # Imported here: the trainers pull in mlx-lm, which listing rounds does not need.
-    from .trainers import TrainerError, check_knobs, resolve_trainer
 
     try:
-        resolve_trainer(probe.trainer)
+        check_trainer_name(probe.trainer)
     except TrainerError as exc:
         return [Problem((*where, "trainer"), str(exc))]
     try:

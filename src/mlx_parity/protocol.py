@@ -37,8 +37,8 @@ import mlx.nn as nn
 
 from .core.trainer import StepCallback, StepRecord, StopTraining
 from .knobs import Knobs
+from .trainer_rules import PLUGIN_PREFIX
 
-PLUGIN_PREFIX = "plugin:"
 ENTRY_POINT_GROUP = "mlx_parity.trainers"
 
 

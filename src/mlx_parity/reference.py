@@ -29,22 +29,7 @@ from .core.clip import global_norm
 from .core.setup import lora_config, optimizer_class, optimizer_kwargs
 from .core.trainer import StepCallback, StepRecord, StopTraining
 from .knobs import Knobs
-
-# Knobs mlx-lm's trainer has no notion of: they are fixed by its code, so a reference probe
-# that sets them is refused instead of silently ignoring them.
-FIXED_BY_MLX_LM = {
-    "padding": "mlx-lm",
-    "pad_to": 32,
-    "loss_mask": "inclusive",
-    "clip": "none",
-    "compile": True,
-    "accum_norm": "mean",
-}
-
-
-def unsupported_knobs(knobs: Knobs) -> dict[str, object]:
-    """Knobs set to a value mlx-lm's trainer cannot express."""
-    return {k: getattr(knobs, k) for k, v in FIXED_BY_MLX_LM.items() if getattr(knobs, k) != v}
+from .trainer_rules import unsupported_knobs
 
 
 def _norm_recording(optimizer_cls: type) -> type:

@@ -16,8 +16,12 @@ from .core.batches import encode_rows, iterate_batches
 from .core.setup import attach_lora, build_optimizer
 from .core.trainer import StepCallback, StepRecord, train
 from .knobs import Knobs
-from .protocol import PLUGIN_PREFIX, PluginError, as_trainer, load_plugin
-from .reference import train_reference, unsupported_knobs
+from .protocol import PluginError, as_trainer, load_plugin
+from .reference import train_reference
+from .trainer_rules import PLUGIN_PREFIX, TrainerError, check_knobs, check_trainer_name
+
+# check_knobs and TrainerError are part of this module's interface for the harness.
+__all__ = ["BUILTIN_TRAINERS", "TrainerError", "check_knobs", "resolve_trainer", "train_core"]
 
 Trainer = Callable[
     [nn.Module, object, list[str], Knobs, int, StepCallback | None], list[StepRecord]
@@ -44,10 +48,6 @@ def train_core(
 BUILTIN_TRAINERS: dict[str, Trainer] = {"reference": train_reference, "core": train_core}
 
 
-class TrainerError(ValueError):
-    """A trainer that does not exist, or knobs it cannot honour."""
-
-
 def resolve_trainer(name: str) -> Trainer:
     """A built-in trainer, or a plugin named ``plugin:module:function`` / ``plugin:NAME``."""
     if name.startswith(PLUGIN_PREFIX):
@@ -55,20 +55,5 @@ def resolve_trainer(name: str) -> Trainer:
             return as_trainer(load_plugin(name))
         except PluginError as exc:
             raise TrainerError(str(exc)) from None
-    try:
-        return BUILTIN_TRAINERS[name]
-    except KeyError:
-        known = ", ".join(BUILTIN_TRAINERS)
-        raise TrainerError(
-            f"unknown trainer {name!r}; known trainers: {known}, or plugin:module:function"
-        ) from None
-
-
-def check_knobs(trainer: str, knobs: Knobs) -> None:
-    """Refuse knob values a trainer cannot express, before any seed runs."""
-    if trainer == "reference" and (bad := unsupported_knobs(knobs)):
-        names = ", ".join(f"{k}={v}" for k, v in bad.items())
-        raise TrainerError(
-            f"the reference trainer is mlx-lm's own loop and cannot set {names}; "
-            "use a core probe to vary these knobs"
-        )
+    check_trainer_name(name)
+    return BUILTIN_TRAINERS[name]

@@ -12,6 +12,7 @@ from .. import artifact
 from ..errors import UsageError
 from ..matrix import Catalog, Round, load_catalog, load_round
 from ..pool import Event, Task, default_workers, run_tasks
+from ..trainer_rules import TrainerError, check_knobs
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -27,8 +28,6 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def plan_tasks(rnd: Round, catalog: Catalog, out_dir: Path, resume: bool) -> tuple[list[Task], int]:
     """Every (probe, seed) of the round as a task; with ``resume``, finished seeds are skipped."""
-    from ..trainers import TrainerError, check_knobs  # pulls in mlx-lm: only when running
-
     tasks, skipped = [], 0
     for probe_id in rnd.probes:
         probe = catalog.get(probe_id)
