@@ -61,9 +61,9 @@ def test_smoke_round_outputs_are_exactly_what_the_workflow_reads(actions, capsys
     assert plan("--round", "smoke", "--probes", "", "--seeds", "") == 0
     expected_matrix = {
         "include": [
-            entry("smoke-reference-0", "reference", "1,7"),
-            entry("smoke-core-0", "core", "1,7"),
-            entry("smoke-clip-legacy-0", "clip-legacy", "1,7"),
+            entry("smoke-reference-0", "reference", "1,42"),
+            entry("smoke-core-0", "core", "1,42"),
+            entry("smoke-clip-legacy-0", "clip-legacy", "1,42"),
         ]
     }
     text = actions["output"].read_text(encoding="utf-8")
@@ -75,7 +75,7 @@ def test_smoke_round_outputs_are_exactly_what_the_workflow_reads(actions, capsys
     summary = actions["summary"].read_text(encoding="utf-8")
     assert summary.startswith("## mlx-parity plan: round `smoke`\n")
     assert "**Hypothesis:** The core reproduces mlx-lm's per-step losses" in summary
-    assert "| `smoke-core-0` | `core` | 1, 7 |" in summary
+    assert "| `smoke-core-0` | `core` | 1, 42 |" in summary
     assert "**3 cells**, 3 probes × 2 seeds = **6 seed runs** in total." in summary
     # 3 jobs of 150 + 2 × 45 = 240 s → 4 min each; 6 jobs of 195 s → 4 min each.
     assert "| one job per probe cell (this plan) | 3 | 12 | 4 min |" in summary
@@ -88,13 +88,13 @@ def test_smoke_round_outputs_are_exactly_what_the_workflow_reads(actions, capsys
 
 
 def test_filters_select_cells_and_keep_the_baseline(actions, capsys) -> None:
-    assert plan("--round", "smoke", "--probes", "clip-legacy", "--seeds", "7") == 0
+    assert plan("--round", "smoke", "--probes", "clip-legacy", "--seeds", "42") == 0
     got = outputs(actions["output"])
     assert json.loads(got["matrix"]) == {
         "include": [
             # Round order, not filter order; the baseline joins a filter that left it out.
-            entry("smoke-reference-0", "reference", "7"),
-            entry("smoke-clip-legacy-0", "clip-legacy", "7"),
+            entry("smoke-reference-0", "reference", "42"),
+            entry("smoke-clip-legacy-0", "clip-legacy", "42"),
         ]
     }
     assert (got["round_id"], got["cells"]) == ("smoke", "2")
