@@ -10,21 +10,17 @@ from ..fixture import SMOKE, Fixture
 from ..knobs import KnobError, Knobs, apply, parse_assignment
 from ..matrix import load_catalog, load_round
 from ..probes import BUILTIN_PROBES, Probe
+from .plan import parse_seed_filter
 
 # The round ID recorded when no round file is named: built-in probes on the smoke fixture.
 LOCAL_ROUND = "local"
 
 
 def parse_seeds(text: str) -> list[int]:
-    """``1,7,42`` → [1, 7, 42]; duplicates and non-integers are refused."""
-    try:
-        seeds = [int(part) for part in text.split(",") if part.strip()]
-    except ValueError:
-        raise UsageError(f"--seeds expects comma-separated integers, got {text!r}") from None
+    """``1,7,42`` → [1, 7, 42], validated as strictly as the workflow's plan does."""
+    seeds = parse_seed_filter(text)
     if not seeds:
         raise UsageError("--seeds names no seed")
-    if len(set(seeds)) != len(seeds):
-        raise UsageError(f"--seeds repeats a seed: {text!r}")
     return seeds
 
 
