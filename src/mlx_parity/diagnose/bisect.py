@@ -129,10 +129,11 @@ def bisect(
         )
 
     b_from_a = {s: first_divergence(traces_b[s], traces_a[s], tolerance) for s in seeds}
-    singles = [run((change,)) for change in differing] if len(differing) > 1 else []
     if len(differing) == 1:
-        only = differing[0]
-        singles = [SubsetResult((only,), b_from_a, True)]
+        # A with B's only difference is B itself: nothing more to run.
+        singles = [SubsetResult(differing, b_from_a, True)]
+    else:
+        singles = [run((change,)) for change in differing]
     culprit = None
     if any(d is not None for d in b_from_a.values()):
         culprit = next((s.changes for s in singles if s.reproduces_b), None)
