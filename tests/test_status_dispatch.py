@@ -267,11 +267,11 @@ def test_dispatch_sends_the_round_and_its_filters(httpserver: HTTPServer, action
     httpserver.expect_oneshot_request(DISPATCH_PATH, method="POST").respond_with_handler(
         dispatch_handler
     )
-    assert dispatch("--round", "smoke", "--probes", "core", "--seeds", "7") == 0
+    assert dispatch("--round", "smoke", "--probes", "core", "--seeds", "42") == 0
     (request,) = requests_to(httpserver, DISPATCH_PATH)
     assert sent_json(request) == {
         "ref": "main",
-        "inputs": {"round_id": "smoke", "probes": "core", "seeds": "7"},
+        "inputs": {"round_id": "smoke", "probes": "core", "seeds": "42"},
     }
     out = capsys.readouterr().out
     # core plus the baseline it is compared against, one seed each.
