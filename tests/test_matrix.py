@@ -65,6 +65,14 @@ def make_matrix(tmp_path: Path, rounds: dict[str, str], probes: str | None = Non
     return root
 
 
+def refused_round(tmp_path: Path, text: str) -> pytest.ExceptionInfo[MatrixError]:
+    """Write ``text`` as round ``r`` of a fresh matrix and return how loading it is refused."""
+    root = make_matrix(tmp_path, {"r": text})
+    with pytest.raises(MatrixError) as excinfo:
+        load_round("r", root)
+    return excinfo
+
+
 def refusal(excinfo: pytest.ExceptionInfo[MatrixError], file: str, key: str | None, line: int):
     """Check the error's attributes and that its message names all three."""
     err = excinfo.value
@@ -275,27 +283,21 @@ def test_toml_syntax_error_in_catalog(tmp_path: Path) -> None:
 
 def test_unknown_top_level_key(tmp_path: Path) -> None:
     text = GOOD_ROUND + 'colour = "red"\n'
-    root = make_matrix(tmp_path, {"r": text})
-    with pytest.raises(MatrixError) as excinfo:
-        load_round("r", root)
+    excinfo = refused_round(tmp_path, text)
     message = refusal(excinfo, "r.toml", "colour", line_containing(text, "colour"))
     assert "unknown key" in message and "hypothesis" in message  # lists what is allowed
 
 
 def test_unknown_key_in_gates(tmp_path: Path) -> None:
     text = GOOD_ROUND + "\n[gates]\ncf_loss_max = 0.4\ncf_loss_mx = 0.3\n"
-    root = make_matrix(tmp_path, {"r": text})
-    with pytest.raises(MatrixError) as excinfo:
-        load_round("r", root)
+    excinfo = refused_round(tmp_path, text)
     message = refusal(excinfo, "r.toml", "gates.cf_loss_mx", line_containing(text, "loss_mx"))
     assert "cf_loss_max" in message
 
 
 def test_unknown_key_in_fixture(tmp_path: Path) -> None:
     text = GOOD_ROUND + '\n[fixture]\nrowz = ["hello"]\n'
-    root = make_matrix(tmp_path, {"r": text})
-    with pytest.raises(MatrixError) as excinfo:
-        load_round("r", root)
+    excinfo = refused_round(tmp_path, text)
     refusal(excinfo, "r.toml", "fixture.rowz", line_containing(text, "rowz"))
 
 
@@ -377,35 +379,27 @@ def test_bad_catalog_entries(tmp_path: Path, entry: str, key: str, marker: str, 
 )
 def test_bad_round_values(tmp_path: Path, extra: str, key: str, marker: str, words: str):
     text = GOOD_ROUND + extra
-    root = make_matrix(tmp_path, {"r": text})
-    with pytest.raises(MatrixError) as excinfo:
-        load_round("r", root)
+    excinfo = refused_round(tmp_path, text)
     message = refusal(excinfo, "r.toml", key, line_containing(text, marker))
     assert words in message
 
 
 def test_unknown_probe_in_a_round(tmp_path: Path) -> None:
     text = 'hypothesis = "h"\nseeds = [1]\nprobes = [\n  "reference",\n  "core",\n  "clip-of",\n]\n'
-    root = make_matrix(tmp_path, {"r": text})
-    with pytest.raises(MatrixError) as excinfo:
-        load_round("r", root)
+    excinfo = refused_round(tmp_path, text)
     message = refusal(excinfo, "r.toml", "probes[2]", line_containing(text, "clip-of"))
     assert "unknown probe 'clip-of' (known: reference, core, clip-legacy" in message
 
 
 def test_baseline_not_among_probes(tmp_path: Path) -> None:
     text = GOOD_ROUND + 'baseline = "fp16"\n'
-    root = make_matrix(tmp_path, {"r": text})
-    with pytest.raises(MatrixError) as excinfo:
-        load_round("r", root)
+    excinfo = refused_round(tmp_path, text)
     refusal(excinfo, "r.toml", "baseline", line_containing(text, "baseline"))
 
 
 def test_duplicate_seed_points_at_the_repeat(tmp_path: Path) -> None:
     text = 'hypothesis = "h"\nprobes = ["reference"]\nseeds = [\n  1, 7,\n  42, 7,\n]\n'
-    root = make_matrix(tmp_path, {"r": text})
-    with pytest.raises(MatrixError) as excinfo:
-        load_round("r", root)
+    excinfo = refused_round(tmp_path, text)
     message = refusal(excinfo, "r.toml", "seeds[3]", 5)
     assert "duplicate seed 7 (also seeds[1])" in message
 
@@ -429,9 +423,7 @@ def test_missing_required_key_names_it(tmp_path: Path) -> None:
 
 def test_several_problems_report_the_first_and_count_the_rest(tmp_path: Path) -> None:
     text = GOOD_ROUND + "\n[gates]\nx = 1\ny = 2\n"
-    root = make_matrix(tmp_path, {"r": text})
-    with pytest.raises(MatrixError) as excinfo:
-        load_round("r", root)
+    excinfo = refused_round(tmp_path, text)
     message = refusal(excinfo, "r.toml", "gates.x", line_containing(text, "x = 1"))
     assert "and 1 more problem" in message
 
