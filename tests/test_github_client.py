@@ -12,7 +12,6 @@ import io
 import json
 import socket
 import zipfile
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -198,12 +197,8 @@ def zip_bytes(members: dict[str, bytes]) -> bytes:
 # -- fixtures --------------------------------------------------------------------------------------
 
 
-@pytest.fixture(autouse=True)
-def strict_server(httpserver: HTTPServer) -> Iterator[HTTPServer]:
-    yield httpserver
-    # A request no handler matched, or an assertion inside a handler, fails the test.
-    httpserver.check_assertions()
-    httpserver.check_handler_errors()
+# Every test here talks to the loopback server: an unmatched request fails the test.
+pytestmark = pytest.mark.usefixtures("strict_server")
 
 
 @pytest.fixture

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -53,12 +52,8 @@ REPORT_STATUSES = [
 ]
 
 
-@pytest.fixture(autouse=True)
-def strict_server(httpserver: HTTPServer) -> Iterator[HTTPServer]:
-    yield httpserver
-    # A request no handler matched, or an assertion inside a handler, fails the test.
-    httpserver.check_assertions()
-    httpserver.check_handler_errors()
+# Every test here talks to the loopback server: an unmatched request fails the test.
+pytestmark = pytest.mark.usefixtures("strict_server")
 
 
 @pytest.fixture
