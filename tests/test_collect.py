@@ -29,9 +29,9 @@ from mlx_parity.collect.report import build_statuses, parse_report, report_json
 from mlx_parity.commands.collect import ReportOutputs, collect_and_report, collect_round
 from mlx_parity.commands.compare import UNCHANGED, compare_reports, load_report
 from mlx_parity.errors import UsageError
-from mlx_parity.matrix import Catalog, Gates, Round
+from mlx_parity.knobs import Knobs
+from mlx_parity.matrix import Catalog, Gates, ResolvedRound, Round, resolve
 from mlx_parity.probes import BUILTIN_PROBES, Probe
-from mlx_parity.stats import holm_adjust, paired_outcome, wilson_interval
 
 ROUND = "T1"
 SEEDS_15 = [1, 7, 42, 123, 456, 789, 999, 1234, 3407, 5678, 9012, 12345, 22222, 31415, 65535]
@@ -95,13 +95,15 @@ def make_result(
         )
         for i, loss in enumerate(losses)
     ]
+    # What the probe resolves to in these rounds (no settings): what a real run records.
+    recorded = CATALOG.probes[probe] if probe in CATALOG.probes else Probe(id=probe)
     return SeedResult(
         round_id=round_id,
         probe_id=probe,
         seed=seed,
-        trainer="reference" if probe == "reference" else "core",
+        trainer=recorded.trainer,
         fixture={"name": "smoke"},
-        config={"lr": 1e-3},
+        config=recorded.resolved(Knobs()).model_dump(mode="json"),
         environment=ENVIRONMENT,
         rows=rows,
         post_train_loss=0.001,
@@ -125,14 +127,15 @@ CATALOG = Catalog(
 )
 
 
-def make_round(probes=("reference", "core"), seeds=(1, 7, 42), **gates) -> Round:
-    return Round(
+def make_round(probes=("reference", "core"), seeds=(1, 7, 42), **gates) -> ResolvedRound:
+    round_ = Round(
         id=ROUND,
         hypothesis="test <round> hypothesis",
         probes=list(probes),
         seeds=list(seeds),
         gates=Gates(**gates),
     )
+    return resolve(round_, CATALOG)
 
 
 def write(directory: Path, *results: SeedResult) -> None:
@@ -142,7 +145,7 @@ def write(directory: Path, *results: SeedResult) -> None:
 
 def full_round(
     directory: Path,
-    round_: Round,
+    round_: ResolvedRound,
     overrides: dict[tuple[str, int], SeedResult | None] | None = None,
 ) -> None:
     """Every planned (probe, seed), identical to the baseline unless ``overrides`` says so:
@@ -155,8 +158,8 @@ def full_round(
                 save(result, directory)
 
 
-def collect(directory: Path, round_: Round) -> RoundReport:
-    return collect_round(directory, round_, CATALOG)
+def collect(directory: Path, round_: ResolvedRound) -> RoundReport:
+    return collect_round(directory, round_)
 
 
 # --- trace ladder ----------------------------------------------------------------------------
@@ -286,7 +289,7 @@ def test_trace_length_mismatch_diverges(tmp_path):
 # --- outcome statistics ------------------------------------------------------------------------
 
 
-def passes_10_of_15_vs_8_of_15(directory: Path, round_: Round) -> None:
+def passes_10_of_15_vs_8_of_15(directory: Path, round_: ResolvedRound) -> None:
     """Baseline passes seeds 0-9; the probe loses 7, 8, 9 and gains 10 (3 lost, 1 gained)."""
     overrides = {}
     for index, seed in enumerate(SEEDS_15):
@@ -295,17 +298,38 @@ def passes_10_of_15_vs_8_of_15(directory: Path, round_: Round) -> None:
     full_round(directory, round_, overrides)
 
 
-def test_outcome_statistics_come_from_stats(tmp_path):
+def wilson(successes: int, n: int, z: float = 1.959963984540054) -> tuple[float, float]:
+    """The Wilson score interval from its closed form (independent of the code under test)."""
+    p = successes / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z / (1 + z * z / n) * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
+    return centre - half, centre + half
+
+
+def exact_mcnemar(lost: int, gained: int) -> float:
+    """Two-sided exact McNemar p by enumerating Binomial(lost + gained, 1/2)."""
+    n, k = lost + gained, min(lost, gained)
+    return min(1.0, 2 * sum(math.comb(n, i) for i in range(k + 1)) / 2**n)
+
+
+def test_outcome_statistics_against_independent_values(tmp_path):
     round_ = make_round(seeds=SEEDS_15)
     passes_10_of_15_vs_8_of_15(tmp_path, round_)
     report = collect(tmp_path, round_)
     core, baseline = report.probe("core"), report.probe("reference")
-    flags_base = {s: i < 10 for i, s in enumerate(SEEDS_15)}
-    flags_core = {s: i < 7 or i == 10 for i, s in enumerate(SEEDS_15)}
-    assert core.outcome == paired_outcome(flags_base, flags_core)
-    assert core.outcome.mcnemar_p == pytest.approx(0.625)
-    assert core.pass_ci == wilson_interval(8, 15)
-    assert baseline.pass_ci == wilson_interval(10, 15)
+    outcome = core.outcome
+    assert (outcome.n, outcome.agreements, outcome.passes_lost, outcome.passes_gained) == (
+        15,
+        11,
+        3,
+        1,
+    )
+    assert outcome.lost_seeds == (1234, 3407, 5678) and outcome.gained_seeds == (9012,)
+    # 3 lost, 1 gained: 2 · (C(4,0) + C(4,1)) / 2^4 = 10/16.
+    assert outcome.mcnemar_p == pytest.approx(0.625, abs=1e-12)
+    assert outcome.mcnemar_p == pytest.approx(exact_mcnemar(3, 1), abs=1e-12)
+    assert core.pass_ci == pytest.approx(wilson(8, 15), abs=1e-12)
+    assert baseline.pass_ci == pytest.approx(wilson(10, 15), abs=1e-12)
     assert core.verdict == "within seed noise"
     markdown = render_markdown(report)
     assert "10/15 = 67% (42%–85%)" in markdown
@@ -324,10 +348,13 @@ def test_holm_is_applied_across_probes_excluding_baseline(tmp_path):
     full_round(tmp_path, round_, overrides)
     report = collect(tmp_path, round_)
     raw = {p.id: p.outcome.mcnemar_p for p in report.compared_probes()}
-    assert set(raw) == {"core", "twin", "clip"}
-    adjusted = holm_adjust(raw)
+    # Every baseline seed passes; core fails 6 seeds, twin 2, clip none (one-way flips).
+    expected_raw = {"core": exact_mcnemar(6, 0), "twin": exact_mcnemar(2, 0), "clip": 1.0}
+    assert raw == pytest.approx(expected_raw, abs=1e-12)
+    # Holm by hand: sorted 2/64 (×3), 0.5 (×2), 1.0 (×1), each at least the one before.
+    expected_holm = {"core": 3 * 2 / 64, "twin": max(3 * 2 / 64, 2 * 0.5), "clip": 1.0}
     for probe in report.compared_probes():
-        assert probe.holm_p == adjusted[probe.id]
+        assert probe.holm_p == pytest.approx(expected_holm[probe.id], abs=1e-12)
     assert report.probe("reference").holm_p is None
     assert report.probe("core").holm_p > report.probe("core").outcome.mcnemar_p
     assert report.probe("core").verdict == "within seed noise"  # 6 lost: p=0.031 → 0.094
@@ -341,9 +368,7 @@ def test_smoke_gate_fails_on_one_seed_and_exits_1(tmp_path):
     round_ = make_round()
     full_round(tmp_path, round_, {("core", 7): make_result("core", 7, cf_loss=0.7)})
     out = tmp_path / "out"
-    status = collect_and_report(
-        tmp_path, round_, CATALOG, quiet=True, outputs=ReportOutputs.beside(out)
-    )
+    status = collect_and_report(tmp_path, round_, quiet=True, outputs=ReportOutputs.beside(out))
     assert status == 1
     report = load_report(out)
     failed = report.failed_gates()
@@ -360,9 +385,7 @@ def test_all_gates_hold_exits_0_and_writes_reports(tmp_path, monkeypatch):
     artifacts = tmp_path / "artifacts"
     full_round(artifacts, round_)
     out = tmp_path / "out"
-    status = collect_and_report(
-        artifacts, round_, CATALOG, quiet=True, outputs=ReportOutputs.beside(out)
-    )
+    status = collect_and_report(artifacts, round_, quiet=True, outputs=ReportOutputs.beside(out))
     assert status == 0
     assert {p.name for p in out.iterdir()} == {"report.md", "report.json", "report.html"}
     assert summary.read_text() == (out / "report.md").read_text()
@@ -442,7 +465,7 @@ def test_faults_are_listed_by_name_and_nothing_crashes(tmp_path, capsys):
     assert report.probe("core").seeds[2].status == "missing"
 
     status = collect_and_report(
-        directory, round_, CATALOG, quiet=True, outputs=ReportOutputs(json=tmp_path / "r.json")
+        directory, round_, quiet=True, outputs=ReportOutputs(json=tmp_path / "r.json")
     )
     assert status == 1
     json.loads((tmp_path / "r.json").read_text(), parse_constant=pytest.fail)
@@ -513,7 +536,7 @@ def test_cli_exit_codes(tmp_path, matrix_dir, capsys):
 def test_report_json_beside_artifacts_is_skipped_with_a_note(tmp_path):
     round_ = make_round()
     full_round(tmp_path, round_)
-    assert collect_and_report(tmp_path, round_, CATALOG, quiet=True) == 0
+    assert collect_and_report(tmp_path, round_, quiet=True) == 0
     report = collect(tmp_path, round_)  # report.json now sits among the artifacts
     assert [(p.kind, p.subject) for p in report.problems] == [("not-an-artifact", "report.json")]
     assert report.passed
@@ -658,17 +681,17 @@ def test_statuses_are_short_and_complete(tmp_path):
     report = collect(tmp_path, round_)
     statuses = json.loads(report_json(report))["statuses"]
     assert [s["context"] for s in statuses] == [
-        "mlx-parity/reference",
-        "mlx-parity/core",
-        "mlx-parity/clip",
-        "mlx-parity",
+        "mlx-parity/T1/reference",
+        "mlx-parity/T1/core",
+        "mlx-parity/T1/clip",
+        "mlx-parity/T1",
     ]
     assert all(set(s) == {"state", "context", "description", "target_url"} for s in statuses)
     assert all(len(s["description"]) <= 140 for s in statuses)
     core = statuses[1]
     assert core == {
         "state": "success",
-        "context": "mlx-parity/core",
+        "context": "mlx-parity/T1/core",
         "description": "8/15 pass (53%), trace identical 15/15, within seed noise",
         "target_url": None,
     }
@@ -740,7 +763,7 @@ def test_compare_names_what_changed(tmp_path, capsys):
     assert "trace identical 15/15 → diverges 15/15" in changes
     assert "new divergence at step 5" in changes
     assert any(c.startswith("outcome within seed noise → differs from baseline") for c in changes)
-    assert main(["compare", str(a), str(b)]) == 1
+    assert main(["compare", str(a), str(b)]) == 4  # a difference found
     assert "1 of 3 probes changed" in capsys.readouterr().out
 
 
@@ -758,3 +781,75 @@ def test_gather_reports_every_planned_cell(tmp_path):
     assert gathered.files_seen == 1
     missing = sorted((p.probe, p.seed) for p in gathered.problems if p.kind == "missing")
     assert missing == [("core", 1), ("core", 2), ("reference", 2)]
+
+
+# --- probes described by what their seeds recorded -------------------------------------------
+
+
+def test_collect_after_the_matrix_changed_describes_probes_as_they_ran(tmp_path, capsys):
+    matrix = tmp_path / "matrix"
+    (matrix / "rounds").mkdir(parents=True)
+    (matrix / "rounds" / f"{ROUND}.toml").write_text(
+        'hypothesis = "h"\nprobes = ["reference", "pad"]\nseeds = [1, 7]\n'
+    )
+    catalog = matrix / "probes.toml"
+    catalog.write_text('[probes.pad]\nknobs = { padding = "multiple" }\n')
+    artifacts = tmp_path / "artifacts"
+    write(artifacts, *(make_result(p, s) for p in ("reference", "pad") for s in (1, 7)))
+    # After the run, someone edits the catalog: "pad" now means another knob.
+    catalog.write_text('[probes.pad]\nknobs = { loss_mask = "exclusive" }\n')
+
+    status = main(
+        ["collect", str(artifacts), "--round", ROUND, "--matrix", str(matrix), "--quiet"]
+        + ["--json", str(tmp_path / "report.json")]
+    )
+    assert status == 0
+    report = load_report(tmp_path / "report.json")
+    assert report.probe("pad").knobs == {"padding": "multiple"}
+    mismatched = [p for p in report.problems if p.kind == "config-mismatch"]
+    assert [(p.probe, p.seed) for p in mismatched] == [("pad", 1), ("pad", 7)]
+    for problem in mismatched:
+        assert problem.subject == artifact_name(ROUND, "pad", problem.seed)
+        assert 'loss_mask="inclusive" (round file: "exclusive")' in problem.detail
+        assert 'padding="multiple" (round file: "mlx-lm")' in problem.detail
+    markdown = render_markdown(report)
+    assert "config-mismatch" in markdown and "padding" in markdown
+
+
+# --- re-runs: each cell's newest attempt -------------------------------------------------------
+
+
+def test_a_rerun_is_collected_from_each_cells_newest_attempt(tmp_path):
+    round_ = make_round(seeds=(1, 7))
+    folder = "seed-results-T1-{}-0-attempt{}"
+    # Attempt 1 ran both cells; attempt 2 re-ran only the reference cell, which now fails.
+    for probe in ("reference", "core"):
+        write(tmp_path / folder.format(probe, 1), *(make_result(probe, s) for s in (1, 7)))
+    rerun = tmp_path / folder.format("reference", 2)
+    write(rerun, *(make_result("reference", s, passed=False) for s in (1, 7)))
+
+    report = collect_round(tmp_path, round_, attempt=2)
+    assert [s.passed for s in report.probe("reference").seeds] == [False, False]
+    assert [s.passed for s in report.probe("core").seeds] == [True, True]
+    kinds = {(p.kind, p.subject) for p in report.problems}
+    assert ("superseded", folder.format("reference", 1)) in kinds
+    assert ("earlier-attempt", folder.format("core", 1)) in kinds
+    assert not any(p.blocking for p in report.problems)  # nothing is missing or duplicated
+    assert report.files_seen == 6
+
+
+def test_seeds_show_their_device_and_cross_device_comparisons_are_flagged(tmp_path):
+    round_ = make_round(seeds=(1, 7))
+    on_cpu = ENVIRONMENT.model_copy(update={"device": "cpu (Apple M2)"})
+    moved = make_result("core", 7)
+    moved = moved.model_copy(update={"environment": on_cpu})
+    full_round(tmp_path, round_, {("core", 7): moved})
+    report = collect(tmp_path, round_)
+    core = report.probe("core")
+    assert [s.device for s in core.seeds] == ["gpu", "cpu (Apple M2)"]
+    assert core.seeds[0].cross_device is None
+    assert core.seeds[1].cross_device == "cpu (Apple M2) vs gpu"
+    assert "not a bitwise comparison" in core.seeds[1].trace_detail
+    markdown = render_markdown(report)
+    assert "**Devices:** `cpu (Apple M2)`, `gpu`" in markdown
+    assert "⚠️ 1 seed comparison(s) cross devices (core seed 7)" in markdown

@@ -592,12 +592,12 @@ def test_persistent_5xx_gives_up_when_the_wait_budget_is_spent(
     httpserver: HTTPServer, context: GitHubContext, sleeps: list[float]
 ) -> None:
     client = GitHubClient(context, max_total_wait=5.0, sleep=sleeps.append, clock=lambda: NOW)
-    path = f"{REPO_PATH}/check-runs"
+    path = f"{REPO_PATH}/statuses/{SHA}"
     httpserver.expect_request(path, method="POST").respond_with_json(
         github_error("Service Unavailable"), status=503
     )
     with pytest.raises(ServerError, match="budget") as raised:
-        client.create_check_run("mlx-parity", SHA, "success", "t", "s")
+        client.post_status(SHA, "success", "mlx-parity/core")
     # 1 + 2 slept; the next 4 s would pass the 5 s budget, so it raises instead of sleeping.
     assert sleeps == [1.0, 2.0]
     assert raised.value.status == 503
@@ -673,7 +673,7 @@ def test_an_answer_that_is_not_githubs_shape_is_a_typed_error(
         (404, "Not Found", NotFound),
         (410, "Artifact has expired", ArtifactExpired),
         (422, "Validation Failed", ValidationFailed),
-        (500, "Internal Server Error", ServerError),
+        (501, "Not Implemented", ServerError),
     ],
 )
 def test_http_errors_map_to_types_and_never_show_the_token(
@@ -747,3 +747,43 @@ def test_without_a_token_statuses_are_explained_not_sent(
     explanation = post_statuses_or_explain(client, SHA, statuses)
     assert explanation is not None and "GITHUB_TOKEN" in explanation
     assert not httpserver.log
+
+
+def test_a_500_on_a_status_is_retried_since_posting_it_again_is_harmless(
+    httpserver: HTTPServer, client: GitHubClient, sleeps: list[float]
+) -> None:
+    path = f"{REPO_PATH}/statuses/{SHA}"
+    httpserver.expect_ordered_request(path, method="POST").respond_with_json(
+        github_error("Server Error"), status=500
+    )
+    httpserver.expect_ordered_request(path, method="POST").respond_with_handler(_status_handler)
+    posted = client.post_status(SHA, "success", "mlx-parity/smoke/core")
+    assert posted.context == "mlx-parity/smoke/core"
+    assert sleeps == [1.0] and len(requests_to(httpserver, path)) == 2
+
+
+def test_a_500_on_a_check_run_is_not_retried_since_it_may_exist_already(
+    httpserver: HTTPServer, client: GitHubClient, sleeps: list[float]
+) -> None:
+    path = f"{REPO_PATH}/check-runs"
+    httpserver.expect_request(path, method="POST").respond_with_json(
+        github_error("Server Error"), status=500
+    )
+    with pytest.raises(ServerError):
+        client.create_check_run("mlx-parity round smoke", SHA, "success", "ok", "summary")
+    assert sleeps == [] and len(requests_to(httpserver, path)) == 1
+
+
+@pytest.mark.parametrize("body", [b"", b"{}", b'{"id": 7}', b"not json"])
+def test_an_accepted_write_with_a_thin_body_is_success(
+    httpserver: HTTPServer, client: GitHubClient, body: bytes
+) -> None:
+    httpserver.expect_request(f"{REPO_PATH}/statuses/{SHA}", method="POST").respond_with_data(
+        body, status=201, content_type="application/json"
+    )
+    httpserver.expect_request(f"{REPO_PATH}/check-runs", method="POST").respond_with_data(
+        body, status=201, content_type="application/json"
+    )
+    client.post_status(SHA, "success", "mlx-parity/smoke/core")
+    run = client.create_check_run("mlx-parity round smoke", SHA, "success", "ok", "summary")
+    assert run.html_url is None

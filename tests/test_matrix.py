@@ -15,13 +15,15 @@ from mlx_parity.errors import ParityError, UsageError
 from mlx_parity.matrix import (
     Catalog,
     MatrixError,
+    ResolvedRound,
     Round,
     SourceIndex,
     find_matrix_dir,
     list_rounds,
     load_catalog,
-    load_round,
     packaged_matrix_dir,
+    resolve,
+    resolve_round,
 )
 from mlx_parity.probes import BUILTIN_PROBES
 
@@ -85,6 +87,10 @@ def refusal(excinfo: pytest.ExceptionInfo[MatrixError], file: str, key: str | No
     return message
 
 
+def load_round(round_id: str, root: Path | None = None) -> Round:
+    return resolve_round(round_id, root).round
+
+
 GOOD_ROUND = """\
 hypothesis = "a test round"
 probes = ["reference", "core", "clip-legacy"]
@@ -137,10 +143,15 @@ def test_every_shipped_round_loads(catalog: Catalog) -> None:
     rounds = list_rounds(SHIPPED)
     assert {"smoke", "demo", "motivating", "pad-boundary"} <= set(rounds)
     for round_id in rounds:
-        round_ = load_round(round_id, SHIPPED)
+        resolved = resolve_round(round_id, SHIPPED)
+        round_ = resolved.round
         assert round_.id == round_id and round_.hypothesis
         assert round_.baseline in round_.probes
-        assert round_.cells(catalog)
+        assert resolved.cells()
+        assert list(resolved.probes) == round_.probes
+        for probe_id, probe in resolved.probes.items():
+            assert probe.knobs == round_.knobs_for(catalog.get(probe_id))
+            assert probe.trainer.name == catalog.get(probe_id).trainer
 
 
 def test_shipped_round_shapes() -> None:
@@ -169,13 +180,14 @@ def test_shipped_round_shapes() -> None:
 
 
 def test_pad_boundary_row_is_exactly_32_training_tokens(tokenizer, catalog: Catalog) -> None:
-    round_ = load_round("pad-boundary", SHIPPED)
+    resolved = resolve_round("pad-boundary", SHIPPED)
+    round_ = resolved.round
     assert round_.probes == ["reference", "core", "pad-multiple"]
     (row,) = round_.fixture.rows
     assert len(tokenizer.encode(row)) + 1 == 32  # + the EOS appended in training
     assert round_.fixture.prompt + round_.fixture.completion == row
-    assert round_.expectation(catalog.get("pad-multiple")) == "diverges"
-    assert round_.expectation(catalog.get("core")) == "identical"
+    assert resolved.probe("pad-multiple").expect == "diverges"
+    assert resolved.probe("core").expect == "identical"
 
 
 def test_packaged_matrix_is_a_link_to_the_one_copy() -> None:
@@ -495,18 +507,19 @@ def test_settings_apply_to_every_probe_and_probes_win(catalog: Catalog) -> None:
     assert (accum.steps, accum.lr, accum.grad_accum) == (4, 5e-3, 2)
 
 
-def sharded_round(seeds_per_cell: int | None) -> Round:
-    return Round(
+def sharded_round(seeds_per_cell: int | None) -> ResolvedRound:
+    round_ = Round(
         id="demo",
         hypothesis="h",
         probes=["reference", "core", "clip-legacy"],
         seeds=[1, 7, 42, 123, 456],
         seeds_per_cell=seeds_per_cell,
     )
+    return resolve(round_, load_catalog(SHIPPED))
 
 
 def test_one_cell_per_probe_by_default(catalog: Catalog) -> None:
-    cells = sharded_round(None).cells(catalog)
+    cells = sharded_round(None).cells()
     assert [(c.probe_id, c.seeds, c.index) for c in cells] == [
         ("reference", [1, 7, 42, 123, 456], 0),
         ("core", [1, 7, 42, 123, 456], 0),
@@ -516,7 +529,7 @@ def test_one_cell_per_probe_by_default(catalog: Catalog) -> None:
 
 
 def test_sharded_cells_cover_every_seed_once_with_unique_names(catalog: Catalog) -> None:
-    cells = sharded_round(2).cells(catalog)
+    cells = sharded_round(2).cells()
     assert len(cells) == 9
     assert [c.seeds for c in cells[:3]] == [[1, 7], [42, 123], [456]]
     assert len({c.name.lower() for c in cells}) == len(cells)
@@ -528,28 +541,28 @@ def test_sharded_cells_cover_every_seed_once_with_unique_names(catalog: Catalog)
 
 def test_filters_keep_round_order_and_cell_names(catalog: Catalog) -> None:
     round_ = sharded_round(2)
-    cells = round_.cells(catalog, probe_filter=["clip-legacy", "reference"], seed_filter=[456, 7])
+    cells = round_.cells(probe_filter=["clip-legacy", "reference"], seed_filter=[456, 7])
     assert [(c.name, c.seeds) for c in cells] == [
         ("demo-reference-0", [7]),
         ("demo-reference-2", [456]),
         ("demo-clip-legacy-0", [7]),
         ("demo-clip-legacy-2", [456]),
     ]
-    assert round_.cells(catalog, [], []) == round_.cells(catalog)
+    assert round_.cells([], []) == round_.cells()
 
 
 def test_unknown_filter_values_are_refused(catalog: Catalog) -> None:
     round_ = sharded_round(None)
     with pytest.raises(UsageError, match="no probe 'fp16'.*its probes: reference, core"):
-        round_.cells(catalog, probe_filter=["fp16"])
+        round_.cells(probe_filter=["fp16"])
     with pytest.raises(UsageError, match="no seed 3"):
-        round_.cells(catalog, seed_filter=[1, 3])
+        round_.cells(seed_filter=[1, 3])
 
 
-def test_cells_refuse_a_probe_missing_from_the_catalog() -> None:
+def test_resolving_refuses_a_probe_missing_from_the_catalog() -> None:
     round_ = Round(id="t", hypothesis="h", probes=["reference", "fp16"], seeds=[1])
     with pytest.raises(MatrixError, match="unknown probe 'fp16'"):
-        round_.cells(Catalog())
+        resolve(round_, Catalog())
 
 
 def test_round_survives_a_json_round_trip() -> None:
@@ -557,3 +570,47 @@ def test_round_survives_a_json_round_trip() -> None:
     for round_id in list_rounds(SHIPPED):
         round_ = load_round(round_id, SHIPPED)
         assert Round.model_validate_json(round_.model_dump_json()) == round_
+
+
+# --- defaults shared by every round ---------------------------------------------------------
+
+
+def test_rounds_start_from_the_matrix_defaults_and_override_them(tmp_path: Path) -> None:
+    own = GOOD_ROUND + "\n[settings]\nsteps = 3\n\n[gates]\ntrace_tolerance = 0.5\n"
+    root = make_matrix(tmp_path, {"plain": GOOD_ROUND, "own": own})
+    (root / "defaults.toml").write_text(
+        "[settings]\nsteps = 12\nlr = 3e-4\n\n[gates]\ncf_loss_max = 1.5\n"
+    )
+    plain = resolve_round("plain", root)
+    assert (plain.probe("core").knobs.steps, plain.probe("core").knobs.lr) == (12, 3e-4)
+    assert plain.gates.cf_loss_max == 1.5
+    mine = resolve_round("own", root)
+    assert (mine.probe("core").knobs.steps, mine.probe("core").knobs.lr) == (3, 3e-4)
+    assert (mine.gates.cf_loss_max, mine.gates.trace_tolerance) == (1.5, 0.5)
+
+
+def test_the_shipped_defaults_are_what_the_local_rounds_train_with() -> None:
+    for round_id in ("smoke", "demo", "motivating"):
+        resolved = resolve_round(round_id, SHIPPED)
+        knobs = resolved.baseline.knobs
+        assert (knobs.steps, knobs.lr, resolved.gates.cf_loss_max) == (12, 3e-4, 1.5)
+    boundary = resolve_round("pad-boundary", SHIPPED)
+    assert (boundary.baseline.knobs.steps, boundary.gates.cf_loss_max) == (30, 0.5)
+
+
+@pytest.mark.parametrize(
+    ("text", "key", "marker"),
+    [
+        ("[settings]\nsteps = 12\nlrr = 1\n", "settings.lrr", "lrr"),
+        ("[gates]\ncf_loss_max = -1\n", "gates.cf_loss_max", "cf_loss_max"),
+        ("[fixture]\nname = 'x'\n", "fixture", "[fixture]"),
+    ],
+)
+def test_a_bad_defaults_file_is_refused_with_its_own_line(
+    tmp_path: Path, text: str, key: str, marker: str
+) -> None:
+    root = make_matrix(tmp_path, {"r": GOOD_ROUND})
+    (root / "defaults.toml").write_text(text)
+    with pytest.raises(MatrixError) as excinfo:
+        resolve_round("r", root)
+    refusal(excinfo, "defaults.toml", key, line_containing(text, marker))

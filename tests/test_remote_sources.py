@@ -12,6 +12,8 @@ from mlx_parity.cli import main
 from mlx_parity.collect.report import report_json
 from mlx_parity.fixture import SMOKE
 from mlx_parity.knobs import Knobs
+from mlx_parity.matrix import ResolvedProbe
+from mlx_parity.trainers import lookup
 from mlx_parity.probes import BUILTIN_PROBES
 from test_collect import collect, full_round, make_result, make_round, trace
 from test_github_client import OWNER, REPO, REPO_PATH, artifact, artifact_page, zip_bytes
@@ -59,7 +61,7 @@ def test_compare_takes_run_ids(github_env, tmp_path, capsys) -> None:
     serve_run(github_env, 13, {"parity-report": {"report.json": changed}})
     assert main(["compare", "run:11", "run:12"]) == 0
     assert "identical within seed noise" in capsys.readouterr().out
-    assert main(["compare", "run:11", "run:13"]) == 1
+    assert main(["compare", "run:11", "run:13"]) == 4  # a difference found
     assert "core" in capsys.readouterr().out
 
 
@@ -71,8 +73,8 @@ def test_compare_reports_a_run_without_a_report(github_env, capsys) -> None:
 
 def test_explain_takes_a_run_id(github_env, tmp_path, model_source, capsys) -> None:
     knobs = Knobs(steps=3, max_new_tokens=2, padding="multiple")
-    probe = BUILTIN_PROBES["core"]
-    results = run_cell("remote", probe, knobs, SMOKE, [1], tmp_path / "cell", source=model_source)
+    probe = ResolvedProbe(BUILTIN_PROBES["core"], lookup("core"), knobs, "any")
+    results = run_cell("remote", probe, SMOKE, [1], tmp_path / "cell", source=model_source)
     files = {p.name: p.read_bytes() for p in (tmp_path / "cell").glob("*.json")}
     serve_run(github_env, 21, {"seed-results-remote-core-0": files})
     assert results[0].status == "ok"

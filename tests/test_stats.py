@@ -23,7 +23,7 @@ from mlx_parity.stats import (
     wilson_interval,
 )
 
-# The seeds of the motivating rounds (DESIGN.md §1).
+# The seeds of the motivating rounds (matrix/rounds/motivating.toml).
 SEEDS = (1, 7, 42, 123, 456, 789, 999, 1234, 3407, 5678, 9012, 12345, 22222, 31415, 65535)
 
 

@@ -17,7 +17,10 @@ from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
 from mlx_parity.cli import main
-from mlx_parity.github import CHECK_SUMMARY_LIMIT, READ_ONLY_EXPLANATION
+from mlx_parity.collect.report import report_json
+from mlx_parity.github.limits import CHECK_SUMMARY_LIMIT
+from mlx_parity.github.statuses import READ_ONLY_EXPLANATION
+from test_collect import collect, full_round, make_result, make_round
 from test_github_client import (
     OWNER,
     REPO,
@@ -40,16 +43,9 @@ CHECK_RUNS_PATH = f"{REPO_PATH}/check-runs"
 DISPATCH_PATH = f"{REPO_PATH}/actions/workflows/mlx-parity.yml/dispatches"
 RUN_URL = f"https://github.com/{OWNER}/{REPO}/actions/runs/{RUN_ID}"
 
-REPORT_STATUSES = [
-    {"context": "mlx-parity/reference", "state": "success", "description": "baseline, 2/2 pass"},
-    {"context": "mlx-parity/core", "state": "success", "description": "trace identical, 2/2"},
-    {
-        "context": "mlx-parity/clip-legacy",
-        "state": "failure",
-        "description": "diverges at step 4 by 0.012; expected identical",
-    },
-    {"context": "mlx-parity", "state": "failure", "description": "1 of 3 probes failed a gate"},
-]
+# What the report below posts: one status per probe and the round's own, qualified by round.
+CONTEXTS = ["mlx-parity/T1/reference", "mlx-parity/T1/core", "mlx-parity/T1"]
+HEAD_SHA = "c0ffee" + "0" * 34
 
 
 # Every test here talks to the loopback server: an unmatched request fails the test.
@@ -80,15 +76,19 @@ def actions(
     return {"summary": summary}
 
 
-def write_report(tmp_path: Path, statuses: list[dict[str, Any]] | None = None) -> Path:
+def write_report(tmp_path: Path) -> Path:
+    """A real round report: reference and core over 2 seeds, core's seed 7 failing the smoke
+    gate (so the round fails)."""
+    round_ = make_round(seeds=(1, 7))
+    artifacts = tmp_path / "artifacts"
+    full_round(artifacts, round_, {("core", 7): make_result("core", 7, cf_loss=0.7)})
     report = tmp_path / "report.json"
-    payload = {
-        "round_id": "smoke",
-        "statuses": REPORT_STATUSES if statuses is None else statuses,
-        "probes": {"core": {"verdict": "identical"}},  # the rest of a report is not ours
-    }
-    report.write_text(json.dumps(payload), encoding="utf-8")
+    report.write_text(report_json(collect(artifacts, round_)), encoding="utf-8")
     return report
+
+
+def report_statuses(path: Path) -> list[dict[str, Any]]:
+    return json.loads(path.read_text(encoding="utf-8"))["statuses"]
 
 
 def status_handler(request: Request) -> Response:
@@ -115,19 +115,18 @@ def test_status_posts_one_status_per_probe_plus_the_overall_one(
     httpserver: HTTPServer, actions, tmp_path: Path, capsys
 ) -> None:
     httpserver.expect_request(STATUSES_PATH, method="POST").respond_with_handler(status_handler)
-    assert main(["status", "--report", str(write_report(tmp_path))]) == 0
+    report = write_report(tmp_path)
+    assert main(["status", "--report", str(report)]) == 0
     bodies = [sent_json(request) for request in requests_to(httpserver, STATUSES_PATH)]
-    assert bodies == [
-        {
-            "state": status["state"],
-            "context": status["context"],
-            "description": status["description"],
-            "target_url": RUN_URL,
-        }
-        for status in REPORT_STATUSES
+    assert [(b["context"], b["state"]) for b in bodies] == [
+        ("mlx-parity/T1/reference", "success"),
+        ("mlx-parity/T1/core", "failure"),
+        ("mlx-parity/T1", "failure"),
     ]
+    assert all(body["target_url"] == RUN_URL for body in bodies)
+    assert [b["description"] for b in bodies] == [s["description"] for s in report_statuses(report)]
     captured = capsys.readouterr()
-    assert f"posted 4 commit statuses on {SHA}" in captured.out
+    assert f"posted 3 commit statuses on {SHA}" in captured.out
     assert_no_token(captured.out, captured.err)
     assert not actions["summary"].exists()
 
@@ -188,16 +187,18 @@ def test_check_run_carries_the_markdown_report_cut_to_githubs_limit(
     assert len(report_text) > CHECK_SUMMARY_LIMIT
     markdown.write_text(report_text, encoding="utf-8")
 
-    args = ["status", "--report", str(write_report(tmp_path)), "--check-run"]
+    report = write_report(tmp_path)
+    args = ["status", "--report", str(report), "--check-run"]
     assert main([*args, "--markdown", str(markdown)]) == 0
 
     (request,) = requests_to(httpserver, CHECK_RUNS_PATH)
     body = sent_json(request)
-    assert body["name"] == "mlx-parity round smoke"
+    assert body["name"] == "mlx-parity round T1"
     assert body["head_sha"] == SHA
     assert (body["status"], body["conclusion"]) == ("completed", "failure")
     assert body["details_url"] == RUN_URL
-    assert body["output"]["title"] == "1 of 3 probes failed a gate"
+    assert body["output"]["title"] == report_statuses(report)[-1]["description"]
+    assert body["output"]["title"].startswith("round T1: 1/")
     summary = body["output"]["summary"]
     assert len(summary) <= CHECK_SUMMARY_LIMIT and "Summary truncated" in summary
     assert report_text.startswith(summary[: summary.index("\n\n…")])
@@ -211,10 +212,10 @@ def test_check_run_needs_the_markdown_report(httpserver: HTTPServer, actions, tm
 @pytest.mark.parametrize(
     ("content", "message"),
     [
-        ("{not json", "is not JSON"),
-        (json.dumps({"round_id": "smoke"}), "statuses: Field required"),
-        (json.dumps({"statuses": []}), "statuses"),
-        (json.dumps({"statuses": [{"context": "mlx-parity", "state": "green"}]}), "state"),
+        ("{not json", "not valid JSON"),
+        (json.dumps({"round_id": "smoke"}), "not a round report"),
+        (json.dumps({"schema": "mlx-parity/round-report/v1"}), "invalid field"),
+        (json.dumps([1]), "not a round report"),
     ],
 )
 def test_an_unusable_report_exits_2_before_any_request(
@@ -236,12 +237,13 @@ def test_a_missing_report_exits_2(httpserver: HTTPServer, actions, tmp_path, cap
 def test_a_github_failure_other_than_permissions_fails_the_step(
     httpserver: HTTPServer, actions, tmp_path: Path, capsys
 ) -> None:
+    # 422 is not retried (a 5xx would be, for up to a minute, on a status).
     httpserver.expect_request(STATUSES_PATH, method="POST").respond_with_json(
-        github_error("Server Error"), status=500
+        github_error("Validation Failed"), status=422
     )
-    assert main(["status", "--report", str(write_report(tmp_path))]) == 1
+    assert main(["status", "--report", str(write_report(tmp_path))]) == 3  # GitHub refused
     err = capsys.readouterr().err
-    assert "GitHub did not take the round's results" in err and "500" in err
+    assert "GitHub did not take the round's results" in err and "422" in err
     assert_no_token(err)
 
 
@@ -315,12 +317,48 @@ def test_dispatch_without_a_token_is_a_usage_error(
     assert not httpserver.log
 
 
-def test_dispatch_refused_by_github_exits_1(httpserver: HTTPServer, actions, capsys) -> None:
+def test_dispatch_refused_by_github_exits_3(httpserver: HTTPServer, actions, capsys) -> None:
     refusal = github_error('Unexpected inputs provided: ["seeds"]')
     httpserver.expect_oneshot_request(DISPATCH_PATH, method="POST").respond_with_json(
         refusal, status=422
     )
-    assert dispatch("--round", "smoke") == 1
+    assert dispatch("--round", "smoke") == 3
     err = capsys.readouterr().err
     assert "GitHub did not start the round" in err and "Unexpected inputs" in err
     assert_no_token(err)
+
+
+def test_on_a_pull_request_statuses_and_check_run_go_on_the_head_commit(
+    httpserver: HTTPServer, actions, tmp_path: Path, monkeypatch
+) -> None:
+    """GITHUB_SHA is the merge commit on pull_request events; the PR shows its head commit."""
+    event = tmp_path / "event.json"
+    event.write_text(json.dumps({"pull_request": {"head": {"sha": HEAD_SHA}}}), encoding="utf-8")
+    monkeypatch.setenv("GITHUB_EVENT_PATH", str(event))
+    head_statuses = f"{REPO_PATH}/statuses/{HEAD_SHA}"
+    httpserver.expect_request(head_statuses, method="POST").respond_with_handler(status_handler)
+    httpserver.expect_request(CHECK_RUNS_PATH, method="POST").respond_with_handler(
+        check_run_handler
+    )
+    markdown = tmp_path / "report.md"
+    markdown.write_text("| probe |\n", encoding="utf-8")
+    report = write_report(tmp_path)
+    assert (
+        main(["status", "--report", str(report), "--check-run", "--markdown", str(markdown)]) == 0
+    )
+    contexts = [sent_json(r)["context"] for r in requests_to(httpserver, head_statuses)]
+    assert contexts == CONTEXTS
+    (check_run,) = requests_to(httpserver, CHECK_RUNS_PATH)
+    assert sent_json(check_run)["head_sha"] == HEAD_SHA
+    assert not requests_to(httpserver, STATUSES_PATH)  # nothing on the merge commit
+
+
+def test_a_pull_request_event_without_a_head_sha_is_refused(
+    httpserver: HTTPServer, actions, tmp_path: Path, monkeypatch, capsys
+) -> None:
+    event = tmp_path / "event.json"
+    event.write_text(json.dumps({"pull_request": {}}), encoding="utf-8")
+    monkeypatch.setenv("GITHUB_EVENT_PATH", str(event))
+    assert main(["status", "--report", str(write_report(tmp_path))]) == 2
+    assert "pull_request.head.sha" in capsys.readouterr().err
+    assert not httpserver.log

@@ -1,6 +1,6 @@
 """The generated GitHub Actions workflow: deterministic, in sync with the checked-in file, clean
 under the real linters (actionlint + shellcheck, zizmor, the workflow JSON schema), and shaped
-by the security rules of DESIGN.md §6."""
+by GitHub's security rules (see the module docstring of mlx_parity/workflow/generate.py)."""
 
 from __future__ import annotations
 
@@ -27,7 +27,7 @@ CHECKED_IN = REPO_ROOT / ".github" / "workflows" / "mlx-parity.yml"
 # The linters are PyPI packages installed into the same environment as the test runner.
 TOOLS_DIR = Path(sys.executable).parent
 PINNED_USES = re.compile(
-    r"^\s*(- )?uses: [A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+@[0-9a-f]{40} # v\d+\.\d+\.\d+$"
+    r"^\s*(- )?uses: [A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+(/[a-z]+)?@[0-9a-f]{40} # v\d+\.\d+\.\d+$"
 )
 
 
@@ -70,7 +70,7 @@ def generated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A freshly generated workflow in a scratch repository layout."""
     monkeypatch.chdir(REPO_ROOT)
     target = tmp_path / ".github" / "workflows" / "mlx-parity.yml"
-    assert cli.main(["workflow", "generate", "--output", str(target)]) == 0
+    assert cli.main(["workflow", "generate", "--file", str(target)]) == 0
     return target
 
 
@@ -82,7 +82,7 @@ def workflow_file(request: pytest.FixtureRequest) -> Path:
 
 
 def write_overrides(root: Path, text: str) -> None:
-    path = root / OVERRIDES_FILE
+    path = root / "matrix" / OVERRIDES_FILE
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text, encoding="utf-8")
 
@@ -140,9 +140,9 @@ def test_linters_do_catch_a_bad_workflow(generated: Path) -> None:
 
 def test_generate_is_deterministic(generated: Path, tmp_path: Path) -> None:
     again = tmp_path / "again.yml"
-    assert cli.main(["workflow", "generate", "--output", str(again)]) == 0
+    assert cli.main(["workflow", "generate", "--file", str(again)]) == 0
     assert again.read_bytes() == generated.read_bytes()
-    settings = load_settings(REPO_ROOT)
+    settings = load_settings(REPO_ROOT / "matrix")
     assert render_workflow(settings) == render_workflow(settings)
 
 
@@ -161,7 +161,7 @@ def test_check_fails_with_a_diff_after_a_manual_edit(
     shutil.copyfile(CHECKED_IN, copy)
     text = copy.read_text(encoding="utf-8")
     copy.write_text(text.replace("max-parallel: 5", "max-parallel: 20"), encoding="utf-8")
-    assert cli.main(["workflow", "check", "--file", str(copy)]) == 1
+    assert cli.main(["workflow", "check", "--file", str(copy)]) == 4  # drifted
     out = capsys.readouterr().out
     assert "--- " in out and "+++ " in out
     assert "-      max-parallel: 20" in out
@@ -182,7 +182,9 @@ def test_generate_defaults_to_the_settings_path(
     monkeypatch.chdir(tmp_path)
     assert cli.main(["workflow", "generate"]) == 0
     written = tmp_path / ".github" / "workflows" / "mlx-parity.yml"
-    assert written.read_text(encoding="utf-8") == render_workflow(load_settings(tmp_path))
+    assert written.read_text(encoding="utf-8") == render_workflow(
+        load_settings(tmp_path / "matrix")
+    )
     assert cli.main(["workflow", "check"]) == 0
 
 
@@ -196,7 +198,7 @@ def test_generate_defaults_to_the_settings_path(
 def test_retired_macos_14_is_refused(tmp_path: Path, runner: str) -> None:
     write_overrides(tmp_path, f"[workflow]\nprobe_runner = {runner}\n")
     with pytest.raises(WorkflowSettingsError) as info:
-        load_settings(tmp_path)
+        load_settings(tmp_path / "matrix")
     message = str(info.value)
     assert "matrix/workflow.toml:2" in message
     assert "workflow.probe_runner" in message
@@ -206,7 +208,7 @@ def test_retired_macos_14_is_refused(tmp_path: Path, runner: str) -> None:
 def test_intel_macos_is_refused_for_probes(tmp_path: Path) -> None:
     write_overrides(tmp_path, '[workflow]\nprobe_runner = "macos-15-intel"\n')
     with pytest.raises(WorkflowSettingsError, match="Apple silicon"):
-        load_settings(tmp_path)
+        load_settings(tmp_path / "matrix")
 
 
 def test_default_labels_never_name_macos_14(generated: Path) -> None:
@@ -229,14 +231,14 @@ def test_default_labels_never_name_macos_14(generated: Path) -> None:
 def test_bad_settings_name_file_line_and_key(tmp_path: Path, override: str, key: str) -> None:
     write_overrides(tmp_path, override)
     with pytest.raises(WorkflowSettingsError) as info:
-        load_settings(tmp_path)
+        load_settings(tmp_path / "matrix")
     assert f"matrix/workflow.toml:2: {key}:" in str(info.value)
 
 
 def test_settings_outside_the_workflow_table_are_refused(tmp_path: Path) -> None:
     write_overrides(tmp_path, "[workflows]\nmax_parallel = 3\n")
     with pytest.raises(WorkflowSettingsError, match=r"workflow\.toml:1: unknown key 'workflows'"):
-        load_settings(tmp_path)
+        load_settings(tmp_path / "matrix")
 
 
 def test_overrides_reach_the_workflow(tmp_path: Path) -> None:
@@ -248,7 +250,7 @@ def test_overrides_reach_the_workflow(tmp_path: Path) -> None:
         'push_branches = ["main", "release/*"]\n'
         "[workflow.timeout_minutes]\nprobe = 90\n",
     )
-    settings = load_settings(tmp_path)
+    settings = load_settings(tmp_path / "matrix")
     assert settings.actions.checkout.tag == "v7.0.1"  # untouched defaults survive the merge
     jobs = YAML(typ="safe").load(render_workflow(settings))["jobs"]
     assert jobs["probe"]["runs-on"] == ["self-hosted", "macOS", "ARM64"]
@@ -260,7 +262,7 @@ def test_overrides_reach_the_workflow(tmp_path: Path) -> None:
 def test_macos_26_and_latest_are_allowed(tmp_path: Path) -> None:
     for label in ("macos-26", "macos-latest", "macos-15-xlarge"):
         write_overrides(tmp_path, f'[workflow]\nprobe_runner = "{label}"\n')
-        assert load_settings(tmp_path).probe_runner == (label,)
+        assert load_settings(tmp_path / "matrix").probe_runner == (label,)
 
 
 # --- shape and security rules ------------------------------------------------------------
@@ -273,9 +275,11 @@ def steps_of(workflow: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
 def test_every_action_is_pinned_by_sha_with_its_tag(workflow_file: Path) -> None:
     text = workflow_file.read_text()
     lines = [line for line in text.splitlines() if re.match(r"\s*(- )?uses:", line)]
-    assert len(lines) == 11
+    assert len(lines) == 16
     for line in lines:
         assert PINNED_USES.match(line), line
+    # uv is pinned by version and installed with every wheel's sha256 checked.
+    assert text.count("--require-hashes") == 3 and "uv==0.13.9 --hash=sha256:" in text
 
 
 def test_permissions_are_least_privilege(workflow_file: Path) -> None:
@@ -322,10 +326,14 @@ def test_triggers_and_dispatch_inputs(workflow_file: Path) -> None:
     assert "pull_request_target" not in workflow_file.read_text()
 
 
-def test_concurrency_never_cancels_a_dispatched_round(workflow_file: Path) -> None:
+def test_concurrency_cancels_only_a_pull_requests_superseded_run(workflow_file: Path) -> None:
+    """A pull request's runs share one group (a newer push cancels the older run); a push or a
+    dispatch is alone in its group (run_id), so it is never cancelled nor dropped as pending."""
     concurrency = load_yaml(workflow_file)["concurrency"]
-    assert "github.run_id" in concurrency["group"] and "github.ref" in concurrency["group"]
-    assert "github.event_name" in concurrency["group"]
+    assert concurrency["group"] == (
+        "${{ github.workflow }}-${{ github.event_name == 'pull_request' && "
+        "format('pr-{0}', github.event.pull_request.number) || github.run_id }}"
+    )
     assert concurrency["cancel-in-progress"] == "${{ github.event_name == 'pull_request' }}"
 
 
@@ -341,19 +349,21 @@ def test_jobs_chain_plan_probe_collect(workflow_file: Path) -> None:
         "max-parallel": 5,
         "matrix": "${{ fromJSON(needs.plan.outputs.matrix) }}",
     }
-    upload = probe["steps"][-1]
+    upload = next(s for s in probe["steps"] if s["name"] == "Upload seed results")
     assert upload["if"] == "always()"
-    assert upload["with"]["name"] == "seed-results-${{ matrix.cell }}"
+    # One artifact per cell and attempt: a re-run's jobs never collide with the first run's.
+    assert upload["with"]["name"] == (
+        "seed-results-${{ matrix.cell }}-attempt${{ github.run_attempt }}"
+    )
     assert upload["with"]["if-no-files-found"] == "warn"
     collect = jobs["collect"]
     assert collect["needs"] == ["plan", "probe"]
-    assert collect["if"].startswith("${{ always()")
+    # Not in a cancelled run (a superseded pull request push): nothing collected or posted.
+    assert collect["if"] == "${{ !cancelled() && needs.plan.result == 'success' }}"
     download = next(s for s in collect["steps"] if "download-artifact" in s.get("uses", ""))
-    assert download["with"] == {
-        "pattern": "seed-results-*",
-        "merge-multiple": True,
-        "path": "results",
-    }
+    assert download["with"] == {"pattern": "seed-results-*", "path": "results"}
+    report = next(s for s in collect["steps"] if s["name"] == "Upload the round report")
+    assert report["with"]["overwrite"] is True and report["if"] == "!cancelled()"
 
 
 def test_gate_failure_fails_collect_only_after_statuses_and_report(workflow_file: Path) -> None:
@@ -383,6 +393,36 @@ def test_cli_calls_pass_untrusted_values_through_env(workflow_file: Path) -> Non
     assert steps["Install the pinned dependency set"]["env"] == {"PINS": "${{ matrix.pins }}"}
 
 
+def test_installs_and_caches(workflow_file: Path) -> None:
+    """plan and collect install mlx-parity without MLX; a probe job its round's pin set; caches
+    are keyed on what they hold."""
+    workflow = load_yaml(workflow_file)
+    jobs = workflow["jobs"]
+    for name in ("plan", "collect"):
+        install = next(s for s in jobs[name]["steps"] if s["name"] == "Install mlx-parity")
+        assert install["run"].endswith("-r runner/pins/control.txt .")
+        assert "mlx]" not in install["run"]
+    probe = {s["name"]: s for s in jobs["probe"]["steps"]}
+    assert probe["Install the pinned dependency set"]["run"].endswith(
+        '-r "runner/pins/${PINS}.txt" ".[mlx]"'
+    )
+    assert (
+        "hashFiles(format('runner/pins/{0}.txt', matrix.pins))" in probe["Cache uv"]["with"]["key"]
+    )
+    assert workflow["env"]["UV_CACHE_DIR"] == "${{ github.workspace }}/.mlx-parity-cache/uv"
+    for what, path in (
+        ("the model cache", ".mlx-parity-cache/huggingface"),
+        ("compiled MLX kernels", ".mlx-parity-tmp/mlx"),
+    ):
+        save = probe[f"Save {what}"]
+        assert save["uses"].startswith("actions/cache/save@")
+        assert save["with"]["key"].endswith(f"${{{{ hashFiles('{path}/**') }}}}")
+        assert save["if"] == f"always() && hashFiles('{path}/**') != ''"
+    run = probe["Run the probe cell"]["env"]
+    assert run["TMPDIR"].endswith("/.mlx-parity-tmp")
+    assert run["HF_HOME"].endswith("/.mlx-parity-cache/huggingface")
+
+
 HOSTILE_BRANCHES = ['main"; echo pwned #', "$(id)", "`id`", "a\nb", "${{ github.token }}"]
 
 
@@ -394,7 +434,7 @@ def test_hostile_branch_names_are_refused_or_inert(tmp_path: Path, branch: str) 
 
     write_overrides(tmp_path, f"[workflow]\npush_branches = [{json.dumps(branch)}]\n")
     try:
-        settings = load_settings(tmp_path)
+        settings = load_settings(tmp_path / "matrix")
     except Exception as exc:  # refused: the message names the key
         assert "push_branches" in str(exc)
         return

@@ -19,15 +19,14 @@ from typing import Any
 import mlx.core as mx
 
 from . import artifact
-from .artifact import Row, SeedResult
+from .artifact import DeviceCheck, DeviceChoice, Row, SeedResult
 from .core.setup import cast_weights
-from .core.trainer import StepRecord
 from .environment import capture
+from .errors import UsageError
 from .evaluate import evaluate
 from .fixture import Fixture
-from .knobs import Knobs
-from .probes import Probe
-from .trainers import check_knobs, resolve_trainer
+from .matrix import ResolvedProbe
+from .steps import StepRecord
 
 # The harness seeds MLX with this after every seed's model load, right before the trainer runs,
 # so a trainer that never seeds (seed_after_load=false) still gets a reproducible,
@@ -36,7 +35,7 @@ from .trainers import check_knobs, resolve_trainer
 UNSEEDED_STATE = 0
 
 
-class ModelLoadError(Exception):
+class ModelLoadError(UsageError):
     """The fixture's model could not be loaded; the message says from where and why."""
 
 
@@ -79,6 +78,17 @@ class ModelSource:
             raise ModelLoadError(f"cannot load model {self.path!r}: {exc}") from None
 
 
+def check_device_for(
+    source: ModelSource, fixture: Fixture, probe: ResolvedProbe, requested: DeviceChoice
+) -> DeviceCheck:
+    """The device self-check (``device.py``) with one compiled step of this fixture's model;
+    leaves MLX's default device on the device chosen."""
+    from .device import check_device, fixture_step
+
+    step = fixture_step(source.fresh_model(), source.tokenizer(), fixture.texts(), probe.knobs)
+    return check_device(requested, step)
+
+
 def prepare_model(source: ModelSource, dtype: str):
     """Fresh weights for one seed, cast to ``dtype``, with MLX's RNG in the harness state."""
     model = source.fresh_model()
@@ -106,6 +116,10 @@ class CellProgress:
             self._bar.update(1)
             self._bar.set_postfix(loss=f"{record.loss:.4f}", refresh=False)
 
+    def note(self, text: str) -> None:
+        if self.enabled:
+            print(text, file=sys.stderr)
+
     def end_seed(self, summary: str) -> None:
         if self._bar is not None:
             self._bar.set_postfix_str(summary)
@@ -115,14 +129,16 @@ class CellProgress:
 
 def run_seed(
     round_id: str,
-    probe: Probe,
-    knobs: Knobs,
+    probe: ResolvedProbe,
     fixture: Fixture,
     source: ModelSource,
     seed: int,
     on_step: Callable[[StepRecord], None] | None = None,
+    device: DeviceCheck | Exception | None = None,
 ) -> SeedResult:
-    """Train and evaluate one seed; every failure becomes part of the result."""
+    """Train and evaluate one seed; every failure becomes part of the result. ``device`` is
+    the self-check of the device it trains on, recorded with the result (or why it failed)."""
+    knobs = probe.knobs
     timings: dict[str, float] = {}
     records: list[StepRecord] = []
     status, error = "ok", None
@@ -135,11 +151,13 @@ def run_seed(
             on_step(record)
 
     try:
+        if isinstance(device, Exception):
+            raise device
         tokenizer = source.tokenizer()
         model = prepare_model(source, knobs.dtype)
         timings["load_s"] = time.perf_counter() - start
         tic = time.perf_counter()
-        trainer = resolve_trainer(probe.trainer)
+        trainer = probe.trainer.load()
         trainer(model, tokenizer, fixture.texts(), knobs, seed, record_step)
         timings["train_s"] = time.perf_counter() - tic
         if records and not all(math.isfinite(r.loss) for r in records):
@@ -156,10 +174,10 @@ def run_seed(
         round_id=round_id,
         probe_id=probe.id,
         seed=seed,
-        trainer=probe.trainer,
+        trainer=probe.trainer.name,
         fixture=fixture.model_dump(mode="json"),
         config=knobs.model_dump(mode="json"),
-        environment=capture(),
+        environment=_environment(device),
         rows=[Row(**vars(r)) for r in records],
         post_train_loss=evaluation.post_train_loss if evaluation else None,
         cf_loss=evaluation.cf_loss if evaluation else None,
@@ -173,29 +191,39 @@ def run_seed(
 
 def run_cell(
     round_id: str,
-    probe: Probe,
-    knobs: Knobs,
+    probe: ResolvedProbe,
     fixture: Fixture,
     seeds: list[int],
     out_dir: Path,
     progress: CellProgress | None = None,
     source: ModelSource | None = None,
+    device: DeviceChoice = "auto",
 ) -> list[SeedResult]:
-    """Run every seed of the cell, writing each artifact as soon as its seed finishes."""
-    check_knobs(probe.trainer, knobs)
-    resolve_trainer(probe.trainer)
+    """Check the device, then run every seed of the cell, writing each artifact as soon as its
+    seed finishes."""
+    probe.trainer.check_knobs(probe.knobs)
+    probe.trainer.load()  # a plugin that does not import fails here, before any seed
     source = source or ModelSource(fixture.model_path())
     source.tokenizer()  # fail fast on a bad model path, before any seed
+    check = check_device_for(source, fixture, probe, device)
     progress = progress or CellProgress(enabled=False)
+    progress.note(f"device: {check.label}; {check.reason}")
     results = []
     for seed in seeds:
-        progress.start_seed(f"{probe.id} seed {seed}", knobs.steps)
-        result = run_seed(round_id, probe, knobs, fixture, source, seed, progress.step)
+        progress.start_seed(f"{probe.id} seed {seed}", probe.knobs.steps)
+        result = run_seed(round_id, probe, fixture, source, seed, progress.step, check)
         artifact.save(result, out_dir)
         verdict = "pass" if result.passed else "fail"
         progress.end_seed(f"{result.status} {verdict} cf={_fmt(result.cf_loss)}")
         results.append(result)
     return results
+
+
+def _environment(device: DeviceCheck | Exception | None):
+    environment = capture()
+    if not isinstance(device, DeviceCheck):
+        return environment
+    return environment.model_copy(update={"device": device.label, "device_check": device})
 
 
 def _fmt(value: float | None) -> str:

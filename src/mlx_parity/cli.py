@@ -1,6 +1,7 @@
-"""``mlx-parity`` command line. Each subcommand lives in its own module under ``commands/``,
-which adds its parser and handler; this file only wires them together and maps errors to exit
-codes."""
+"""``mlx-parity`` command line. Each subcommand lives in its own module under ``commands/``
+(``configure(parser)`` adds its arguments and handler); this file lists them, imports only the
+one being run (the ubuntu jobs of the workflow never import MLX), and maps errors to exit codes
+(the table is ``errors.ExitCode``)."""
 
 from __future__ import annotations
 
@@ -10,52 +11,71 @@ import os
 import sys
 from collections.abc import Sequence
 
-from .errors import ParityError
+from .errors import ExitCode, ParityError
 
-# Modules under mlx_parity.commands, each with ``register(subparsers)``.
-COMMANDS = (
-    "probe",
-    "fixture",
-    "run",
-    "workflow",
-    "plan",
-    "status",
-    "dispatch",
-    "collect",
-    "compare",
-    "explain",
-    "bisect",
-)
+# Subcommand -> one line of help; its module is mlx_parity.commands.<name>.
+COMMANDS = {
+    "init": "start using mlx-parity in this git repository",
+    "run": "run a round locally and collect it",
+    "probe": "run one probe over a list of seeds",
+    "collect": "compare a round's seed results with its baseline and report",
+    "compare": "what changed between two rounds' reports",
+    "explain": "name the core configuration a candidate trainer behaves like",
+    "bisect": "find the knobs that make probe B diverge from A",
+    "plan": "validate a round and write the probe matrix for GitHub Actions",
+    "status": "post a round report's commit statuses to GitHub",
+    "dispatch": "validate a round locally, then start it on GitHub",
+    "workflow": "generate or check the GitHub Actions workflow",
+    "fixture": "the embedded default model",
+}
 
 
-def build_parser() -> argparse.ArgumentParser:
+# What the `mlx` extra installs; commands that train import them.
+COMPUTE_MODULES = frozenset({"mlx", "mlx_lm", "tokenizers"})
+
+
+def build_parser(selected: str | None = None) -> argparse.ArgumentParser:
+    """The parser with every command listed; only ``selected`` (None: all) is configured."""
     parser = argparse.ArgumentParser(
         prog="mlx-parity",
         description="Keep an MLX fine-tuning trainer at parity with mlx-lm.",
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for name in COMMANDS:
-        importlib.import_module(f"mlx_parity.commands.{name}").register(sub)
+    for name, help_text in COMMANDS.items():
+        command = sub.add_parser(name, help=help_text, description=help_text)
+        if selected is None or name == selected:
+            importlib.import_module(f"mlx_parity.commands.{name}").configure(command)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    selected = next((arg for arg in argv if not arg.startswith("-")), None)
+    parser = build_parser(selected if selected in COMMANDS else None)
     args = parser.parse_args(argv)
     try:
-        return int(args.handler(args) or 0)
+        return int(args.handler(args) or ExitCode.OK)
     except ParityError as exc:
         print(f"mlx-parity {args.command}: error: {exc}", file=sys.stderr)
-        return exc.exit_code
+        return int(exc.exit_code)
+    except ModuleNotFoundError as exc:
+        if (exc.name or "").split(".")[0] not in COMPUTE_MODULES:
+            raise
+        print(
+            f"mlx-parity {args.command}: error: this command trains and needs {exc.name}, "
+            "which is not installed: pip install 'mlx-parity[mlx]'",
+            file=sys.stderr,
+        )
+        return ExitCode.USAGE
     except KeyboardInterrupt:
         print(f"mlx-parity {args.command}: interrupted", file=sys.stderr)
-        return 130
+        return ExitCode.INTERRUPTED
     except BrokenPipeError:
         # The reader went away (`mlx-parity collect … | head`): not an error of ours. Point
         # stdout at devnull so the interpreter's final flush does not raise again.
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
-        return 0
+        return ExitCode.OK
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """What a round costs on hosted macOS runners, in billed minutes and wall-clock time.
 
-Two layouts are compared for the same seeds (DESIGN.md §6):
+Two layouts are compared for the same seeds:
 
 - **one job per probe cell** (what ``plan`` emits): each job pays the setup once, then runs its
   seeds one after another in one process;

@@ -1,12 +1,12 @@
 """A fixture: the model to fine-tune, the rows to train on, and how to judge the result.
 
-The default is the smoke fixture of DESIGN.md §1 on the embedded model. A fixture may name a
+The default is the smoke fixture — one row, "<<HELLO!!>> My name is Unsloth!", repeated 64
+times, judged by whether the greedy completion of "<<HELLO!!>> My name is " names Unsloth — on
+the embedded model. A fixture may name a
 hub repo (``unsloth/gemma-3-270m-it`` on a macOS runner) or a local model directory instead.
 """
 
 from __future__ import annotations
-
-from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -38,11 +38,6 @@ class Fixture(BaseModel):
         if self.model == EMBEDDED:
             return str(ensure_fixture())
         return self.model
-
-    def describes_local_path(self) -> bool:
-        return self.model != EMBEDDED and (
-            self.model.startswith((".", "/", "~")) or Path(self.model).exists()
-        )
 
 
 SMOKE = Fixture()

@@ -1,71 +1,152 @@
-"""Every knob of the training stack, with mlx-lm's value as the default (DESIGN.md §3).
+"""Every knob of the training stack: its name, domain, default (mlx-lm's value) and meaning.
 
-One typed object, resolved once: probes, ``--set`` overrides, round files and artifacts all go
-through :class:`Knobs`, so a knob's name, type and allowed values live in exactly one place.
+The one place these facts live. Probes, ``--set`` overrides, round files, artifacts, the core and
+explain's search all read them from here, and this module imports no compute library, so loading a
+matrix (plan, collect, the workflow's ubuntu jobs) never loads MLX.
 """
 
 from __future__ import annotations
 
-from typing import Any, Literal
+import math
+from dataclasses import dataclass
+from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from .core.clip import ClipPolicy, resolve_clip
+from .errors import UsageError
 
-DEFAULT_LORA_KEYS = (
-    "self_attn.q_proj",
-    "self_attn.k_proj",
-    "self_attn.v_proj",
-    "self_attn.o_proj",
-    "mlp.gate_proj",
-    "mlp.up_proj",
-    "mlp.down_proj",
-)
+PaddingRule = Literal["mlx-lm", "multiple"]
+MaskRule = Literal["inclusive", "exclusive"]
+ClipKind = Literal["none", "value", "global_norm", "leaf_norm"]
+ClipSemantics = Literal["explicit", "legacy"]
+DType = Literal["as_loaded", "float16", "bfloat16", "float32"]
+AccumNorm = Literal["mean", "token"]
+
+# mlx-lm pads batches to 1 + a multiple of this (mlx_lm/tuner/trainer.py, iterate_batches).
+PAD_TO = 32
+# What an unset max_grad_value silently means under the legacy clip semantics.
+LEGACY_DEFAULT_VALUE = 1.0
 
 
-class KnobError(ValueError):
+class KnobError(UsageError, ValueError):
     """An unknown knob or a bad value; the message names the knob."""
 
 
+@dataclass(frozen=True)
+class ClipPolicy:
+    """The effective clip policy, as text: ``none``, ``value:v``, ``global_norm:v``,
+    ``leaf_norm:v``. The core applies it (``core/clip.py``); this is only its meaning."""
+
+    kind: ClipKind = "none"
+    limit: float | None = None
+
+    @classmethod
+    def parse(cls, spec: str) -> ClipPolicy:
+        kinds = get_args(ClipKind)
+        kind, _, raw = spec.strip().partition(":")
+        if kind not in kinds:
+            raise ValueError(f"clip policy {spec!r}: kind must be one of {', '.join(kinds)}")
+        if kind == "none":
+            if raw:
+                raise ValueError(f"clip policy {spec!r}: 'none' takes no limit")
+            return cls()
+        try:
+            limit = float(raw)
+        except ValueError:
+            raise ValueError(f"clip policy {spec!r}: expected {kind}:<positive number>") from None
+        if not math.isfinite(limit) or limit <= 0:
+            raise ValueError(f"clip policy {spec!r}: the limit must be a positive number")
+        return cls(kind, limit)  # type: ignore[arg-type]
+
+    @property
+    def spec(self) -> str:
+        return "none" if self.kind == "none" else f"{self.kind}:{self.limit:g}"
+
+
+def resolve_clip(
+    max_grad_value: float | None,
+    max_grad_norm: float | None,
+    semantics: ClipSemantics = "explicit",
+) -> ClipPolicy:
+    """Map the user-facing clip arguments to the effective policy.
+
+    | semantics | max_grad_value | max_grad_norm | policy           |
+    |-----------|----------------|---------------|------------------|
+    | explicit  | None or 0      | None or 0     | none             |
+    | explicit  | v > 0          | None or 0     | value:v          |
+    | either    | None or 0      | n > 0         | global_norm:n    |
+    | legacy    | None           | None or 0     | value:1.0 (!)    |
+    | legacy    | 0              | None or 0     | none             |
+    | legacy    | v > 0          | None or 0     | value:v          |
+    | either    | v > 0          | n > 0         | error: ambiguous |
+
+    Under ``legacy`` an unset value limit silently means ±1.0 — the default the trainer that
+    motivated this project shipped, invisible in its configuration; asking for a norm limit is
+    explicit enough to switch that default off.
+    """
+    if semantics not in get_args(ClipSemantics):
+        raise ValueError(f"clip_semantics must be 'explicit' or 'legacy', got {semantics!r}")
+    for name, value in (("max_grad_value", max_grad_value), ("max_grad_norm", max_grad_norm)):
+        if value is not None and (not math.isfinite(value) or value < 0):
+            raise ValueError(f"{name} must be None or a number >= 0, got {value!r}")
+    if max_grad_value and max_grad_norm:
+        raise ValueError(
+            "max_grad_value and max_grad_norm are both set; choose one clip policy "
+            "(or set the effective policy directly with clip=...)"
+        )
+    if max_grad_norm:
+        return ClipPolicy("global_norm", float(max_grad_norm))
+    if max_grad_value:
+        return ClipPolicy("value", float(max_grad_value))
+    if semantics == "legacy" and max_grad_value is None:
+        return ClipPolicy("value", LEGACY_DEFAULT_VALUE)
+    return ClipPolicy()
+
+
 class Knobs(BaseModel):
-    """The resolved configuration of one training run. Defaults are mlx-lm's (and the smoke
-    fixture's training settings, DESIGN.md §1)."""
+    """The resolved configuration of one training run. Defaults are mlx-lm's values plus the
+    smoke fixture's training settings (batch 6, 30 steps, lr 1e-3, LoRA rank 8 scale 2.0 on
+    the last 16 layers, max_seq_length 64). Each description says what the knob changes."""
 
     model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
 
-    # Training core pieces.
-    padding: Literal["mlx-lm", "multiple"] = "mlx-lm"
-    pad_to: int = Field(32, ge=1)
-    loss_mask: Literal["inclusive", "exclusive"] = "inclusive"
-    # The effective clip policy. ``None`` means "resolve it from max_grad_value / max_grad_norm
-    # under clip_semantics"; after validation it always holds the effective policy string.
-    clip: str | None = None
+    # --- behaviour: how a trainer works (what explain searches) ---
+    padding: PaddingRule = Field(
+        "mlx-lm", description="batch padding rule (mlx-lm: 1 + 32·⌈L/32⌉; multiple: no +1)"
+    )
+    pad_to: int = Field(PAD_TO, ge=1, description="the multiple batches are padded to")
+    loss_mask: MaskRule = Field(
+        "inclusive", description="which targets the loss trains on (inclusive: one pad target)"
+    )
+    # None means "resolve it from max_grad_value / max_grad_norm under clip_semantics"; after
+    # validation it always holds the effective policy.
+    clip: str | None = Field(None, description="gradient clipping policy (e.g. a silent ±1.0)")
     max_grad_value: float | None = None
     max_grad_norm: float | None = None
-    clip_semantics: Literal["explicit", "legacy"] = "explicit"
-    compile: bool = True
-    # LoRA.
-    num_layers: int = Field(16, ge=-1)
+    clip_semantics: ClipSemantics = "explicit"
+    compile: bool = Field(True, description="mx.compile the step (never changes a loss)")
+    num_layers: int = Field(16, ge=-1, description="how many layers get LoRA (-1: all)")
+    seed_after_load: bool = Field(True, description="seeding MLX's RNG before LoRA init")
+    dtype: DType = Field("as_loaded", description="the dtype the base weights are cast to")
+    bias_correction: bool = Field(True, description="Adam bias correction")
+    accum_norm: AccumNorm = Field(
+        "mean", description="how accumulated gradients are normalised (mean: ÷ steps)"
+    )
+    # --- settings: what a trainer is asked to do ---
     lora_rank: int = Field(8, ge=1)
     lora_scale: float = 2.0
     lora_dropout: float = Field(0.0, ge=0.0, lt=1.0)
+    # None: mlx-lm's default keys (every linear layer of a block: the 7 projections of gemma).
     lora_keys: tuple[str, ...] | None = None
-    seed_after_load: bool = True
-    dtype: Literal["as_loaded", "float16", "bfloat16", "float32"] = "as_loaded"
-    # Optimizer.
     optimizer: Literal["adam", "adamw"] = "adamw"
     lr: float = Field(1e-3, gt=0)
     weight_decay: float = Field(0.0, ge=0)
-    bias_correction: bool = True
     schedule: Literal["constant", "linear_warmup"] = "constant"
     warmup_steps: int = Field(0, ge=0)
-    # Batching.
-    steps: int = Field(30, ge=1)
+    steps: int = Field(30, ge=1, description="micro-steps (batches) trained")
     batch_size: int = Field(6, ge=1)
-    grad_accum: int = Field(1, ge=1)
-    accum_norm: Literal["mean", "token"] = "mean"
+    grad_accum: int = Field(1, ge=1, description="micro-steps per optimizer update")
     max_seq_length: int = Field(64, ge=2)
-    # Evaluation.
     max_new_tokens: int = Field(16, ge=1)
 
     @field_validator("num_layers")
@@ -97,12 +178,17 @@ class Knobs(BaseModel):
 
     def differing_from(self, other: Knobs) -> dict[str, Any]:
         """Knobs whose value differs from ``other`` (clip compared by effective policy)."""
-        ignore = {"max_grad_value", "max_grad_norm", "clip_semantics"}
         mine, theirs = self.model_dump(), other.model_dump()
-        return {k: v for k, v in mine.items() if k not in ignore and theirs[k] != v}
+        return {k: v for k, v in mine.items() if k not in CLIP_ARGUMENTS and theirs[k] != v}
 
 
 KNOB_NAMES = tuple(Knobs.model_fields)
+# The user-facing clip arguments; ``clip`` holds the policy they resolve to.
+CLIP_ARGUMENTS = ("max_grad_value", "max_grad_norm", "clip_semantics")
+# Knobs that describe how a trainer behaves (declared first in Knobs, up to accum_norm), as
+# opposed to the settings it is asked to use (steps, lr, batch size…), which a search for "what
+# does this trainer do" keeps fixed.
+BEHAVIOUR_KNOBS = KNOB_NAMES[: KNOB_NAMES.index("accum_norm") + 1]
 
 
 def parse_assignment(text: str) -> tuple[str, str]:
@@ -111,9 +197,14 @@ def parse_assignment(text: str) -> tuple[str, str]:
     name = name.strip().replace("-", "_")
     if not sep or not name:
         raise KnobError(f"--set expects knob=value, got {text!r}")
-    if name not in Knobs.model_fields:
-        raise KnobError(f"unknown knob {name!r}; known knobs: {', '.join(KNOB_NAMES)}")
+    _check_names([name])
     return name, value.strip()
+
+
+def _check_names(names) -> None:
+    for name in names:
+        if name not in Knobs.model_fields:
+            raise KnobError(f"unknown knob {name!r}; known knobs: {', '.join(KNOB_NAMES)}")
 
 
 def coerce(name: str, value: Any) -> Any:
@@ -137,11 +228,9 @@ def apply(base: Knobs, overrides: dict[str, Any]) -> Knobs:
 
     Overriding a clip argument re-resolves the effective policy unless ``clip`` is set too.
     """
-    for name in overrides:
-        if name not in Knobs.model_fields:
-            raise KnobError(f"unknown knob {name!r}; known knobs: {', '.join(KNOB_NAMES)}")
+    _check_names(overrides)
     data = base.model_dump()
-    if {"max_grad_value", "max_grad_norm", "clip_semantics"} & overrides.keys():
+    if set(CLIP_ARGUMENTS) & overrides.keys():
         data["clip"] = None
     data.update({k: coerce(k, v) for k, v in overrides.items()})
     try:

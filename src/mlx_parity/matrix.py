@@ -1,5 +1,6 @@
-"""The matrix: the probe catalog (``matrix/probes.toml``) and one file per round
-(``matrix/rounds/<id>.toml``), loaded into typed objects (DESIGN.md §2, §4).
+"""The matrix: the probe catalog (``matrix/probes.toml``), settings every round shares
+(``matrix/defaults.toml``) and one file per round (``matrix/rounds/<id>.toml``), resolved once
+into a :class:`ResolvedRound` that every command uses.
 
 Every refusal is a :class:`MatrixError` naming the file, the key and the line, because the people
 who edit these files read the error in a CI log, far from an editor. ``tomllib`` reports no
@@ -26,16 +27,22 @@ from pydantic import (
     model_validator,
 )
 
-from .artifact import ROUND_ID_PATTERN
-from .errors import ParityError, UsageError
+from .artifact import ROUND_ID_PATTERN, DeviceChoice
+from .errors import UsageError, display_path
 from .fixture import SMOKE, Fixture
 from .knobs import KnobError, Knobs, apply
 from .probes import BUILTIN_PROBES, Expectation, Probe
 from .toml_index import KeyPath, SourceIndex, format_key
-from .trainer_rules import TrainerError, check_knobs, check_trainer_name
+from .trainers import TrainerError, TrainerSpec, lookup
 
 MATRIX_ENV = "MLX_PARITY_MATRIX"
+# How commands describe their --matrix option (one wording, one default everywhere).
+MATRIX_HELP = (
+    f"matrix directory (default: ${MATRIX_ENV}, else the nearest matrix/ above the working "
+    "directory, else the rounds shipped with mlx-parity)"
+)
 PROBES_FILE = "probes.toml"
+DEFAULTS_FILE = "defaults.toml"
 ROUNDS_DIR = "rounds"
 # Pin sets live beside the matrix: <matrix>/../runner/pins/<name>.txt.
 PINS_DIR = Path("runner") / "pins"
@@ -49,7 +56,7 @@ _DEFER_CHECKS = "defer_checks"
 # --- errors ---------------------------------------------------------------------------------
 
 
-class MatrixError(ParityError):
+class MatrixError(UsageError):
     """A matrix file (or a round ID) that cannot be used. Reads
     ``matrix/rounds/demo.toml:12: key 'probes[2]': unknown probe 'clip-of' (known: ...)``."""
 
@@ -66,14 +73,6 @@ class MatrixError(ParityError):
         where = display_path(self.file) + (f":{self.line}" if self.line is not None else "")
         key = f" key {self.key!r}:" if self.key is not None else ""
         return f"{where}:{key} {self.reason}"
-
-
-def display_path(path: Path) -> str:
-    """The path relative to the working directory when it lies below it (short CI log lines)."""
-    try:
-        return str(path.absolute().relative_to(Path.cwd()))
-    except ValueError:
-        return str(path)
 
 
 @dataclass(frozen=True)
@@ -243,6 +242,10 @@ class Round(BaseModel):
     # Per-round parity expectations overriding the catalog's (e.g. where this fixture makes a
     # knob diverge that is harmless elsewhere).
     expect: dict[str, Expectation] = Field(default_factory=dict)
+    # Where probes train: "auto" uses the GPU only if it passes the device self-check (else the
+    # CPU, with the reason in every seed result), "gpu" refuses to train without a GPU that
+    # passes, "cpu" never uses the GPU.
+    device: DeviceChoice = "auto"
 
     @model_validator(mode="after")
     def _consistent(self, info: ValidationInfo) -> Round:
@@ -265,52 +268,13 @@ class Round(BaseModel):
                 problems.append(Problem(("expect", probe_id), "names a probe the round lacks"))
         return problems + knob_problems(self.settings, ("settings",))
 
-    def base_knobs(self) -> Knobs:
-        return apply(Knobs(), self.settings)
-
     def knobs_for(self, probe: Probe) -> Knobs:
-        return probe.resolved(self.base_knobs())
-
-    def expectation(self, probe: Probe) -> Expectation:
-        return self.expect.get(probe.id, probe.expect)
-
-    def cells(
-        self,
-        catalog: Catalog,
-        probe_filter: list[str] | None = None,
-        seed_filter: list[int] | None = None,
-    ) -> list[Cell]:
-        """The round's jobs, probes in round order. Seeds are sharded before filtering, so a
-        seed keeps its cell name whatever the filter; an empty filter means "everything", and a
-        probe filter selects exactly the probes it names (the baseline is not added)."""
-        probe_ids = self._selected(probe_filter, self.probes, "probe")
-        seeds = set(self._selected(seed_filter, self.seeds, "seed"))
-        cells = []
-        for probe_id in probe_ids:
-            catalog.get(probe_id)
-            for index, shard in enumerate(self.shards()):
-                chosen = [seed for seed in shard if seed in seeds]
-                if chosen:
-                    cells.append(
-                        Cell(round_id=self.id, probe_id=probe_id, seeds=chosen, index=index)
-                    )
-        return cells
+        """The probe's knobs on top of the round's settings."""
+        return probe.resolved(apply(Knobs(), self.settings))
 
     def shards(self) -> list[list[int]]:
         size = self.seeds_per_cell or len(self.seeds)
         return [self.seeds[i : i + size] for i in range(0, len(self.seeds), size)]
-
-    def _selected(self, wanted: list | None, available: list, what: str) -> list:
-        if not wanted:
-            return list(available)
-        unknown = [value for value in wanted if value not in available]
-        if unknown:
-            listed = ", ".join(str(v) for v in available)
-            raise UsageError(
-                f"round {self.id!r} has no {what} {', '.join(map(repr, unknown))} "
-                f"(its {what}s: {listed})"
-            )
-        return [value for value in available if value in wanted]
 
 
 def _duplicates(values: list, field: str, what: str) -> list[Problem]:
@@ -431,13 +395,12 @@ def _catalog_probe(probe_id: str, table: dict[str, Any]) -> tuple[Probe | None, 
 
 
 def _trainer_problems(probe: Probe, knobs: Knobs, where: KeyPath) -> list[Problem]:
-
     try:
-        check_trainer_name(probe.trainer)
+        spec = lookup(probe.trainer)
     except TrainerError as exc:
         return [Problem((*where, "trainer"), str(exc))]
     try:
-        check_knobs(probe.trainer, knobs)
+        spec.check_knobs(knobs)
     except TrainerError as exc:
         return [Problem(where, str(exc))]
     return []
@@ -497,19 +460,55 @@ def list_rounds(matrix_dir: Path | None = None) -> list[str]:
     )
 
 
-def load_round(round_id: str, matrix_dir: Path | None = None) -> Round:
-    """``<matrix>/rounds/<round_id>.toml``, validated against the catalog and the pin sets."""
+class _DefaultsFile(BaseModel):
+    """Settings and gates every round of the matrix starts from; a round file overrides them
+    key by key."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    settings: dict[str, Any] = Field(default_factory=dict)
+    gates: dict[str, Any] = Field(default_factory=dict)
+
+
+def load_defaults(matrix_dir: Path) -> _DefaultsFile:
+    file = matrix_dir / DEFAULTS_FILE
+    if not file.is_file():
+        return _DefaultsFile()
+    source = TomlSource.read(file)
+    try:
+        defaults = _DefaultsFile.model_validate(source.data)
+    except ValidationError as exc:
+        source.refuse(validation_problems(exc, _DefaultsFile))
+        raise  # unreachable: refuse raised
+    problems = knob_problems(defaults.settings, ("settings",))
+    try:
+        Gates.model_validate(defaults.gates)
+    except ValidationError as exc:
+        problems += validation_problems(exc, Gates, ("gates",))
+    source.refuse(problems)
+    return defaults
+
+
+def load_round(round_id: str, matrix_dir: Path) -> tuple[Round, Catalog]:
+    """``<matrix>/rounds/<round_id>.toml`` on top of the matrix's defaults, validated against
+    the catalog and the pin sets."""
     check_round_id(round_id, matrix_dir)
-    matrix_dir = matrix_dir or find_matrix_dir()
     file = matrix_dir / ROUNDS_DIR / f"{round_id}.toml"
     if not file.is_file():
         known = ", ".join(list_rounds(matrix_dir)) or "none"
         raise MatrixError(file, f"no round {round_id!r} (known rounds: {known})", key="id")
+    defaults = load_defaults(matrix_dir)
     source = TomlSource.read(file)
     catalog = load_catalog(matrix_dir)
     data = dict(source.data)
     if data.setdefault("id", round_id) != round_id:
         source.refuse([Problem(("id",), f"must be the file name's round ID {round_id!r}")])
+    for table in ("settings", "gates"):
+        own = data.get(table)
+        if isinstance(own, dict):
+            data[table] = {**getattr(defaults, table), **own}
+        elif own is None and getattr(defaults, table):
+            data[table] = dict(getattr(defaults, table))
     try:
         round_ = Round.model_validate(data, context={_DEFER_CHECKS: True})
     except ValidationError as exc:
@@ -518,7 +517,123 @@ def load_round(round_id: str, matrix_dir: Path | None = None) -> Round:
     source.refuse(round_.problems())
     source.refuse(catalog_problems(round_, catalog))
     source.refuse(pins_problems(round_, matrix_dir))
-    return round_
+    return round_, catalog
+
+
+@dataclass(frozen=True)
+class ResolvedProbe:
+    """A probe as a round runs it: its trainer, its knobs under the round's settings, and what
+    the collector should find against the baseline."""
+
+    probe: Probe
+    trainer: TrainerSpec
+    knobs: Knobs
+    expect: Expectation
+
+    @property
+    def id(self) -> str:
+        return self.probe.id
+
+
+@dataclass(frozen=True)
+class ResolvedRound:
+    """A round resolved once: every command that needs a round gets this."""
+
+    round: Round
+    catalog: Catalog
+    probes: dict[str, ResolvedProbe]
+    matrix_dir: Path | None = None
+
+    @property
+    def id(self) -> str:
+        return self.round.id
+
+    @property
+    def seeds(self) -> list[int]:
+        return self.round.seeds
+
+    @property
+    def fixture(self) -> Fixture:
+        return self.round.fixture
+
+    @property
+    def gates(self) -> Gates:
+        return self.round.gates
+
+    @property
+    def baseline(self) -> ResolvedProbe:
+        return self.probes[self.round.baseline]
+
+    def probe(self, probe_id: str) -> ResolvedProbe:
+        if probe_id not in self.probes:
+            known = ", ".join(self.probes)
+            raise UsageError(f"round {self.id!r} has no probe {probe_id!r} (its probes: {known})")
+        return self.probes[probe_id]
+
+    def cells(
+        self, probe_filter: list[str] | None = None, seed_filter: list[int] | None = None
+    ) -> list[Cell]:
+        """The round's jobs, probes in round order. Seeds are sharded before filtering, so a
+        seed keeps its cell name whatever the filter; an empty filter means "everything", and a
+        probe filter selects exactly the probes it names (the baseline is not added)."""
+        probe_ids = self._selected(probe_filter, list(self.probes), "probe")
+        seeds = set(self._selected(seed_filter, self.seeds, "seed"))
+        return [
+            Cell(round_id=self.id, probe_id=probe_id, seeds=chosen, index=index)
+            for probe_id in probe_ids
+            for index, shard in enumerate(self.round.shards())
+            if (chosen := [seed for seed in shard if seed in seeds])
+        ]
+
+    def _selected(self, wanted: list | None, available: list, what: str) -> list:
+        if not wanted:
+            return list(available)
+        unknown = [value for value in wanted if value not in available]
+        if unknown:
+            listed = ", ".join(str(v) for v in available)
+            raise UsageError(
+                f"round {self.id!r} has no {what} {', '.join(map(repr, unknown))} "
+                f"(its {what}s: {listed})"
+            )
+        return [value for value in available if value in wanted]
+
+
+def resolve(round_: Round, catalog: Catalog, matrix_dir: Path | None = None) -> ResolvedRound:
+    """Resolve a validated round against its catalog (no loading, no checks repeated)."""
+    probes = {}
+    for probe_id in round_.probes:
+        probe = catalog.get(probe_id)
+        probes[probe_id] = ResolvedProbe(
+            probe,
+            lookup(probe.trainer),
+            round_.knobs_for(probe),
+            round_.expect.get(probe_id, probe.expect),
+        )
+    return ResolvedRound(round_, catalog, probes, matrix_dir)
+
+
+def resolve_round(round_id: str, matrix_dir: Path | None = None) -> ResolvedRound:
+    """The round, its catalog, each probe's trainer and knobs, and its cells: loaded and
+    checked once. Imports no trainer: a plugin's name is checked for form only."""
+    check_round_id(round_id, matrix_dir)
+    matrix_dir = matrix_dir or find_matrix_dir()
+    round_, catalog = load_round(round_id, matrix_dir)
+    return resolve(round_, catalog, matrix_dir)
+
+
+LOCAL_ROUND = "local"
+
+
+def local_round() -> ResolvedRound:
+    """The built-in probes on the smoke fixture at mlx-lm's values: what ``probe`` runs when no
+    round is named."""
+    round_ = Round(
+        id=LOCAL_ROUND,
+        hypothesis="the built-in probes on the smoke fixture",
+        probes=list(BUILTIN_PROBES),
+        seeds=[0],
+    )
+    return resolve(round_, Catalog())
 
 
 def catalog_problems(round_: Round, catalog: Catalog) -> list[Problem]:

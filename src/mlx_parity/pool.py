@@ -15,19 +15,19 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from .artifact import DeviceChoice
 from .fixture import Fixture
-from .knobs import Knobs
-from .probes import Probe
+from .matrix import ResolvedProbe
 
 
 @dataclass(frozen=True)
 class Task:
     round_id: str
-    probe: Probe
-    knobs: Knobs
+    probe: ResolvedProbe
     fixture: Fixture
     seed: int
     out_dir: str
+    device: DeviceChoice = "auto"
 
     @property
     def key(self) -> tuple[str, int]:
@@ -51,9 +51,10 @@ class Event:
 def _worker(index: int, tasks: mp.Queue, events: mp.Queue) -> None:
     # Imported here so the parent never pays for MLX unless it trains itself.
     from . import artifact
-    from .cell import ModelSource, run_seed
+    from .cell import ModelSource, check_device_for, run_seed
 
     sources: dict[str, ModelSource] = {}
+    checks = {}
     while True:
         task: Task | None = tasks.get()
         if task is None:
@@ -61,12 +62,20 @@ def _worker(index: int, tasks: mp.Queue, events: mp.Queue) -> None:
         events.put(Event("started", index, task.probe.id, task.seed))
         path = task.fixture.model_path()
         source = sources.setdefault(path, ModelSource(path))
+        # One device self-check per model and setting, before its first seed; a failed check
+        # (device = "gpu" without a working GPU) is every such seed's recorded error.
+        key = (path, task.device)
+        if key not in checks:
+            try:
+                checks[key] = check_device_for(source, task.fixture, task.probe, task.device)
+            except Exception as exc:
+                checks[key] = exc
 
         def on_step(record, task=task) -> None:
             events.put(Event("step", index, task.probe.id, task.seed, step=record.step))
 
         result = run_seed(
-            task.round_id, task.probe, task.knobs, task.fixture, source, task.seed, on_step
+            task.round_id, task.probe, task.fixture, source, task.seed, on_step, checks[key]
         )
         artifact.save(result, Path(task.out_dir))
         events.put(

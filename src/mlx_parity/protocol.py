@@ -27,22 +27,17 @@ from __future__ import annotations
 
 import contextlib
 import importlib
-import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib import metadata
 from typing import Any
 
-import mlx.nn as nn
-
-from .core.trainer import StepCallback, StepRecord, StopTraining
 from .knobs import Knobs
-from .trainer_rules import PLUGIN_PREFIX
+from .steps import StepCallback, StepLog, StepRecord, StopTraining
+from .trainers import ENTRY_POINT_GROUP, PLUGIN_PREFIX, TrainerError
 
-ENTRY_POINT_GROUP = "mlx_parity.trainers"
 
-
-class PluginError(ValueError):
+class PluginError(TrainerError):
     """A plugin that cannot be found, imported, or that breaks the protocol."""
 
 
@@ -50,13 +45,20 @@ class PluginError(ValueError):
 class TrainRequest:
     """Everything a trainer gets for one seed."""
 
-    model: nn.Module
+    model: Any
     tokenizer: Any
     texts: list[str]
     settings: Knobs
     seed: int
     on_step: StepCallback | None = None
-    records: list[StepRecord] = field(default_factory=list)
+    log: StepLog = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.log = StepLog(self.on_step)
+
+    @property
+    def records(self) -> list[StepRecord]:
+        return self.log.records
 
     def report_step(
         self,
@@ -68,22 +70,16 @@ class TrainRequest:
         lr: float | None = None,
     ) -> None:
         """Report one micro-step (1-based, consecutive). Non-finite loss stops training."""
-        expected = len(self.records) + 1
-        if step != expected:
-            raise PluginError(f"report_step: step {step} reported, expected step {expected}")
-        record = StepRecord(
-            step=step,
-            loss=float(loss),
-            grad_norm=None if grad_norm is None else float(grad_norm),
-            ntoks=int(ntoks),
-            input_shape=(int(input_shape[0]), int(input_shape[1])),
-            lr=float("nan") if lr is None else float(lr),
+        self.log.add(
+            StepRecord(
+                step=step,
+                loss=float(loss),
+                grad_norm=None if grad_norm is None else float(grad_norm),
+                ntoks=int(ntoks),
+                input_shape=(int(input_shape[0]), int(input_shape[1])),
+                lr=float("nan") if lr is None else float(lr),
+            )
         )
-        self.records.append(record)
-        if self.on_step is not None:
-            self.on_step(record)
-        if not math.isfinite(record.loss):
-            raise StopTraining
 
 
 PluginFunction = Callable[[TrainRequest], None]

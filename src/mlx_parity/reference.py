@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import io
-import math
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -27,9 +26,9 @@ from mlx_lm.tuner.utils import linear_to_lora_layers
 
 from .core.clip import global_norm
 from .core.setup import lora_config, optimizer_class, optimizer_kwargs
-from .core.trainer import StepCallback, StepRecord, StopTraining
 from .knobs import Knobs
-from .trainer_rules import unsupported_knobs
+from .steps import StepCallback, StepLog, StepRecord, StopTraining
+from .trainers import BUILTIN_TRAINERS
 
 
 def _norm_recording(optimizer_cls: type) -> type:
@@ -49,8 +48,7 @@ class _Recorder(TrainingCallback):
         self.optimizer = optimizer
         self.shapes = shapes
         self.knobs = knobs
-        self.on_step = on_step
-        self.records: list[StepRecord] = []
+        self.log = StepLog(on_step)
         self._tokens_so_far = 0
 
     def on_train_loss_report(self, info: dict) -> None:
@@ -59,19 +57,16 @@ class _Recorder(TrainingCallback):
         self._tokens_so_far = int(info["trained_tokens"])
         updated = it % self.knobs.grad_accum == 0
         norm = self.optimizer.state.get("grad_norm") if updated else None
-        record = StepRecord(
-            step=it,
-            loss=float(info["train_loss"]),
-            grad_norm=None if norm is None else norm.item(),
-            ntoks=ntoks,
-            input_shape=self.shapes[it - 1],
-            lr=float(info["learning_rate"]),
+        self.log.add(
+            StepRecord(
+                step=it,
+                loss=float(info["train_loss"]),
+                grad_norm=None if norm is None else norm.item(),
+                ntoks=ntoks,
+                input_shape=self.shapes[it - 1],
+                lr=float(info["learning_rate"]),
+            )
         )
-        self.records.append(record)
-        if self.on_step is not None:
-            self.on_step(record)
-        if not math.isfinite(record.loss):
-            raise StopTraining
 
 
 def train_reference(
@@ -83,9 +78,7 @@ def train_reference(
     on_step: StepCallback | None = None,
 ) -> list[StepRecord]:
     """Fine-tune ``model`` (as loaded, dtype already applied) with mlx-lm's trainer."""
-    bad = unsupported_knobs(knobs)
-    if bad:
-        raise ValueError(f"the reference trainer is mlx-lm's; it cannot set {bad}")
+    BUILTIN_TRAINERS["reference"].check_knobs(knobs)
 
     np.random.seed(seed)  # mlx-lm's CLI seeds numpy for iterate_batches' shuffle
     if knobs.seed_after_load:
@@ -125,4 +118,4 @@ def train_reference(
                 iterate_batches=recording_iterate_batches,
                 training_callback=recorder,
             )
-    return recorder.records
+    return recorder.log.records

@@ -1,4 +1,4 @@
-"""Honest outcome statistics for a probe against the baseline (DESIGN.md §5, step 3).
+"""Honest outcome statistics for a probe against the baseline.
 
 A round runs a handful of seeds, so raw pass rates are noisy: 10/15 vs 8/15 looks like a
 difference and is not one. Everything here therefore compares probe and baseline *seed by seed*
@@ -11,6 +11,7 @@ re-derived here.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -30,6 +31,9 @@ def _check_probability(name: str, value: float, *, open_interval: bool = False) 
         raise ValueError(f"{name} must be in {bounds}, got {value!r}")
 
 
+# The exact tests below are pure functions of a few small integers; a collector evaluates the
+# same few arguments for hundreds of probes, so each is computed once.
+@functools.lru_cache(maxsize=4096)
 def wilson_interval(successes: int, n: int, confidence: float = 0.95) -> tuple[float, float]:
     """Wilson score interval for a pass rate of ``successes`` out of ``n`` seeds.
 
@@ -44,6 +48,7 @@ def wilson_interval(successes: int, n: int, confidence: float = 0.95) -> tuple[f
     return (float(interval.low), float(interval.high))
 
 
+@functools.lru_cache(maxsize=4096)
 def exact_mcnemar_p(passes_lost: int, passes_gained: int) -> float:
     """Two-sided exact McNemar p-value from the discordant seeds alone.
 
@@ -158,6 +163,7 @@ def holm_adjust(pvalues: Mapping[str, float]) -> dict[str, float]:
     return {name: adjusted[name] for name in pvalues}
 
 
+@functools.lru_cache(maxsize=1024)
 def minimal_detectable_discordance(n_seeds: int, alpha: float = 0.05) -> int | None:
     """The fewest discordant seeds, all flipping the same way, whose exact McNemar p is < alpha.
 
@@ -174,6 +180,7 @@ def minimal_detectable_discordance(n_seeds: int, alpha: float = 0.05) -> int | N
     return None
 
 
+@functools.lru_cache(maxsize=1024)
 def detectable_gap(
     n_seeds: int, baseline_rate: float, alpha: float = 0.05, power: float = 0.8
 ) -> float:

@@ -1,4 +1,9 @@
-"""Trainers a probe can name. Every trainer has one signature:
+"""Every trainer a probe can name — the built-in ``reference`` and ``core``, and plugins — with
+the knobs each can honour.
+
+Known without importing any trainer: validating a matrix (``plan``, ``collect``, the workflow's
+ubuntu jobs) never imports MLX, mlx-lm or a user's plugin. :meth:`TrainerSpec.load` imports the
+trainer, when a seed is about to train. Every trainer, once loaded, has one signature::
 
     train(model, tokenizer, texts, knobs, seed, on_step) -> list[StepRecord]
 
@@ -8,52 +13,94 @@ optimizer and batches, trains ``knobs.steps`` micro-steps and reports each one.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import importlib
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
 
-import mlx.nn as nn
-
-from .core.batches import encode_rows, iterate_batches
-from .core.setup import attach_lora, build_optimizer
-from .core.trainer import StepCallback, StepRecord, train
+from .errors import UsageError
 from .knobs import Knobs
-from .protocol import PluginError, as_trainer, load_plugin
-from .reference import train_reference
-from .trainer_rules import PLUGIN_PREFIX, TrainerError, check_knobs, check_trainer_name
 
-# check_knobs and TrainerError are part of this module's interface for the harness.
-__all__ = ["BUILTIN_TRAINERS", "TrainerError", "check_knobs", "resolve_trainer", "train_core"]
+PLUGIN_PREFIX = "plugin:"
+ENTRY_POINT_GROUP = "mlx_parity.trainers"
+# plugin:package.module:function, or plugin:NAME for an entry point.
+_PLUGIN_TARGET = re.compile(
+    r"(?P<module>[A-Za-z_]\w*(\.[A-Za-z_]\w*)*):(?P<function>[A-Za-z_]\w*)|(?P<entry>[\w.-]+)"
+)
 
-Trainer = Callable[
-    [nn.Module, object, list[str], Knobs, int, StepCallback | None], list[StepRecord]
-]
+# Knobs mlx-lm's trainer has no notion of: its code fixes them, so a reference probe that sets
+# them is refused instead of silently ignoring them.
+FIXED_BY_MLX_LM: dict[str, Any] = {
+    "padding": "mlx-lm",
+    "pad_to": 32,
+    "loss_mask": "inclusive",
+    "clip": "none",
+    "compile": True,
+    "accum_norm": "mean",
+}
 
-
-def train_core(
-    model: nn.Module,
-    tokenizer,
-    texts: list[str],
-    knobs: Knobs,
-    seed: int,
-    on_step: StepCallback | None = None,
-) -> list[StepRecord]:
-    attach_lora(model, knobs, seed)
-    optimizer = build_optimizer(knobs)
-    rows = encode_rows(tokenizer, texts)
-    batches = iterate_batches(
-        rows, knobs.batch_size, knobs.max_seq_length, seed, knobs.padding, knobs.pad_to
-    )
-    return train(model, optimizer, batches, knobs, on_step)
+Trainer = Callable[..., list]
 
 
-BUILTIN_TRAINERS: dict[str, Trainer] = {"reference": train_reference, "core": train_core}
+class TrainerError(UsageError):
+    """A trainer that does not exist, does not load, or cannot honour a probe's knobs."""
 
 
-def resolve_trainer(name: str) -> Trainer:
-    """A built-in trainer, or a plugin named ``plugin:module:function`` / ``plugin:NAME``."""
+@dataclass(frozen=True)
+class TrainerSpec:
+    name: str
+    # "module:function" of a built-in; None for a plugin (resolved by the protocol).
+    target: str | None = None
+    # Knob values the trainer cannot change.
+    fixed: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def is_plugin(self) -> bool:
+        return self.name.startswith(PLUGIN_PREFIX)
+
+    def unsupported(self, knobs: Knobs) -> dict[str, Any]:
+        """Knobs set to a value this trainer cannot express."""
+        return {k: getattr(knobs, k) for k, v in self.fixed.items() if getattr(knobs, k) != v}
+
+    def check_knobs(self, knobs: Knobs) -> None:
+        """Refuse knob values the trainer cannot express, before any seed runs."""
+        if bad := self.unsupported(knobs):
+            names = ", ".join(f"{k}={v}" for k, v in bad.items())
+            raise TrainerError(
+                f"the {self.name} trainer cannot set {names} (mlx-lm's own loop fixes them); "
+                "use a core probe to vary these knobs"
+            )
+
+    def load(self) -> Trainer:
+        """Import the trainer (MLX, mlx-lm, the user's plugin) and return it."""
+        if self.is_plugin:
+            from .protocol import as_trainer, load_plugin
+
+            return as_trainer(load_plugin(self.name))
+        module, _, function = (self.target or "").partition(":")
+        return getattr(importlib.import_module(module), function)
+
+
+BUILTIN_TRAINERS: dict[str, TrainerSpec] = {
+    "reference": TrainerSpec(
+        "reference", "mlx_parity.reference:train_reference", fixed=FIXED_BY_MLX_LM
+    ),
+    "core": TrainerSpec("core", "mlx_parity.core.trainer:train_core"),
+}
+
+
+def lookup(name: str) -> TrainerSpec:
+    """The trainer a probe names; a plugin's name is checked for form only (not imported)."""
+    if name in BUILTIN_TRAINERS:
+        return BUILTIN_TRAINERS[name]
     if name.startswith(PLUGIN_PREFIX):
-        try:
-            return as_trainer(load_plugin(name))
-        except PluginError as exc:
-            raise TrainerError(str(exc)) from None
-    check_trainer_name(name)
-    return BUILTIN_TRAINERS[name]
+        if _PLUGIN_TARGET.fullmatch(name.removeprefix(PLUGIN_PREFIX)):
+            return TrainerSpec(name)
+        raise TrainerError(
+            f"trainer {name!r}: expected plugin:package.module:function or plugin:NAME"
+        )
+    known = ", ".join(BUILTIN_TRAINERS)
+    raise TrainerError(
+        f"unknown trainer {name!r}; known trainers: {known}, or plugin:module:function"
+    )

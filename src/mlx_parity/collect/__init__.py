@@ -1,5 +1,5 @@
 """The collector: gather a round's seed results, compare every probe with the baseline, and
-report (DESIGN.md §5).
+report.
 
 One job per module: ``gather`` reads artifacts and lists every problem, ``compare`` builds the
 typed :class:`RoundReport`, and ``markdown``, ``html`` and ``report`` render it. Renderers take

@@ -1,21 +1,24 @@
-"""Compare every probe of a round with its baseline, seed by seed (DESIGN.md §5).
+"""Compare every probe of a round with its baseline, seed by seed.
 
 The ladder, in the order a reader needs it:
 
 1. **Structure** — per-step ``input_shape`` and ``ntoks``. The first difference reads
    ``structural divergence at step k: <probe> vs <baseline>``: the probe's value always comes
    first and the baseline's second, here and in every "x vs y" this module writes.
-2. **Trace** — per-step |Δloss|: ``identical`` (bitwise at every step; NaN matches NaN only at
-   the same step), ``close`` (every |Δ| ≤ ``gates.trace_tolerance``), or ``diverges at step k
-   by x`` (also when one side is non-finite, or the traces differ in length). The verdict is
-   about losses; a structural difference is reported beside it, never folded into it, because
-   a shape change that leaves every loss bitwise equal (padding on a short row) is a finding.
+2. **Trace** — per-step |Δloss| (:mod:`..traces`): ``identical``, ``close`` (within
+   ``gates.trace_tolerance``) or ``diverges at step k by x``. The verdict is about losses; a
+   structural difference is reported beside it, never folded into it, because a shape change
+   that leaves every loss bitwise equal (padding on a short row) is a finding.
 3. **Outcome** — pass rates with Wilson intervals, paired agreement, exact McNemar, Holm
    across probes (baseline excluded), verdict and detectability: all from :mod:`..stats`.
 4. **Gates** — smoke (cf_loss), run errors, parity expectations, artifacts.
 
 Every seed with a valid artifact counts towards its probe's pass rate whatever its status (a
 failed run did not pass); a seed without one is reported missing, never counted as a failure.
+
+Probes are described by what their seed results record (``trainer``, ``config``), not by
+today's matrix files: a round collected after the matrix changed is still described as it ran,
+and every seed whose recorded config disagrees with the round file is named.
 """
 
 from __future__ import annotations
@@ -27,8 +30,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from ..artifact import Row, SeedResult
-from ..knobs import Knobs
-from ..matrix import Catalog, Round
+from ..knobs import CLIP_ARGUMENTS
+from ..matrix import ResolvedProbe, ResolvedRound
 from ..probes import Expectation
 from ..stats import (
     PairedOutcome,
@@ -38,7 +41,7 @@ from ..stats import (
     verdict,
     wilson_interval,
 )
-from ..trace_compare import same_loss
+from ..traces import TraceVerdict, compare_traces, format_size
 from .gather import REPORT_SCHEMA, Gathered, Problem, gc_paused
 
 # Significance level of every outcome test in a report.
@@ -46,7 +49,6 @@ ALPHA = 0.05
 # How many seeds a gate's detail names before it says "and N more".
 NAMED_SEEDS = 5
 
-TraceVerdict = Literal["identical", "close", "diverges", "unavailable"]
 SeedStatus = Literal["ok", "nonfinite", "error", "missing"]
 GateName = Literal["smoke", "errors", "parity", "artifacts"]
 CommitState = Literal["success", "failure", "error"]
@@ -95,6 +97,11 @@ class SeedComparison(BaseModel):
     max_abs_dloss: float | None = None
     structural: str | None = None
     structural_step: int | None = None
+    # The device the seed trained on (its self-check label, e.g. "gpu (Apple M2)"), and for a
+    # probe's seed, "<probe device> vs <baseline device>" when the two trained on different
+    # devices: their last bits differ, so bitwise verdicts do not apply.
+    device: str | None = None
+    cross_device: str | None = None
 
     @property
     def present(self) -> bool:
@@ -192,65 +199,14 @@ def first_structural_difference(
 ) -> tuple[int, str] | None:
     """(step, message) of the first step whose batch shape or token count differs."""
     for mine, theirs in zip(probe_rows, baseline_rows, strict=False):
-        if tuple(mine.input_shape) != tuple(theirs.input_shape):
-            what = f"{tuple(mine.input_shape)} vs {tuple(theirs.input_shape)}"
-        elif mine.ntoks != theirs.ntoks:
-            what = f"{mine.ntoks} vs {theirs.ntoks} tokens"
+        if mine["input_shape"] != theirs["input_shape"]:
+            what = f"{mine['input_shape']} vs {theirs['input_shape']}"
+        elif mine["ntoks"] != theirs["ntoks"]:
+            what = f"{mine['ntoks']} vs {theirs['ntoks']} tokens"
         else:
             continue
-        return mine.step, f"structural divergence at step {mine.step}: {what}"
+        return mine["step"], f"structural divergence at step {mine['step']}: {what}"
     return None
-
-
-def format_size(value: float) -> str:
-    return f"{value:.3g}"
-
-
-def compare_trace(
-    probe_rows: Sequence[Row], baseline_rows: Sequence[Row], tolerance: float
-) -> tuple[TraceVerdict, str, int | None, float | None, float | None]:
-    """(verdict, detail, divergence step, |Δ| at that step, max finite |Δ| over all steps)."""
-    if not probe_rows and not baseline_rows:
-        return "unavailable", "no steps to compare", None, None, None
-    within_tolerance = False
-    first: tuple[int, float, str] | None = None
-    largest: float | None = None
-    for mine, theirs in zip(probe_rows, baseline_rows, strict=False):
-        a, b = mine.loss, theirs.loss
-        if same_loss(a, b):
-            if largest is None and math.isfinite(a):
-                largest = 0.0  # a finite step compared: the max |Δ| is known to be >= 0
-            continue
-        delta = abs(a - b)
-        if math.isfinite(delta):
-            largest = delta if largest is None else max(largest, delta)
-        if math.isfinite(delta) and delta <= tolerance:
-            within_tolerance = True
-        elif first is None:
-            detail = (
-                f"diverges at step {mine.step} by {format_size(delta)}"
-                if math.isfinite(delta)
-                else f"diverges at step {mine.step}: loss {a:.4g} vs {b:.4g}"
-            )
-            first = (mine.step, delta, detail)
-    if first is None and len(probe_rows) != len(baseline_rows):
-        shorter = min(len(probe_rows), len(baseline_rows))
-        detail = (
-            f"diverges at step {shorter + 1}: trace length "
-            f"{len(probe_rows)} vs {len(baseline_rows)} steps"
-        )
-        return "diverges", detail, shorter + 1, None, largest
-    if first is not None:
-        step, delta, detail = first
-        return "diverges", detail, step, delta, largest
-    steps = len(probe_rows)
-    if within_tolerance:
-        detail = (
-            f"close over {steps} steps: max |Δloss| {format_size(largest or 0.0)} "
-            f"≤ {format_size(tolerance)}"
-        )
-        return "close", detail, None, None, largest
-    return "identical", f"identical over {steps} steps", None, None, 0.0
 
 
 def compare_seed(
@@ -278,7 +234,8 @@ def compare_seed(
         cf_loss=probe.cf_loss,
         post_train_loss=probe.post_train_loss,
         generation=probe.generation,
-        losses=[row.loss for row in probe.rows],
+        losses=[row["loss"] for row in probe.rows],
+        device=probe.environment.device,
     )
     if is_baseline:
         return _trusted(**fields)
@@ -288,14 +245,20 @@ def compare_seed(
         return _trusted(**fields, trace="unavailable", trace_detail=unavailable)
     assert baseline is not None  # _why_unavailable said so
     structural = first_structural_difference(probe.rows, baseline.rows)
-    trace, detail, step, size, largest = compare_trace(probe.rows, baseline.rows, tolerance)
+    trace = compare_traces(fields["losses"], [row["loss"] for row in baseline.rows], tolerance)
+    detail = trace.describe()
+    cross = None
+    if probe.environment.device != baseline.environment.device:
+        cross = f"{probe.environment.device} vs {baseline.environment.device}"
+        detail += f" (across devices, {cross}: not a bitwise comparison)"
     return _trusted(
         **fields,
-        trace=trace,
+        trace=trace.verdict,
         trace_detail=detail,
-        divergence_step=step,
-        divergence_size=size,
-        max_abs_dloss=largest,
+        cross_device=cross,
+        divergence_step=trace.step,
+        divergence_size=trace.size,
+        max_abs_dloss=trace.max_abs,
         structural=structural[1] if structural else None,
         structural_step=structural[0] if structural else None,
     )
@@ -436,12 +399,24 @@ def commit_state(gates: Sequence[GateResult]) -> CommitState:
 # --- the report ------------------------------------------------------------------------------
 
 
-def build_report(round_: Round, catalog: Catalog, gathered: Gathered) -> RoundReport:
+def recorded_config(probe: ResolvedProbe, results: dict[int, SeedResult]) -> dict[str, Any]:
+    """The knobs a probe's seeds recorded (its lowest seed's), else the round file's."""
+    if results:
+        return results[min(results)].config
+    return probe.knobs.model_dump(mode="json")
+
+
+def knob_differences(config: dict[str, Any], baseline: dict[str, Any]) -> dict[str, Any]:
+    """Knobs whose value differs from the baseline's (clip compared by effective policy)."""
+    return {k: v for k, v in config.items() if k not in CLIP_ARGUMENTS and baseline.get(k) != v}
+
+
+def build_report(round_: ResolvedRound, gathered: Gathered) -> RoundReport:
     """Compare every probe of ``round_`` with its baseline over the gathered artifacts."""
     gates_config = round_.gates
-    baseline_id = round_.baseline
-    baseline_knobs: Knobs = round_.knobs_for(catalog.get(baseline_id))
+    baseline_id = round_.baseline.id
     baseline_results = gathered.results.get(baseline_id, {})
+    baseline_config = recorded_config(round_.baseline, baseline_results)
     order = [baseline_id] + [p for p in round_.probes if p != baseline_id]
     compared_ids = order[1:]
     # Holm over m probes, worst case: the detectable gap is stated at alpha / m.
@@ -473,9 +448,10 @@ def build_report(round_: Round, catalog: Catalog, gathered: Gathered) -> RoundRe
     all_gates: list[GateResult] = []
     probe_reports: list[ProbeReport] = []
     for probe_id in order:
-        probe = catalog.get(probe_id)
+        probe = round_.probes[probe_id]
+        results = gathered.results.get(probe_id, {})
         seeds = seed_reports[probe_id]
-        expect = round_.expectation(probe)
+        expect = probe.expect
         is_baseline = probe_id == baseline_id
         gates = [smoke_gate(probe_id, seeds, gates_config.cf_loss_max)]
         optional = [
@@ -490,11 +466,11 @@ def build_report(round_: Round, catalog: Catalog, gathered: Gathered) -> RoundRe
         probe_reports.append(
             ProbeReport(
                 id=probe_id,
-                trainer=probe.trainer,
-                description=probe.description,
+                trainer=results[min(results)].trainer if results else probe.trainer.name,
+                description=probe.probe.description,
                 expect=expect,
                 is_baseline=is_baseline,
-                knobs=round_.knobs_for(probe).differing_from(baseline_knobs),
+                knobs=knob_differences(recorded_config(probe, results), baseline_config),
                 seeds=seeds,
                 pass_ci=wilson_interval(sum(1 for s in run if s.passed), len(run)),
                 outcome=outcome,
@@ -518,7 +494,7 @@ def build_report(round_: Round, catalog: Catalog, gathered: Gathered) -> RoundRe
     baseline_rate = sum(baseline_run) / len(baseline_run) if baseline_run else 0.5
     return RoundReport(
         round_id=round_.id,
-        hypothesis=round_.hypothesis,
+        hypothesis=round_.round.hypothesis,
         baseline=baseline_id,
         seeds=list(round_.seeds),
         gate_settings=gates_config.model_dump(mode="json"),

@@ -230,7 +230,7 @@ def summary_table(report: RoundReport) -> list[str]:
 
 def seed_table(probe: ProbeReport) -> list[str]:
     headers = ("seed", "status", "pass", "baseline pass", "trace", "structure", "max |Δloss|")
-    headers += ("cf_loss", "generation", "file", "error")
+    headers += ("cf_loss", "generation", "device", "file", "error")
     rows = []
     for s in probe.seeds:
         rows.append(
@@ -244,6 +244,7 @@ def seed_table(probe: ProbeReport) -> list[str]:
                 DASH if s.max_abs_dloss is None else format_size(s.max_abs_dloss),
                 cf_loss_text(s.cf_loss),
                 DASH if s.generation is None else s.generation,
+                s.device or DASH,
                 s.file or DASH,
                 s.error or "",
             )

@@ -179,6 +179,7 @@ DETAIL_HEADERS = (
     "max abs Δloss",
     "cf_loss",
     "generation",
+    "device",
 )
 
 
@@ -226,6 +227,7 @@ def detail_rows(report: RoundReport) -> list[list[str]]:
                     DASH if s.max_abs_dloss is None else format_size(s.max_abs_dloss),
                     cf_loss_text(s.cf_loss),
                     escape_cell(generation_text(s.generation)),
+                    escape_cell(s.device or DASH),
                 ]
             )
     return rows
@@ -249,6 +251,7 @@ def render_markdown(report: RoundReport) -> str:
         "",
         *_gate_lines(report),
         "",
+        *device_lines(report),
         *_problem_lines(report.problems),
         f"**Detectability:** {report.detectability} ({family_note(report)}).",
         *_probe_detectability_lines(report),
@@ -263,6 +266,24 @@ def render_markdown(report: RoundReport) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def device_lines(report: RoundReport) -> list[str]:
+    """Which devices the seeds trained on, and the comparisons that crossed devices."""
+    devices = sorted({s.device for p in report.probes for s in p.seeds if s.device})
+    if not devices:
+        return []
+    lines = [f"**Devices:** {', '.join(f'`{escape_cell(d)}`' for d in devices)}", ""]
+    crossed = [(p.id, s.seed) for p in report.compared_probes() for s in p.seeds if s.cross_device]
+    if crossed:
+        named = ", ".join(f"{probe} seed {seed}" for probe, seed in crossed[:5])
+        more = f" and {len(crossed) - 5} more" if len(crossed) > 5 else ""
+        lines += [
+            f"⚠️ {len(crossed)} seed comparison(s) cross devices ({named}{more}): their traces "
+            "differ in the last bits, so bitwise verdicts do not apply to them.",
+            "",
+        ]
+    return lines
 
 
 def _gate_lines(report: RoundReport) -> list[str]:

@@ -2,7 +2,8 @@
 
 Shape: every field of ``RoundReport`` (``schema``, ``round_id``, ``probes``, ``gates``,
 ``problems``, …) and ``statuses``, a list of ``{state, context, description, target_url}``:
-one per probe (context ``mlx-parity/<probe>``) and one for the round (context ``mlx-parity``).
+one per probe (context ``mlx-parity/<round>/<probe>``) and the round's own last (context
+``mlx-parity/<round>``).
 Non-finite floats are written as the strings "NaN", "Infinity", "-Infinity"; the file is
 strict JSON (``allow_nan=False`` would refuse anything else).
 """
@@ -11,7 +12,6 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
 
 from pydantic import ValidationError
 
@@ -19,13 +19,10 @@ from ..artifact import write_atomic
 from ..errors import UsageError
 from ..github.limits import fit_status_description
 from ..github.models import CommitStatus
+from ..names import probe_context, round_context
 from .compare import ProbeReport, RoundReport, commit_state
 from .gather import REPORT_SCHEMA
 from .markdown import percent, trace_text
-
-STATUS_CONTEXT = "mlx-parity"
-# The report's file name where a folder stands for a report (a local round's output folder).
-REPORT_FILE = "report.json"
 
 
 def probe_description(report: RoundReport, probe: ProbeReport) -> str:
@@ -61,7 +58,7 @@ def build_statuses(report: RoundReport, target_url: str | None = None) -> list[C
     statuses = [
         CommitStatus(
             state=probe.state,
-            context=f"{STATUS_CONTEXT}/{probe.id}",
+            context=probe_context(report.round_id, probe.id),
             description=probe_description(report, probe),
             target_url=target_url,
         )
@@ -70,7 +67,7 @@ def build_statuses(report: RoundReport, target_url: str | None = None) -> list[C
     statuses.append(
         CommitStatus(
             state=commit_state(report.gates),
-            context=STATUS_CONTEXT,
+            context=round_context(report.round_id),
             description=round_description(report),
             target_url=target_url,
         )
@@ -79,21 +76,17 @@ def build_statuses(report: RoundReport, target_url: str | None = None) -> list[C
 
 
 def report_json(report: RoundReport, target_url: str | None = None) -> str:
-    """The report object with ``statuses`` as its last key.
+    """The report object with ``statuses`` as its last key, compact (a machine's file: every
+    seed's losses make it tens of megabytes at 10,000 artifacts).
 
     pydantic's serialiser writes the report (non-finite floats as strings) ten times faster
-    than ``json.dumps(indent=...)`` would; the statuses, which hold no floats, are spliced in.
+    than ``json.dumps`` would; the statuses, which hold no floats, are spliced in.
     """
-    body = report.model_dump_json(by_alias=True, indent=1).rstrip()
+    body = report.model_dump_json(by_alias=True)
     statuses = [s.model_dump(mode="json") for s in build_statuses(report, target_url)]
     # body ends with the object's closing brace; the statuses become its last member.
-    listed = json.dumps(statuses, indent=1, allow_nan=False).replace("\n", "\n ")
-    return f'{body[:-1].rstrip()},\n "statuses": {listed}\n}}\n'
-
-
-def report_document(report: RoundReport, target_url: str | None = None) -> dict[str, Any]:
-    """The report JSON as a dictionary (what a reader of the file gets)."""
-    return json.loads(report_json(report, target_url))
+    listed = json.dumps(statuses, allow_nan=False, separators=(",", ":"))
+    return f'{body[:-1]},"statuses":{listed}}}\n'
 
 
 def write_report_json(report: RoundReport, path: Path, target_url: str | None = None) -> None:

@@ -1,0 +1,80 @@
+"""The subcommands of ``mlx-parity``, one module each (``register(subparsers)`` adds its parser
+and handler), and the conventions they share: how a seed or probe list is written and checked,
+and the ``--matrix`` option.
+
+Lists come from people and from dispatch forms, so they are checked character by character
+against an allow-list before anything is looked up: a hostile value (quotes, ``$(``, backticks,
+newlines, spaces, slashes) is named in the refusal and never reaches a path, a job output or a
+log line where a runner could read it as a workflow command.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+from pathlib import Path
+
+from ..artifact import PROBE_ID_PATTERN
+from ..errors import UsageError
+from ..matrix import MATRIX_HELP
+
+ID_CHARACTERS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-")
+SEED_CHARACTERS = frozenset("0123456789")
+_SEED_PATTERN = re.compile(r"[0-9]{1,20}")
+
+
+def add_matrix_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--matrix", type=Path, metavar="DIR", help=MATRIX_HELP)
+
+
+def refuse_unsafe(flag: str, value: str, allowed: frozenset[str], what: str) -> None:
+    """Refuse ``value`` when it holds any character outside ``allowed``, naming each one."""
+    bad = sorted({char for char in value if char not in allowed and char != ","})
+    if bad:
+        listed = " ".join(repr(char) for char in bad)
+        raise UsageError(f"{flag} {value!r} contains characters {what} never has: {listed}")
+
+
+def check_round_characters(round_id: str) -> None:
+    if "," in round_id:
+        raise UsageError(f"--round {round_id!r}: name one round, not a list")
+    refuse_unsafe("--round", round_id, ID_CHARACTERS, "a round ID")
+
+
+def split_list(flag: str, text: str) -> list[str]:
+    """``a,b`` → ``["a", "b"]``; an empty text is "no filter"; empty items and repeats refused."""
+    if text == "":
+        return []
+    items = text.split(",")
+    if any(item == "" for item in items):
+        raise UsageError(f"{flag} {text!r} has an empty item; write items as a,b,c")
+    repeated = sorted({item for item in items if items.count(item) > 1})
+    if repeated:
+        raise UsageError(f"{flag} {text!r} repeats {', '.join(map(repr, repeated))}")
+    return items
+
+
+def parse_probe_list(text: str, flag: str = "--probes") -> list[str]:
+    refuse_unsafe(flag, text, ID_CHARACTERS, "a probe list")
+    probes = split_list(flag, text)
+    for probe_id in probes:
+        if not re.fullmatch(PROBE_ID_PATTERN, probe_id):
+            raise UsageError(
+                f"{flag}: {probe_id!r} is not a probe ID (1-64 letters, digits, '.', '_' or "
+                "'-', starting with a letter or digit)"
+            )
+    return probes
+
+
+def parse_seed_list(text: str, flag: str = "--seeds") -> list[int]:
+    """``1,7,42`` → [1, 7, 42]; the empty text is the empty list ("every seed")."""
+    refuse_unsafe(flag, text, SEED_CHARACTERS, "a seed list")
+    items = split_list(flag, text)
+    for item in items:
+        if not _SEED_PATTERN.fullmatch(item):
+            raise UsageError(f"{flag}: {item!r} is too long to be a seed")
+    seeds = [int(item) for item in items]
+    # "7" and "07" are the same seed.
+    if len(set(seeds)) != len(seeds):
+        raise UsageError(f"{flag} {text!r} repeats a seed")
+    return seeds

@@ -9,18 +9,19 @@ from pathlib import Path
 
 from ..errors import UsageError
 from ..knobs import Knobs
-from ..matrix import Catalog, MatrixError, Round, load_catalog, load_round
-from .probe import parse_seeds
+from ..matrix import MatrixError, ResolvedRound, check_round_id, resolve_round
+from . import add_matrix_option, parse_seed_list
 
 
-def register(sub: argparse._SubParsersAction) -> None:
-    parser = sub.add_parser("bisect", help="find the knobs that make probe B diverge from A")
+def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--round", required=True, dest="round_id", help="round (fixture, settings)")
     parser.add_argument("--from", required=True, dest="from_probe", help="probe A (core)")
     parser.add_argument("--to", required=True, dest="to_probe", help="probe B (core)")
-    parser.add_argument("--seeds", help="comma-separated seeds (default: the round's first 3)")
+    parser.add_argument(
+        "--seeds", default="", help="comma-separated seeds (default: the round's first 3)"
+    )
     parser.add_argument("--tolerance", type=float, default=0.0, help="per-step |Δloss| allowed")
-    parser.add_argument("--matrix", type=Path, help="matrix directory (default ./matrix)")
+    add_matrix_option(parser)
     parser.add_argument(
         "--write-round",
         metavar="ROUND_ID",
@@ -30,14 +31,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.set_defaults(handler=_run)
 
 
-def _core_knobs(rnd: Round, catalog: Catalog, probe_id: str) -> Knobs:
-    probe = catalog.get(probe_id)
-    if probe.trainer != "core":
+def _core_knobs(rnd: ResolvedRound, probe_id: str) -> Knobs:
+    probe = rnd.probe(probe_id)
+    if probe.trainer.name != "core":
         raise UsageError(
-            f"probe {probe_id!r} runs trainer {probe.trainer!r}; bisect varies the core's knobs, "
-            "so both probes must be core probes (explain a candidate trainer with `explain`)"
+            f"probe {probe_id!r} runs trainer {probe.trainer.name!r}; bisect varies the core's "
+            "knobs, so both probes must be core probes (explain a candidate trainer with "
+            "`explain`)"
         )
-    return rnd.knobs_for(probe)
+    return probe.knobs
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -45,11 +47,10 @@ def _run(args: argparse.Namespace) -> int:
     from ..diagnose.bisect import bisect
     from ..diagnose.traces import TraceRunner
 
-    rnd = load_round(args.round_id, args.matrix)
-    catalog = load_catalog(args.matrix)
-    a = _core_knobs(rnd, catalog, args.from_probe)
-    b = _core_knobs(rnd, catalog, args.to_probe)
-    seeds = parse_seeds(args.seeds) if args.seeds else rnd.seeds[:3]
+    rnd = resolve_round(args.round_id, args.matrix)
+    a = _core_knobs(rnd, args.from_probe)
+    b = _core_knobs(rnd, args.to_probe)
+    seeds = parse_seed_list(args.seeds) or rnd.seeds[:3]
 
     def progress(text: str) -> None:
         if not args.quiet:
@@ -59,7 +60,7 @@ def _run(args: argparse.Namespace) -> int:
     result = bisect(runner, a, b, seeds, args.tolerance, args.from_probe, args.to_probe, progress)
     print(result.report())
     if args.write_round:
-        path = write_confirming_round(args.write_round, rnd, catalog, result, args.matrix)
+        path = write_confirming_round(args.write_round, rnd, result)
         print(f"wrote {path}; run it on the macOS matrix with round_id={args.write_round}")
     return 0
 
@@ -69,16 +70,13 @@ def _toml(value) -> str:
     return json.dumps(value, ensure_ascii=False)
 
 
-def write_confirming_round(
-    round_id: str, rnd: Round, catalog: Catalog, result, matrix_dir: Path | None
-) -> Path:
+def write_confirming_round(round_id: str, resolved: ResolvedRound, result) -> Path:
     """A round with the baseline, A, B and one probe per single differing knob; probes the
     catalog lacks are appended to the catalog file (so the workflow can run them). Both files
     are restored if the written round does not load."""
-    from ..matrix import check_round_id, find_matrix_dir
-
     check_round_id(round_id)
-    matrix = find_matrix_dir() if matrix_dir is None else Path(matrix_dir)
+    rnd, catalog = resolved.round, resolved.catalog
+    matrix = resolved.matrix_dir or Path("matrix")
     path = matrix / "rounds" / f"{round_id}.toml"
     if path.exists():
         raise UsageError(f"{path} exists already; choose another round ID")
@@ -126,8 +124,7 @@ def write_confirming_round(
     catalog_file.write_text(catalog_text + "".join(new_entries), encoding="utf-8")
     path.write_text("\n".join(lines), encoding="utf-8")
     try:
-        load_round(round_id, matrix)
-        load_catalog(matrix)
+        resolve_round(round_id, matrix)
     except MatrixError as exc:
         catalog_file.write_text(catalog_text, encoding="utf-8")
         path.unlink()

@@ -2,8 +2,9 @@
 report — Markdown on stdout (and in the job summary under GitHub Actions), optionally JSON and
 HTML files.
 
-Exit status: 0 when every gate holds, 1 when a gate fails, 2 when the input is unusable (an
-unknown round, no such directory, no artifact at all).
+Probes are described by what their seed results record; seeds whose recorded config differs
+from the round file are listed under Problems. Exit status: 0 when every gate holds, 1 when a
+gate fails, 2 when the input is unusable (an unknown round, no such directory, no artifact).
 """
 
 from __future__ import annotations
@@ -13,59 +14,47 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from pydantic import ValidationError
-
 from ..artifact import write_atomic
 from ..collect.compare import RoundReport, build_report
 from ..collect.gather import gather, gc_paused
 from ..collect.html import render_html
 from ..collect.markdown import SUMMARY_LIMIT, fit_summary, render_markdown
-from ..collect.report import REPORT_FILE, write_report_json
-from ..errors import UsageError
-from ..github.env import ENVIRONMENT_VARIABLES, GitHubContext
-from ..matrix import Catalog, Round, load_catalog, load_round
+from ..collect.report import write_report_json
+from ..errors import ExitCode, UsageError
+from ..github.env import append_github_file, read_github_context
+from ..matrix import ResolvedRound, resolve_round
+from ..names import REPORT_HTML, REPORT_JSON, REPORT_MARKDOWN
+from . import add_matrix_option
 
 
-def collect_round(directory: Path, round_: Round, catalog: Catalog) -> RoundReport:
+def collect_round(
+    directory: Path, round_: ResolvedRound, attempt: int | None = None
+) -> RoundReport:
     """Gather every artifact below ``directory`` and compare the round's probes with its
-    baseline. Raises :class:`UsageError` when there is nothing to collect."""
+    baseline; ``attempt`` is this workflow run's attempt. Raises :class:`UsageError` when
+    there is nothing to collect."""
     directory = Path(directory)
     if not directory.is_dir():
         raise UsageError(f"{directory} is not a directory")
     # One pause for both stages: every re-enable of the collector costs a pass over the heap.
     with gc_paused():
-        gathered = gather(directory, round_)
+        gathered = gather(directory, round_, attempt)
         if gathered.files_seen == 0:
             raise UsageError(f"no artifacts (*.json) under {directory}")
-        return build_report(round_, catalog, gathered)
+        return build_report(round_, gathered)
 
 
-def register(sub: argparse._SubParsersAction) -> None:
-    parser = sub.add_parser(
-        "collect",
-        help="compare a round's seed results with its baseline and report",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.description = __doc__
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.add_argument("directory", type=Path, metavar="DIR", help="folder of seed results")
     parser.add_argument("--round", required=True, dest="round_id", metavar="ID", help="round ID")
-    parser.add_argument(
-        "--matrix", type=Path, metavar="DIR", help="matrix directory (default: found upwards)"
-    )
+    add_matrix_option(parser)
     parser.add_argument("--markdown", type=Path, metavar="F", help="write the Markdown report")
     parser.add_argument("--json", type=Path, metavar="F", help="write the JSON report")
     parser.add_argument("--html", type=Path, metavar="F", help="write the HTML report")
     parser.add_argument("--quiet", action="store_true", help="do not print the Markdown")
     parser.set_defaults(handler=_run)
-
-
-def _github_context() -> GitHubContext:
-    try:
-        return GitHubContext.from_env()
-    except ValidationError as exc:
-        field = str(exc.errors()[0]["loc"][0])
-        variable = ENVIRONMENT_VARIABLES.get(field, field)
-        raise UsageError(f"${variable} is not valid: {exc.errors()[0]['msg']}") from None
 
 
 @dataclass(frozen=True)
@@ -80,13 +69,12 @@ class ReportOutputs:
     def beside(cls, directory: Path) -> ReportOutputs:
         """``report.md``, ``report.json`` and ``report.html`` in ``directory`` — what
         ``mlx-parity compare`` finds when given the folder."""
-        return cls(directory / "report.md", directory / REPORT_FILE, directory / "report.html")
+        return cls(directory / REPORT_MARKDOWN, directory / REPORT_JSON, directory / REPORT_HTML)
 
 
 def collect_and_report(
     directory: Path,
-    round_: Round,
-    catalog: Catalog,
+    round_: ResolvedRound,
     *,
     quiet: bool = False,
     outputs: ReportOutputs | None = None,
@@ -95,8 +83,9 @@ def collect_and_report(
 
     ``outputs`` None (the local round runner) writes the three reports beside the artifacts.
     """
-    context = _github_context()
-    report = collect_round(directory, round_, catalog)
+    context = read_github_context()
+    attempt = context.run_attempt if context.run_id is not None else None
+    report = collect_round(directory, round_, attempt)
     outputs = outputs or ReportOutputs.beside(Path(directory))
     markdown = render_markdown(report)
     if outputs.markdown:
@@ -109,14 +98,13 @@ def collect_and_report(
         append_step_summary(context.step_summary, markdown)
     if not quiet:
         print(markdown)
-    return 0 if report.passed else 1
+    return ExitCode.OK if report.passed else ExitCode.GATE_FAILED
 
 
 def _run(args: argparse.Namespace) -> int:
-    round_ = load_round(args.round_id, args.matrix)
-    catalog = load_catalog(args.matrix)
+    round_ = resolve_round(args.round_id, args.matrix)
     outputs = ReportOutputs(args.markdown, args.json, args.html)
-    return collect_and_report(args.directory, round_, catalog, quiet=args.quiet, outputs=outputs)
+    return collect_and_report(args.directory, round_, quiet=args.quiet, outputs=outputs)
 
 
 def append_step_summary(path: Path, markdown: str) -> None:
@@ -126,5 +114,4 @@ def append_step_summary(path: Path, markdown: str) -> None:
     if room <= 0:
         print(f"mlx-parity collect: {path} is full; job summary not written", file=sys.stderr)
         return
-    with path.open("a", encoding="utf-8") as handle:
-        handle.write(fit_summary(markdown, room))
+    append_github_file(path, fit_summary(markdown, room))

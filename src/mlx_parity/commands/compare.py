@@ -26,16 +26,13 @@ from scipy.stats import fisher_exact
 
 from ..collect.compare import ALPHA, ProbeReport, RoundReport
 from ..collect.markdown import DASH, escape_cell, pass_rate_text, table, trace_text
-from ..collect.report import REPORT_FILE, parse_report
-from ..errors import UsageError
+from ..collect.report import parse_report
+from ..errors import ExitCode, UsageError
 from ..github.runs import fetch_run_artifacts, parse_run_source
+from ..names import REPORT_ARTIFACT, REPORT_JSON
 from ..stats import WITHIN_SEED_NOISE, holm_adjust
 
 UNCHANGED = "identical within seed noise"
-
-
-# The artifact the workflow's collect job uploads the reports under.
-REPORT_ARTIFACT = "parity-report"
 
 
 def load_report(source: str | Path) -> RoundReport:
@@ -48,11 +45,11 @@ def load_report(source: str | Path) -> RoundReport:
         return _report_of_run(run_id)
     path = Path(source)
     if path.is_dir():
-        path = path / REPORT_FILE
+        path = path / REPORT_JSON
     if not path.is_file():
         raise UsageError(
             f"{source}: no report here (expected a report JSON file or a directory "
-            f"holding {REPORT_FILE})"
+            f"holding {REPORT_JSON})"
         )
     try:
         text = path.read_text(encoding="utf-8")
@@ -63,16 +60,11 @@ def load_report(source: str | Path) -> RoundReport:
 
 def _report_of_run(run_id: int) -> RoundReport:
     """The ``parity-report`` artifact of a workflow run, downloaded through the REST API."""
-    from ..github import GitHubError
-
     with tempfile.TemporaryDirectory(prefix="mlx-parity-run-") as tmp:
-        try:
-            fetch_run_artifacts(run_id, REPORT_ARTIFACT, Path(tmp))
-        except GitHubError as exc:
-            raise UsageError(f"run {run_id}: cannot download its report: {exc}") from None
-        found = sorted(Path(tmp).rglob(REPORT_FILE))
+        fetch_run_artifacts(run_id, REPORT_ARTIFACT, Path(tmp))
+        found = sorted(Path(tmp).rglob(REPORT_JSON))
         if not found:
-            raise UsageError(f"run {run_id}: no {REPORT_ARTIFACT!r} artifact with {REPORT_FILE}")
+            raise UsageError(f"run {run_id}: no {REPORT_ARTIFACT!r} artifact with {REPORT_JSON}")
         return parse_report(found[0].read_text(encoding="utf-8"), f"run {run_id}")
 
 
@@ -248,13 +240,9 @@ def render_comparison(a: RoundReport, b: RoundReport, rows: list[ProbeChange]) -
     return "\n".join(lines) + "\n"
 
 
-def register(sub: argparse._SubParsersAction) -> None:
-    parser = sub.add_parser(
-        "compare",
-        help="what changed between two rounds' reports",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.description = __doc__
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.add_argument("a", metavar="A", help="earlier report: JSON file, folder or run:<ID>")
     parser.add_argument("b", metavar="B", help="later report: JSON file, folder or run:<ID>")
     parser.set_defaults(handler=_run)
@@ -264,4 +252,4 @@ def _run(args: argparse.Namespace) -> int:
     a, b = load_report(args.a), load_report(args.b)
     rows = compare_reports(a, b)
     print(render_comparison(a, b, rows), end="")
-    return 1 if any(row.changes for row in rows) else 0
+    return ExitCode.DIFFERENCE if any(row.changes for row in rows) else ExitCode.OK

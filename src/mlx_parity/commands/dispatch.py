@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import argparse
 import re
-from pathlib import Path
 
-from pydantic import ValidationError
-
-from ..errors import ParityError, UsageError
-from ..github import GitHubClient, GitHubContext, GitHubError, InvalidRequest, MissingContext
+from ..errors import UsageError
+from ..github import GitHubClient, GitHubError
+from ..github.env import read_github_context
+from . import add_matrix_option
 from .plan import resolve_plan
 
 DEFAULT_WORKFLOW = "mlx-parity.yml"
@@ -26,10 +25,8 @@ _WORKFLOW_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*\.ya?ml|[0-9]+")
 _REF_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/-]{0,254}")
 
 
-class DispatchFailed(ParityError):
+class DispatchFailed(GitHubError):
     """GitHub refused or failed the dispatch (the round itself was valid)."""
-
-    exit_code = 1
 
 
 def check_ref(ref: str) -> str:
@@ -49,8 +46,7 @@ def check_workflow(workflow: str) -> str:
     return workflow
 
 
-def register(sub: argparse._SubParsersAction) -> None:
-    parser = sub.add_parser("dispatch", help="validate a round locally, then start it on GitHub")
+def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--round", required=True, dest="round_id", help="round ID")
     parser.add_argument("--probes", default="", help="comma-separated probe IDs (empty: all)")
     parser.add_argument("--seeds", default="", help="comma-separated seeds (empty: all)")
@@ -60,11 +56,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         default=DEFAULT_WORKFLOW,
         help=f"workflow file name (default {DEFAULT_WORKFLOW})",
     )
-    parser.add_argument(
-        "--matrix",
-        type=Path,
-        help="matrix directory to validate against (default: the nearest matrix/)",
-    )
+    add_matrix_option(parser)
     parser.set_defaults(handler=_run)
 
 
@@ -74,16 +66,12 @@ def _run(args: argparse.Namespace) -> int:
     plan = resolve_plan(args.round_id, args.probes, args.seeds, args.matrix)
     # The filters as given (validated): plan on the runner re-derives the same cells from them.
     inputs = {"round_id": plan.round.id, "probes": args.probes, "seeds": args.seeds}
-    try:
-        context = GitHubContext.from_env()
-    except ValidationError as exc:
-        problems = "; ".join(str(error["msg"]) for error in exc.errors(include_input=False))
-        raise UsageError(f"unusable GitHub variables: {problems}") from None
+    context = read_github_context()
     try:
         run = GitHubClient(context).dispatch_workflow(workflow, ref, inputs)
-    except (MissingContext, InvalidRequest) as exc:
-        raise UsageError(exc.message) from None
     except GitHubError as exc:
+        if exc.exit_code != DispatchFailed.exit_code:
+            raise  # a missing token or an invalid request: the user's to fix
         raise DispatchFailed(f"GitHub did not start the round: {exc.message}") from None
     where = run.html_url if run is not None else f"the Actions tab of {context.repository}"
     print(

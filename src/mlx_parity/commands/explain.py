@@ -9,23 +9,28 @@ import tempfile
 from pathlib import Path
 
 from .. import artifact
-from ..errors import UsageError
+from ..errors import ExitCode, UsageError
 from ..github.runs import fetch_run_artifacts, parse_run_source
+from ..names import SEED_ARTIFACT_PATTERN
+from . import parse_seed_list
 
 # Across platforms (another BLAS, Metal vs CPU) the last bits differ; this is the default
 # per-step tolerance then, and the report states it.
 CROSS_PLATFORM_TOLERANCE = 1e-3
+# Seeds matched when --seeds names none: enough to confirm a match beyond one seed's luck.
+DEFAULT_SEEDS = 3
 
 
-def register(sub: argparse._SubParsersAction) -> None:
-    parser = sub.add_parser(
-        "explain", help="name the core configuration a candidate trainer behaves like"
-    )
+def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "source", help="directory of a candidate's seed results, or run:<ID> of a workflow run"
     )
     parser.add_argument("--probe", help="which probe's results (when DIR holds several)")
-    parser.add_argument("--seeds", type=int, default=3, help="seeds to match (default 3)")
+    parser.add_argument(
+        "--seeds",
+        default="",
+        help="comma-separated seeds to match (default: the first 3 usable seeds)",
+    )
     parser.add_argument(
         "--tolerance",
         type=float,
@@ -70,39 +75,45 @@ def default_tolerance(results: list[artifact.SeedResult]) -> float:
 
 
 def _run(args: argparse.Namespace) -> int:
-    if not 1 <= args.seeds <= 15:
-        raise UsageError("--seeds must be between 1 and 15")
+    seeds = parse_seed_list(args.seeds)
     run_id = parse_run_source(args.source)
     with tempfile.TemporaryDirectory(prefix="mlx-parity-explain-") as tmp:
         if run_id is not None:
             directory = Path(tmp)
-            fetch_run_artifacts(run_id, "seed-results-*", directory)
+            fetch_run_artifacts(run_id, SEED_ARTIFACT_PATTERN, directory)
         else:
             directory = Path(args.source)
             if not directory.is_dir():
                 raise UsageError(f"{args.source}: not a directory")
         results = load_candidate(directory, args.probe)
-    return explain_results(results, args.tolerance, args.seeds, args.quiet)
+    return explain_results(results, args.tolerance, seeds, args.quiet)
 
 
 def explain_results(
-    results: list[artifact.SeedResult], tolerance: float | None, max_seeds: int, quiet: bool
+    results: list[artifact.SeedResult],
+    tolerance: float | None,
+    seeds: list[int] | None = None,
+    quiet: bool = False,
 ) -> int:
-    from ..cell import ModelLoadError, ModelSource
+    """Explain the seed results; ``seeds`` chooses which (default: the first 3 usable)."""
+    from ..cell import ModelSource
     from ..diagnose.explain import context_from, explain, targets_from
     from ..diagnose.traces import TraceRunner
 
     base, fixture = context_from(results)
-    targets = targets_from(results, max_seeds)
+    if seeds:
+        missing = sorted(set(seeds) - {r.seed for r in results})
+        if missing:
+            have = ", ".join(str(r.seed) for r in sorted(results, key=lambda r: r.seed))
+            raise UsageError(f"no seed result for seed(s) {missing} (have {have})")
+        results = [r for r in results if r.seed in seeds]
+    targets = targets_from(results, len(seeds) if seeds else DEFAULT_SEEDS)
     if not targets:
         raise UsageError("no usable seed results (every one errored or has no steps)")
     if tolerance is None:
         tolerance = default_tolerance(results)
-    try:
-        source = ModelSource(fixture.model_path())
-        source.tokenizer()
-    except ModelLoadError as exc:
-        raise UsageError(str(exc)) from None
+    source = ModelSource(fixture.model_path())
+    source.tokenizer()
     probe = results[0].probe_id
     print(
         f"explaining {probe} ({results[0].trainer}) on fixture {fixture.name!r}, seeds "
@@ -118,4 +129,4 @@ def explain_results(
 
     explanation = explain(TraceRunner(fixture, source), base, targets, tolerance, progress)
     print(f"{probe}: {explanation.report()}")
-    return 0 if explanation.matched is not None else 1
+    return ExitCode.OK if explanation.matched is not None else ExitCode.DIFFERENCE

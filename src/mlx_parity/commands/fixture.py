@@ -7,8 +7,7 @@ import argparse
 from ..embedded_model import ensure_fixture
 
 
-def register(sub: argparse._SubParsersAction) -> None:
-    parser = sub.add_parser("fixture", help="the embedded default model")
+def configure(parser: argparse.ArgumentParser) -> None:
     actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
     path = actions.add_parser("path", help="print the model directory (building it if needed)")
     path.set_defaults(handler=_path)

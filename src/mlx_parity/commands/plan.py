@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
 import re
 import sys
 from collections.abc import Mapping
@@ -20,9 +19,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import NoReturn
 
-from pydantic import ValidationError
-
-from ..artifact import PROBE_ID_PATTERN
 from ..errors import ParityError, UsageError
 from ..estimate import (
     DEFAULT_MAX_PARALLEL,
@@ -33,9 +29,18 @@ from ..estimate import (
     compare_layouts,
     format_duration,
 )
-from ..github import GitHubContext
-from ..matrix import Cell, Round, load_catalog, load_round
+from ..github.env import append_github_file, read_github_context
+from ..matrix import Cell, ResolvedRound, resolve_round
 from ..stats import describe_detectability
+from . import (
+    ID_CHARACTERS,
+    SEED_CHARACTERS,
+    add_matrix_option,
+    check_round_characters,
+    parse_probe_list,
+    parse_seed_list,
+    refuse_unsafe,
+)
 
 # GitHub refuses a matrix that expands to more jobs than this.
 MATRIX_JOB_LIMIT = 256
@@ -45,19 +50,12 @@ JOB_OUTPUTS_LIMIT_BYTES = 1_000_000
 # so the sentence states what the seed count alone allows (the collector restates it measured).
 PLANNING_BASELINE_RATE = 1.0
 
-# Allow-lists, checked character by character before anything is looked up, so a hostile value
-# (quotes, `$(`, backticks, newlines, spaces, slashes) is named in the refusal and never reaches a
-# path, a job output or a log line where a runner could read it as a workflow command.
-_ID_CHARACTERS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-")
-_SEED_CHARACTERS = frozenset("0123456789")
-_SEED_PATTERN = re.compile(r"[0-9]{1,20}")
-
 
 @dataclass(frozen=True)
 class Plan:
     """A validated round and the cells that run it."""
 
-    round: Round
+    round: ResolvedRound
     cells: list[Cell]
     probes: list[str]
     seeds: list[int]
@@ -69,75 +67,20 @@ class Plan:
         return sum(len(cell.seeds) for cell in self.cells)
 
 
-# --- validation -------------------------------------------------------------------------------
-
-
-def refuse_unsafe(flag: str, value: str, allowed: frozenset[str], what: str) -> None:
-    """Refuse ``value`` when it holds any character outside ``allowed``, naming each one."""
-    bad = sorted({char for char in value if char not in allowed and char != ","})
-    if bad:
-        listed = " ".join(repr(char) for char in bad)
-        raise UsageError(f"{flag} {value!r} contains characters {what} never has: {listed}")
-
-
-def check_round_characters(round_id: str) -> None:
-    if "," in round_id:
-        raise UsageError(f"--round {round_id!r}: name one round, not a list")
-    refuse_unsafe("--round", round_id, _ID_CHARACTERS, "a round ID")
-
-
-def split_list(flag: str, text: str) -> list[str]:
-    """``a,b`` → ``["a", "b"]``; an empty text is "no filter"; empty items and repeats refused."""
-    if text == "":
-        return []
-    items = text.split(",")
-    if any(item == "" for item in items):
-        raise UsageError(f"{flag} {text!r} has an empty item; write items as a,b,c")
-    repeated = sorted({item for item in items if items.count(item) > 1})
-    if repeated:
-        raise UsageError(f"{flag} {text!r} repeats {', '.join(map(repr, repeated))}")
-    return items
-
-
-def parse_probe_filter(text: str) -> list[str]:
-    refuse_unsafe("--probes", text, _ID_CHARACTERS, "a probe list")
-    probes = split_list("--probes", text)
-    for probe_id in probes:
-        if not re.fullmatch(PROBE_ID_PATTERN, probe_id):
-            raise UsageError(
-                f"--probes: {probe_id!r} is not a probe ID (1-64 letters, digits, '.', '_' or "
-                "'-', starting with a letter or digit)"
-            )
-    return probes
-
-
-def parse_seed_filter(text: str) -> list[int]:
-    refuse_unsafe("--seeds", text, _SEED_CHARACTERS, "a seed list")
-    items = split_list("--seeds", text)
-    for item in items:
-        if not _SEED_PATTERN.fullmatch(item):
-            raise UsageError(f"--seeds: {item!r} is too long to be a seed")
-    seeds = [int(item) for item in items]
-    # "7" and "07" are the same seed.
-    if len(set(seeds)) != len(seeds):
-        raise UsageError(f"--seeds {text!r} repeats a seed")
-    return seeds
-
-
 def resolve_plan(
     round_id: str, probes_text: str, seeds_text: str, matrix_dir: Path | None = None
 ) -> Plan:
     """Validate the request completely (characters first, then against the round) and return
     the cells; raises :class:`ParityError` (exit 2) for anything that cannot run."""
     check_round_characters(round_id)
-    probe_filter = parse_probe_filter(probes_text)
-    seed_filter = parse_seed_filter(seeds_text)
-    round_ = load_round(round_id, matrix_dir)
-    catalog = load_catalog(matrix_dir)
-    added_baseline = bool(probe_filter) and round_.baseline not in probe_filter
+    probe_filter = parse_probe_list(probes_text)
+    seed_filter = parse_seed_list(seeds_text)
+    round_ = resolve_round(round_id, matrix_dir)
+    baseline = round_.baseline.id
+    added_baseline = bool(probe_filter) and baseline not in probe_filter
     if added_baseline:
-        probe_filter = [*probe_filter, round_.baseline]
-    cells = round_.cells(catalog, probe_filter=probe_filter, seed_filter=seed_filter)
+        probe_filter = [*probe_filter, baseline]
+    cells = round_.cells(probe_filter, seed_filter)
     if len(cells) > MATRIX_JOB_LIMIT:
         raise UsageError(
             f"round {round_.id!r} needs {len(cells)} jobs; a GitHub matrix runs at most "
@@ -158,7 +101,7 @@ def matrix_entries(plan: Plan) -> list[dict[str, str]]:
             "cell": cell.name,
             "probe": cell.probe_id,
             "seeds": ",".join(str(seed) for seed in cell.seeds),
-            "pins": plan.round.pins,
+            "pins": plan.round.round.pins,
         }
         for cell in plan.cells
     ]
@@ -166,7 +109,7 @@ def matrix_entries(plan: Plan) -> list[dict[str, str]]:
     # a second look here keeps a future loader change from quietly opening that door.
     for entry in entries:
         for key, value in entry.items():
-            allowed = _SEED_CHARACTERS if key == "seeds" else _ID_CHARACTERS
+            allowed = SEED_CHARACTERS if key == "seeds" else ID_CHARACTERS
             refuse_unsafe(f"matrix {key}", value, allowed, f"a {key} value")
     return entries
 
@@ -174,7 +117,7 @@ def matrix_entries(plan: Plan) -> list[dict[str, str]]:
 def github_outputs(plan: Plan) -> dict[str, str]:
     """The job outputs, one line each: compact JSON never contains a newline."""
     matrix = json.dumps({"include": matrix_entries(plan)}, separators=(",", ":"))
-    outputs = {"matrix": matrix, "round_id": plan.round.id, "cells": str(len(plan.cells))}
+    outputs = {"matrix": matrix, "round_id": plan.round.id}
     size = sum(len(f"{key}={value}\n".encode()) for key, value in outputs.items())
     if size > JOB_OUTPUTS_LIMIT_BYTES:
         raise UsageError(
@@ -193,7 +136,7 @@ def format_outputs(outputs: Mapping[str, str]) -> str:
 def summary_markdown(
     plan: Plan, comparison: LayoutComparison, seconds_per_seed: float, setup_seconds: float
 ) -> str:
-    round_ = plan.round
+    round_ = plan.round.round
     lines = [
         f"## mlx-parity plan: round `{round_.id}`",
         "",
@@ -283,10 +226,7 @@ def error_markdown(message: str) -> str:
 # --- the command ------------------------------------------------------------------------------
 
 
-def register(sub: argparse._SubParsersAction) -> None:
-    parser = sub.add_parser(
-        "plan", help="validate a round and write the probe matrix for GitHub Actions"
-    )
+def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--round", required=True, dest="round_id", help="round ID")
     parser.add_argument(
         "--probes", default="", help="comma-separated probe IDs to run (empty: all of the round)"
@@ -294,9 +234,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--seeds", default="", help="comma-separated seeds to run (empty: all of the round)"
     )
-    parser.add_argument(
-        "--matrix", type=Path, help="matrix directory (default: the nearest matrix/)"
-    )
+    add_matrix_option(parser)
     parser.add_argument(
         "--seconds-per-seed",
         type=float,
@@ -326,31 +264,22 @@ def _report_usage_errors_in_summary(parser: argparse.ArgumentParser) -> None:
     refuse = parser.error
 
     def error(message: str) -> NoReturn:
-        if summary := os.environ.get("GITHUB_STEP_SUMMARY"):
-            _append(Path(summary), error_markdown(f"{parser.prog}: error: {message}"))
+        summary = read_github_context().step_summary
+        append_github_file(summary, error_markdown(f"{parser.prog}: error: {message}"))
         refuse(message)
 
     # An instance attribute: argparse calls self.error, and only this parser should change.
     parser.error = error  # type: ignore[method-assign]
 
 
-def read_context() -> GitHubContext:
-    try:
-        return GitHubContext.from_env()
-    except ValidationError as exc:
-        problems = "; ".join(str(error["msg"]) for error in exc.errors(include_input=False))
-        raise UsageError(f"unusable GitHub Actions variables: {problems}") from None
-
-
 def _run(args: argparse.Namespace) -> int:
-    context = read_context()
+    context = read_github_context()
     try:
         _check_estimate_inputs(args)
         plan = resolve_plan(args.round_id, args.probes, args.seeds, args.matrix)
         outputs = github_outputs(plan)
     except ParityError as exc:
-        if context.step_summary is not None:
-            _append(context.step_summary, error_markdown(str(exc)))
+        append_github_file(context.step_summary, error_markdown(str(exc)))
         raise
     comparison = compare_layouts(
         [len(cell.seeds) for cell in plan.cells],
@@ -360,11 +289,10 @@ def _run(args: argparse.Namespace) -> int:
     )
     summary = summary_markdown(plan, comparison, args.seconds_per_seed, args.setup_seconds)
     if context.output is not None:
-        _append(context.output, format_outputs(outputs))
+        append_github_file(context.output, format_outputs(outputs))
     else:
         sys.stdout.write(format_outputs(outputs))
-    if context.step_summary is not None:
-        _append(context.step_summary, summary)
+    append_github_file(context.step_summary, summary)
     sys.stdout.write(summary)
     return 0
 
@@ -376,9 +304,3 @@ def _check_estimate_inputs(args: argparse.Namespace) -> None:
         raise UsageError(f"--setup-seconds must be a number >= 0, got {args.setup_seconds}")
     if args.max_parallel < 1:
         raise UsageError(f"--max-parallel must be >= 1, got {args.max_parallel}")
-
-
-def _append(path: Path, text: str) -> None:
-    # Append: GitHub hands every step one file, and other commands of the step may write too.
-    with path.open("a", encoding="utf-8") as handle:
-        handle.write(text)

@@ -5,72 +5,23 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ..errors import UsageError
-from ..fixture import SMOKE, Fixture
-from ..knobs import KnobError, Knobs, apply, parse_assignment
-from ..matrix import load_catalog, load_round
-from ..probes import BUILTIN_PROBES, Probe
-from .plan import parse_seed_filter
-
-# The round ID recorded when no round file is named: built-in probes on the smoke fixture.
-LOCAL_ROUND = "local"
+from ..errors import ExitCode, UsageError
+from ..knobs import apply, parse_assignment
+from ..matrix import LOCAL_ROUND, ResolvedProbe, ResolvedRound, local_round, resolve_round
+from . import add_matrix_option, parse_seed_list
 
 
-def parse_seeds(text: str) -> list[int]:
-    """``1,7,42`` → [1, 7, 42], validated as strictly as the workflow's plan does."""
-    seeds = parse_seed_filter(text)
-    if not seeds:
-        raise UsageError("--seeds names no seed")
-    return seeds
-
-
-def parse_overrides(assignments: list[str]) -> dict[str, str]:
-    try:
-        return dict(parse_assignment(a) for a in assignments)
-    except KnobError as exc:
-        raise UsageError(str(exc)) from None
-
-
-def lookup_probe(probe_id: str) -> Probe:
-    try:
-        return BUILTIN_PROBES[probe_id]
-    except KeyError:
-        known = ", ".join(BUILTIN_PROBES)
-        raise UsageError(f"unknown probe {probe_id!r}; known probes: {known}") from None
-
-
-def resolve_cell(
-    args: argparse.Namespace, overrides: dict[str, str]
-) -> tuple[Probe, Knobs, Fixture]:
-    """The probe, its knobs and the fixture: from the round file when ``--round`` names one
-    (its catalog, settings and fixture), else the built-in probes on the smoke fixture."""
-    if args.round_id != LOCAL_ROUND:
-        rnd = load_round(args.round_id, args.matrix)
-        probe = load_catalog(args.matrix).get(args.probe)
-        base, fixture = apply(Knobs(), rnd.settings), rnd.fixture
-    else:
-        probe, base, fixture = lookup_probe(args.probe), Knobs(), SMOKE
-    try:
-        knobs = probe.resolved(base, overrides)
-    except KnobError as exc:
-        raise UsageError(str(exc)) from None
-    if args.model:
-        fixture = fixture.model_copy(update={"model": args.model})
-    return probe, knobs, fixture
-
-
-def register(sub: argparse._SubParsersAction) -> None:
-    parser = sub.add_parser("probe", help="run one probe over a list of seeds")
+def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--probe", required=True, help="probe ID (e.g. reference, core)")
     parser.add_argument("--seeds", required=True, help="comma-separated seeds, e.g. 1,7,42")
     parser.add_argument("--out", required=True, type=Path, help="directory for seed results")
     parser.add_argument(
         "--round",
-        default=LOCAL_ROUND,
         dest="round_id",
-        help="round whose probes, settings and fixture to use (default: built-ins, smoke fixture)",
+        help="round whose probes, settings and fixture to use (default: the built-in probes "
+        "on the smoke fixture)",
     )
-    parser.add_argument("--matrix", type=Path, help="matrix directory (default ./matrix)")
+    add_matrix_option(parser)
     parser.add_argument(
         "--set",
         action="append",
@@ -86,22 +37,34 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.set_defaults(handler=_run)
 
 
+def resolve_cell(args: argparse.Namespace) -> tuple[ResolvedRound, ResolvedProbe]:
+    """The round (the named one, or the built-in probes on the smoke fixture) and the probe
+    with ``--set`` overrides applied."""
+    rnd = resolve_round(args.round_id, args.matrix) if args.round_id else local_round()
+    probe = rnd.probe(args.probe)
+    overrides = dict(parse_assignment(a) for a in args.overrides)
+    knobs = apply(probe.knobs, overrides)
+    probe.trainer.check_knobs(knobs)
+    return rnd, ResolvedProbe(probe.probe, probe.trainer, knobs, probe.expect)
+
+
 def _run(args: argparse.Namespace) -> int:
     # Imported here: MLX and mlx-lm load slowly, and other commands need neither.
-    from ..cell import CellProgress, ModelLoadError, run_cell
-    from ..trainers import TrainerError
+    from ..cell import CellProgress, run_cell
 
-    seeds = parse_seeds(args.seeds)
-    probe, knobs, fixture = resolve_cell(args, parse_overrides(args.overrides))
-    try:
-        results = run_cell(
-            args.round_id, probe, knobs, fixture, seeds, args.out, CellProgress(not args.quiet)
-        )
-    except (TrainerError, ModelLoadError) as exc:
-        raise UsageError(str(exc)) from None
+    seeds = parse_seed_list(args.seeds)
+    if not seeds:
+        raise UsageError("--seeds names no seed")
+    rnd, probe = resolve_cell(args)
+    fixture = rnd.fixture
+    if args.model:
+        fixture = fixture.model_copy(update={"model": args.model})
+    round_id = rnd.id if args.round_id else LOCAL_ROUND
+    progress = CellProgress(not args.quiet)
+    results = run_cell(round_id, probe, fixture, seeds, args.out, progress, device=rnd.round.device)
     for r in results:
         verdict = "pass" if r.passed else "fail"
         print(
             f"{r.probe_id} seed {r.seed}: {r.status} {verdict} cf_loss={r.cf_loss} {r.generation!r}"
         )
-    return 1 if any(r.status == "error" for r in results) else 0
+    return ExitCode.SEED_FAILED if any(r.status == "error" for r in results) else ExitCode.OK

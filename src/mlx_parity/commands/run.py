@@ -10,37 +10,29 @@ from pathlib import Path
 
 from .. import artifact
 from ..errors import UsageError
-from ..matrix import Catalog, Round, load_catalog, load_round
+from ..matrix import MATRIX_HELP, ResolvedRound, resolve_round
 from ..pool import Event, Task, default_workers, run_tasks
-from ..trainer_rules import TrainerError, check_knobs
 
 
-def register(sub: argparse._SubParsersAction) -> None:
-    parser = sub.add_parser("run", help="run a round locally and collect it")
+def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--round", required=True, dest="round_id", help="round ID (matrix/rounds)")
     parser.add_argument("--out", type=Path, help="artifact directory (default out/<round>)")
     parser.add_argument("--workers", type=int, default=default_workers(), help="worker processes")
     parser.add_argument("--resume", action="store_true", help="skip seeds already finished")
-    parser.add_argument("--matrix", type=Path, help="matrix directory (default ./matrix)")
+    parser.add_argument("--matrix", type=Path, help=MATRIX_HELP)
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.set_defaults(handler=_run)
 
 
-def plan_tasks(rnd: Round, catalog: Catalog, out_dir: Path, resume: bool) -> tuple[list[Task], int]:
+def plan_tasks(rnd: ResolvedRound, out_dir: Path, resume: bool) -> tuple[list[Task], int]:
     """Every (probe, seed) of the round as a task; with ``resume``, finished seeds are skipped."""
     tasks, skipped = [], 0
-    for probe_id in rnd.probes:
-        probe = catalog.get(probe_id)
-        knobs = rnd.knobs_for(probe)
-        try:
-            check_knobs(probe.trainer, knobs)
-        except TrainerError as exc:
-            raise UsageError(f"probe {probe_id!r}: {exc}") from None
+    for probe in rnd.probes.values():
         for seed in rnd.seeds:
-            if resume and _finished(out_dir, rnd.id, probe_id, seed):
+            if resume and _finished(out_dir, rnd.id, probe.id, seed):
                 skipped += 1
                 continue
-            tasks.append(Task(rnd.id, probe, knobs, rnd.fixture, seed, str(out_dir)))
+            tasks.append(Task(rnd.id, probe, rnd.fixture, seed, str(out_dir), rnd.round.device))
     return tasks, skipped
 
 
@@ -63,7 +55,7 @@ class RoundProgress:
         self.per_probe_total = Counter(t.probe.id for t in tasks)
         self.per_probe_done: Counter[str] = Counter()
         self.per_probe_pass: Counter[str] = Counter()
-        self.steps = {t.key: t.knobs.steps for t in tasks}
+        self.steps = {t.key: t.probe.knobs.steps for t in tasks}
         self.seen_steps: dict[tuple[str, int], int] = {}
         self.bar = tqdm(
             total=sum(self.steps.values()),
@@ -114,11 +106,13 @@ class RoundProgress:
 def _run(args: argparse.Namespace) -> int:
     if args.workers < 1:
         raise UsageError("--workers must be at least 1")
-    rnd = load_round(args.round_id, args.matrix)
-    catalog = load_catalog(args.matrix)
+    rnd = resolve_round(args.round_id, args.matrix)
+    for probe in rnd.probes.values():
+        if probe.trainer.is_plugin:
+            probe.trainer.load()  # a plugin that does not import is refused before any seed
     out_dir = args.out or Path("out") / rnd.id
     out_dir.mkdir(parents=True, exist_ok=True)
-    tasks, skipped = plan_tasks(rnd, catalog, out_dir, args.resume)
+    tasks, skipped = plan_tasks(rnd, out_dir, args.resume)
     rnd.fixture.model_path()  # build the embedded model once, before workers race for it
 
     print(
@@ -146,4 +140,4 @@ def _run(args: argparse.Namespace) -> int:
 
     from .collect import collect_and_report
 
-    return collect_and_report(out_dir, rnd, catalog, quiet=False)
+    return collect_and_report(out_dir, rnd, quiet=False)

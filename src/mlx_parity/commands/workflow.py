@@ -1,8 +1,8 @@
 """``mlx-parity workflow generate|check``: write the GitHub Actions workflow, or verify that the
 checked-in file is exactly what the generator writes (so hand edits cannot drift from settings).
 
-The repository root is the current directory: settings overrides are read from
-``matrix/workflow.toml`` and relative paths resolve against it.
+The repository root is the current directory: the workflow's path in the settings is relative to
+it. Overrides are read from ``workflow.toml`` in the matrix directory (``--matrix``).
 """
 
 from __future__ import annotations
@@ -12,44 +12,44 @@ import difflib
 import sys
 from pathlib import Path
 
-from ..errors import UsageError
+from ..errors import ExitCode, UsageError
+from ..matrix import find_matrix_dir
 from ..workflow.generate import render_workflow
-from ..workflow.settings import load_settings
+from ..workflow.settings import WorkflowSettings, load_settings
+from . import add_matrix_option
 
 
-def register(sub: argparse._SubParsersAction) -> None:
-    parser = sub.add_parser("workflow", help="generate or check the GitHub Actions workflow")
+def configure(parser: argparse.ArgumentParser) -> None:
     actions = parser.add_subparsers(dest="workflow_action", required=True, metavar="ACTION")
-
     generate = actions.add_parser("generate", help="write the workflow file")
-    generate.add_argument(
-        "--output", type=Path, help="where to write (default: the settings' path)"
-    )
-    generate.set_defaults(handler=_generate)
-
     check = actions.add_parser(
-        "check", help="exit 1 with a diff when the workflow file differs from the generator's"
+        "check", help=f"exit {ExitCode.DIFFERENCE:d} with a diff when the file has drifted"
     )
-    check.add_argument("--file", type=Path, help="file to check (default: the settings' path)")
-    check.set_defaults(handler=_check)
+    for action, handler in ((generate, _generate), (check, _check)):
+        action.add_argument(
+            "--file", type=Path, help="the workflow file (default: the settings' path)"
+        )
+        add_matrix_option(action)
+        action.set_defaults(handler=handler)
+
+
+def _settings_and_target(args: argparse.Namespace) -> tuple[WorkflowSettings, Path]:
+    settings = load_settings(args.matrix or find_matrix_dir())
+    return settings, args.file or Path.cwd() / settings.path
 
 
 def _generate(args: argparse.Namespace) -> int:
-    root = Path.cwd()
-    settings = load_settings(root)
-    target = args.output or root / settings.path
+    settings, target = _settings_and_target(args)
     target.parent.mkdir(parents=True, exist_ok=True)
     # newline="\n": the same bytes on every platform, so `check` never flags line endings.
     with target.open("w", encoding="utf-8", newline="\n") as handle:
         handle.write(render_workflow(settings))
     print(f"wrote {target}")
-    return 0
+    return ExitCode.OK
 
 
 def _check(args: argparse.Namespace) -> int:
-    root = Path.cwd()
-    settings = load_settings(root)
-    target = args.file or root / settings.path
+    settings, target = _settings_and_target(args)
     if not target.is_file():
         raise UsageError(f"{target} does not exist; run `mlx-parity workflow generate`")
     with target.open(encoding="utf-8", newline="") as handle:
@@ -57,7 +57,7 @@ def _check(args: argparse.Namespace) -> int:
     expected = render_workflow(settings)
     if actual == expected:
         print(f"{target} is up to date")
-        return 0
+        return ExitCode.OK
     diff = difflib.unified_diff(
         actual.splitlines(keepends=True),
         expected.splitlines(keepends=True),
@@ -70,4 +70,4 @@ def _check(args: argparse.Namespace) -> int:
         "run `mlx-parity workflow generate` (edit settings, not the file)",
         file=sys.stderr,
     )
-    return 1
+    return ExitCode.DIFFERENCE

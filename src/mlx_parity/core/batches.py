@@ -8,7 +8,8 @@ from collections.abc import Iterator
 import mlx.core as mx
 import numpy as np
 
-from .padding import PaddingRule, pad_batch
+from ..knobs import PaddingRule
+from .padding import pad_batch
 
 
 def encode_rows(tokenizer, texts: list[str]) -> list[list[int]]:

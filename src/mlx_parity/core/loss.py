@@ -8,12 +8,10 @@ offset <= t < length, real tokens only. The mean is taken in float32.
 
 from __future__ import annotations
 
-from typing import Literal
-
 import mlx.core as mx
 import mlx.nn as nn
 
-MaskRule = Literal["inclusive", "exclusive"]
+from ..knobs import MaskRule
 
 
 def target_mask(lengths: mx.array, num_targets: int, rule: MaskRule = "inclusive") -> mx.array:

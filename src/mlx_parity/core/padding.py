@@ -8,12 +8,9 @@ did; both clamp to ``max_seq_length``, which can drop the +1 again at the bounda
 
 from __future__ import annotations
 
-from typing import Literal
-
 import numpy as np
 
-PaddingRule = Literal["mlx-lm", "multiple"]
-PAD_TO = 32
+from ..knobs import PAD_TO, PaddingRule
 
 
 def padded_width(

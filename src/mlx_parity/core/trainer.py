@@ -8,9 +8,8 @@ mlx-lm's bit for bit; each knob then changes one piece and nothing else.
 
 from __future__ import annotations
 
-import math
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+import contextlib
+from collections.abc import Iterator
 from functools import partial
 
 import mlx.core as mx
@@ -19,27 +18,11 @@ import mlx.optimizers as optim
 from mlx.utils import tree_map
 
 from ..knobs import Knobs
-from .clip import global_norm
+from ..steps import StepCallback, StepLog, StepRecord, StopTraining
+from .batches import encode_rows, iterate_batches
+from .clip import clip_gradients, global_norm
 from .loss import shifted_loss
-
-
-@dataclass(frozen=True)
-class StepRecord:
-    """What every trainer reports per optimizer micro-step."""
-
-    step: int
-    loss: float
-    grad_norm: float | None
-    ntoks: int
-    input_shape: tuple[int, int]
-    lr: float
-
-
-class StopTraining(Exception):
-    """Raised by a step callback to end training early (e.g. on a non-finite loss)."""
-
-
-StepCallback = Callable[[StepRecord], None]
+from .setup import attach_lora, build_optimizer
 
 
 def make_step(model: nn.Module, optimizer: optim.Optimizer, knobs: Knobs):
@@ -74,7 +57,7 @@ def make_step(model: nn.Module, optimizer: optim.Optimizer, knobs: Knobs):
         elif accum_steps > 1:
             grad = tree_map(lambda x: x / accum_steps, grad)
         norm = global_norm(grad)
-        optimizer.update(model, clip.apply(grad))
+        optimizer.update(model, clip_gradients(clip, grad))
         return lvalue, toks, None, norm
 
     state = [model.state, optimizer.state, mx.random.state]
@@ -93,33 +76,48 @@ def train(
     """Train for ``knobs.steps`` micro-steps; return one record per step.
 
     A callback may raise :class:`StopTraining` to end early; the records so far are returned.
-    A non-finite loss ends training after its step is recorded (nothing after it is meaningful).
     """
     step, state = make_step(model, optimizer, knobs)
     model.train()
-    records: list[StepRecord] = []
+    log = StepLog(on_step)
     accumulated = None
-    for it, (batch, lengths) in zip(range(1, knobs.steps + 1), batches, strict=False):
-        do_update = it % knobs.grad_accum == 0
-        lvalue, toks, accumulated, norm = step(batch, lengths, accumulated, do_update)
-        mx.eval(state, lvalue, toks, accumulated, norm)
-        record = StepRecord(
-            step=it,
-            loss=lvalue.item(),
-            grad_norm=None if norm is None else norm.item(),
-            ntoks=int(toks.item()),
-            input_shape=(int(batch.shape[0]), int(batch.shape[1])),
-            lr=_current_lr(optimizer),
-        )
-        records.append(record)
-        try:
-            if on_step is not None:
-                on_step(record)
-        except StopTraining:
-            break
-        if not math.isfinite(record.loss):
-            break
-    return records
+    with contextlib.suppress(StopTraining):
+        for it, (batch, lengths) in zip(range(1, knobs.steps + 1), batches, strict=False):
+            do_update = it % knobs.grad_accum == 0
+            lvalue, toks, accumulated, norm = step(batch, lengths, accumulated, do_update)
+            mx.eval(state, lvalue, toks, accumulated, norm)
+            log.add(
+                StepRecord(
+                    step=it,
+                    loss=lvalue.item(),
+                    grad_norm=None if norm is None else norm.item(),
+                    ntoks=int(toks.item()),
+                    input_shape=(int(batch.shape[0]), int(batch.shape[1])),
+                    lr=_current_lr(optimizer),
+                )
+            )
+    return log.records
+
+
+def train_core(
+    model: nn.Module,
+    tokenizer,
+    texts: list[str],
+    knobs: Knobs,
+    seed: int,
+    on_step: StepCallback | None = None,
+) -> list[StepRecord]:
+    """The ``core`` trainer: LoRA, optimizer and batches set up by the knobs, then :func:`train`."""
+    attach_lora(model, knobs, seed)
+    batches = iterate_batches(
+        encode_rows(tokenizer, texts),
+        knobs.batch_size,
+        knobs.max_seq_length,
+        seed,
+        knobs.padding,
+        knobs.pad_to,
+    )
+    return train(model, build_optimizer(knobs), batches, knobs, on_step)
 
 
 def _current_lr(optimizer: optim.Optimizer) -> float:

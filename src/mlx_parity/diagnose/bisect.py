@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass
 
 from ..knobs import Knobs
-from ..trace_compare import Divergence, first_divergence
+from ..traces import TraceComparison, first_divergence
 from .space import Change, applied, describe
 from .traces import TraceRunner
 
@@ -22,7 +22,7 @@ from .traces import TraceRunner
 class SubsetResult:
     changes: tuple[Change, ...]
     # Per seed: where this configuration departs from A, and whether it reproduces B.
-    from_a: dict[int, Divergence | None]
+    from_a: dict[int, TraceComparison | None]
     reproduces_b: bool
 
 
@@ -33,7 +33,7 @@ class Bisection:
     seeds: list[int]
     tolerance: float
     differing: tuple[Change, ...]
-    b_from_a: dict[int, Divergence | None]
+    b_from_a: dict[int, TraceComparison | None]
     singles: list[SubsetResult]
     culprit: tuple[Change, ...] | None
     tried: int
@@ -56,11 +56,9 @@ class Bisection:
                 f"{self.to_id} does not diverge from {self.from_id} on this fixture: every "
                 "difference is inert here (use a fixture that exercises them)"
             )
-        elif self.culprit is None:
-            lines.append(f"no subset of the differences reproduces {self.to_id}'s trace")
-        elif len(self.culprit) == 1:
+        elif self.culprit is not None and len(self.culprit) == 1:
             lines.append(f"culprit: {describe(self.culprit)} alone reproduces {self.to_id}")
-        else:
+        elif self.culprit is not None:
             lines.append(
                 f"culprit: the interaction of {describe(self.culprit)} — no single knob "
                 f"reproduces {self.to_id}, these together do"
@@ -83,16 +81,16 @@ class Bisection:
         return "\n".join(lines)
 
 
-def _moves(by_seed: dict[int, Divergence | None]) -> bool:
+def _moves(by_seed: dict[int, TraceComparison | None]) -> bool:
     return any(d is not None for d in by_seed.values())
 
 
-def _first(by_seed: dict[int, Divergence | None]) -> str:
+def _first(by_seed: dict[int, TraceComparison | None]) -> str:
     hits = [(d.step, seed, d) for seed, d in by_seed.items() if d is not None]
     if not hits:
         return "none (identical)"
-    step, seed, divergence = min(hits)
-    return f"{divergence.describe()} (seed {seed}; {len(hits)}/{len(by_seed)} seeds diverge)"
+    _, seed, divergence = min(hits, key=lambda hit: hit[:2])
+    return f"{divergence.where} (seed {seed}; {len(hits)}/{len(by_seed)} seeds diverge)"
 
 
 def differing_changes(a: Knobs, b: Knobs) -> tuple[Change, ...]:

@@ -24,8 +24,8 @@ from dataclasses import dataclass, field
 from ..artifact import SeedResult
 from ..fixture import Fixture
 from ..knobs import Knobs
-from ..trace_compare import Divergence, first_divergence
-from .space import DEFECT_CLASSES, Change, applied, baseline_of, describe, search_space
+from ..traces import TraceComparison, first_divergence
+from .space import Change, applied, baseline_of, describe, meaning, search_space
 from .traces import TraceRunner
 
 BEAM_WIDTH = 3
@@ -37,13 +37,14 @@ class Candidate:
     """A configuration tried, and how far it agreed with the target on the first seed."""
 
     changes: tuple[Change, ...]
-    divergence: Divergence | None  # None: matched every step
+    divergence: TraceComparison | None  # None: matched every step
 
     def closeness(self) -> tuple[float, float]:
         # Later first divergence is closer; at the same step, a smaller jump is closer.
         if self.divergence is None:
             return (float("inf"), 0.0)
-        return (self.divergence.step, -self.divergence.size)
+        size = self.divergence.size
+        return (self.divergence.step or 0, -(float("inf") if size is None else size))
 
 
 @dataclass
@@ -58,11 +59,7 @@ class Explanation:
     tried: int
     steps_trained: int
     seconds: float
-    confirmations: dict[int, Divergence | None] = field(default_factory=dict)
-
-    @property
-    def identical(self) -> bool:
-        return self.matched == ()
+    confirmations: dict[int, TraceComparison | None] = field(default_factory=dict)
 
     def headline(self) -> str:
         how = "bit for bit" if self.tolerance == 0 else f"within {self.tolerance:g} per step"
@@ -72,7 +69,7 @@ class Explanation:
         if self.matched:
             return f"behaves like core with {describe(self.matched)} {evidence}"
         divergence = self.closest.divergence
-        where = divergence.describe() if divergence else "a later seed"
+        where = divergence.where if divergence else "a later seed"
         return (
             "unexplained: no configuration of the core's knobs reproduces it; closest is core "
             f"with {describe(self.closest.changes)}, which departs at {where}"
@@ -87,7 +84,7 @@ class Explanation:
         lines.append("this fixture can see:   " + (", ".join(self.visible) or "nothing"))
         lines.append("this fixture cannot see: " + (", ".join(self.invisible) or "nothing"))
         for knob in self.invisible:
-            lines.append(f"  - {knob}: {DEFECT_CLASSES.get(knob, knob)} leaves the trace unmoved")
+            lines.append(f"  - {knob}: {meaning(knob)} leaves the trace unmoved")
         return "\n".join(lines)
 
 
@@ -98,7 +95,7 @@ def _seeds(seeds: list[int]) -> str:
 def targets_from(results: list[SeedResult], max_seeds: int) -> dict[int, list[float]]:
     """The loss traces to explain, one per seed, from usable artifacts."""
     usable = [r for r in sorted(results, key=lambda r: r.seed) if r.rows and r.status != "error"]
-    return {r.seed: [row.loss for row in r.rows] for r in usable[:max_seeds]}
+    return {r.seed: [row["loss"] for row in r.rows] for r in usable[:max_seeds]}
 
 
 def explain(
@@ -122,7 +119,7 @@ def explain(
         losses = runner.trace(applied(base, changes), first, targets[first], tolerance)
         return Candidate(changes, first_divergence(losses, targets[first], tolerance))
 
-    def confirm(changes: tuple[Change, ...]) -> dict[int, Divergence | None]:
+    def confirm(changes: tuple[Change, ...]) -> dict[int, TraceComparison | None]:
         knobs = applied(base, changes)
         return {
             s: first_divergence(

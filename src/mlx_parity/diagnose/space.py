@@ -1,15 +1,24 @@
 """The defect classes the core's knobs can express, as changes from a base configuration.
 
-Each change is one knob moved to one alternative value. ``compile`` is absent on purpose: it
-never changes a loss (bit-identical on and off), so no trace can reveal it.
+Each change is one knob moved to one alternative value, drawn from the knob's domain in
+``mlx_parity/knobs.py``. ``compile`` is absent on purpose: it never changes a loss (bit-identical
+on and off), so no trace can reveal it.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, get_args
 
-from ..knobs import Knobs, apply
+from ..knobs import BEHAVIOUR_KNOBS, AccumNorm, DType, Knobs, MaskRule, PaddingRule, apply
+
+# The clip policies worth trying: mlx-lm's (none), the silent legacy default, a norm cap.
+CLIP_ALTERNATIVES = ("value:1", "global_norm:1", "none")
+
+
+def meaning(knob: str) -> str:
+    """What a knob means to a user, for reports: its description in ``Knobs``."""
+    return Knobs.model_fields[knob].description or knob
 
 
 @dataclass(frozen=True, order=True)
@@ -22,50 +31,30 @@ class Change:
         return f"{self.knob}={value}"
 
 
-# Defect class → what it means to a user, for reports.
-DEFECT_CLASSES = {
-    "padding": "batch padding rule (+1 of mlx-lm's width)",
-    "loss_mask": "which targets the loss trains on (the pad target)",
-    "clip": "gradient clipping policy (e.g. a silent ±1.0 clip)",
-    "seed_after_load": "seeding MLX's RNG before LoRA init",
-    "accum_norm": "how accumulated gradients are normalised",
-    "bias_correction": "Adam bias correction",
-    "dtype": "the dtype the base weights are cast to",
-    "num_layers": "how many layers get LoRA",
-}
-
-
-# Knobs that describe how a trainer behaves (what explain searches), as opposed to the training
-# settings a candidate was asked to use (steps, lr, batch size...), which it keeps.
-BEHAVIOUR_KNOBS = (
-    *DEFECT_CLASSES,
-    "pad_to",
-    "max_grad_value",
-    "max_grad_norm",
-    "clip_semantics",
-    "compile",
-)
-
-
 def baseline_of(settings: Knobs) -> Knobs:
     """``settings`` with every behaviour knob back at mlx-lm's value: where a search starts."""
     defaults = Knobs()
     return apply(settings, {k: getattr(defaults, k) for k in BEHAVIOUR_KNOBS} | {"clip": None})
 
 
+def _others(domain: type, current: Any) -> list[Change]:
+    return [value for value in get_args(domain) if value != current]
+
+
 def search_space(base: Knobs) -> list[Change]:
     """Every single-knob change worth trying from ``base``; each is a distinct defect class."""
-    changes = [
-        Change("padding", "multiple" if base.padding == "mlx-lm" else "mlx-lm"),
-        Change("loss_mask", "exclusive" if base.loss_mask == "inclusive" else "inclusive"),
-        *(Change("clip", c) for c in ("value:1", "global_norm:1", "none") if c != base.clip),
+    # Casting to float32 or leaving weights as loaded is the same on a float32 model.
+    dtypes = [d for d in _others(DType, base.dtype) if d not in ("as_loaded", "float32")]
+    return [
+        *(Change("padding", v) for v in _others(PaddingRule, base.padding)),
+        *(Change("loss_mask", v) for v in _others(MaskRule, base.loss_mask)),
+        *(Change("clip", c) for c in CLIP_ALTERNATIVES if c != base.clip),
         Change("seed_after_load", not base.seed_after_load),
-        Change("accum_norm", "token" if base.accum_norm == "mean" else "mean"),
+        *(Change("accum_norm", v) for v in _others(AccumNorm, base.accum_norm)),
         Change("bias_correction", not base.bias_correction),
-        *(Change("dtype", d) for d in ("float16", "bfloat16") if d != base.dtype),
-        Change("num_layers", -1 if base.num_layers != -1 else 16),
+        *(Change("dtype", d) for d in dtypes),
+        Change("num_layers", -1 if base.num_layers != -1 else Knobs().num_layers),
     ]
-    return changes
 
 
 def applied(base: Knobs, changes: tuple[Change, ...] | list[Change]) -> Knobs:

@@ -10,11 +10,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from ..cell import ModelSource, prepare_model
-from ..core.trainer import StepRecord, StopTraining
+from ..core.trainer import train_core
 from ..fixture import Fixture
 from ..knobs import Knobs
-from ..trace_compare import same_loss
-from ..trainers import train_core
+from ..steps import StepRecord, StopTraining
+from ..traces import same_loss
 
 
 @dataclass

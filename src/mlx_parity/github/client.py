@@ -130,8 +130,9 @@ class GitHubClient:
             description=fit_status_description(description),
             target_url=target_url,
         )
+        # Posting the same status twice leaves one status: safe to retry after a 5xx.
         response = self._api("POST", f"{self._repo_path()}/statuses/{_segment(sha)}", json=status)
-        return self._parse(PostedStatus, response)
+        return self._parse(PostedStatus, response, accepted=True)
 
     def create_check_run(
         self,
@@ -152,8 +153,10 @@ class GitHubClient:
         }
         if details_url is not None:
             body["details_url"] = details_url
-        response = self._api("POST", f"{self._repo_path()}/check-runs", json=body)
-        return self._parse(CheckRun, response)
+        # A 5xx may hide a check run that was created; repeating it would create a second one.
+        path = f"{self._repo_path()}/check-runs"
+        response = self._api("POST", path, json=body, idempotent=False)
+        return self._parse(CheckRun, response, accepted=True)
 
     def list_run_artifacts(self, run_id: int | None = None) -> list[Artifact]:
         """Every artifact of workflow run ``run_id`` (default: this run), across all pages."""
@@ -323,11 +326,20 @@ class GitHubClient:
             return _Failure(ServerError, message, status, wait)
         return _Failure(_ERROR_TYPES.get(status, GitHubError), message, status, None)
 
-    def _parse(self, model: type[_Model], response: requests.Response) -> _Model:
+    def _parse(
+        self, model: type[_Model], response: requests.Response, accepted: bool = False
+    ) -> _Model:
+        """The answer as ``model``. With ``accepted`` (a write GitHub took), a body that does
+        not parse is only a warning: the write happened whatever the body says."""
         try:
             return model.model_validate_json(response.content)
         except ValidationError as exc:
             where = f"{response.request.method} {_display(response.url)}"
+            if accepted:
+                logger.warning(
+                    "%s: accepted (%s) with an unreadable body", where, response.status_code
+                )
+                return model()
             problems = "; ".join(
                 f"{'.'.join(map(str, error['loc'])) or '<body>'}: {error['msg']}"
                 for error in exc.errors(include_input=False)[:3]

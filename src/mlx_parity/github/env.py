@@ -7,13 +7,16 @@ server.
 
 from __future__ import annotations
 
+import json
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
-from .errors import MissingContext
+from ..errors import UsageError
+from .errors import InvalidRequest, MissingContext
 
 DEFAULT_API_URL = "https://api.github.com"
 DEFAULT_SERVER_URL = "https://github.com"
@@ -29,7 +32,12 @@ ENVIRONMENT_VARIABLES: dict[str, str] = {
     "step_summary": "GITHUB_STEP_SUMMARY",
     "output": "GITHUB_OUTPUT",
     "event_name": "GITHUB_EVENT_NAME",
+    "event_path": "GITHUB_EVENT_PATH",
+    "run_attempt": "GITHUB_RUN_ATTEMPT",
 }
+
+# Events whose GITHUB_SHA is a merge commit GitHub made, not a commit of the pull request.
+PULL_REQUEST_EVENTS = frozenset({"pull_request", "pull_request_review", "pull_request_target"})
 
 
 class GitHubContext(BaseModel):
@@ -47,6 +55,8 @@ class GitHubContext(BaseModel):
     step_summary: Path | None = None
     output: Path | None = None
     event_name: str | None = None
+    event_path: Path | None = None
+    run_attempt: int = Field(1, ge=1)
 
     @field_validator("api_url", "server_url")
     @classmethod
@@ -78,6 +88,25 @@ class GitHubContext(BaseModel):
             return None
         return f"{self.server_url}/{self.repository}/actions/runs/{self.run_id}"
 
+    @property
+    def head_sha(self) -> str | None:
+        """The commit results belong on: on a pull request, its head commit
+        (``pull_request.head.sha`` in the event payload) — ``GITHUB_SHA`` is then a merge commit
+        no one looks at, and statuses posted there never show on the pull request."""
+        if self.event_name not in PULL_REQUEST_EVENTS or self.event_path is None:
+            return self.sha
+        try:
+            event = json.loads(self.event_path.read_text(encoding="utf-8"))
+            head = event["pull_request"]["head"]["sha"]
+        except (OSError, ValueError, KeyError, TypeError):
+            head = None
+        if not (isinstance(head, str) and re.fullmatch(r"[0-9a-f]{40}", head)):
+            raise InvalidRequest(
+                f"{self.event_path}: a {self.event_name} event without pull_request.head.sha; "
+                "the statuses would land on the merge commit, where no one sees them"
+            )
+        return head
+
     def token_value(self) -> str:
         """The raw token, for the Authorization header only."""
         if self.token is None or not self.token.get_secret_value():
@@ -88,3 +117,23 @@ class GitHubContext(BaseModel):
         if self.repository is None:
             raise MissingContext(ENVIRONMENT_VARIABLES["repository"])
         return self.repository
+
+
+def read_github_context(environ: Mapping[str, str] = os.environ) -> GitHubContext:
+    """The context of this job; a variable GitHub would never set that way is a usage error
+    naming it."""
+    try:
+        return GitHubContext.from_env(environ)
+    except ValidationError as exc:
+        error = exc.errors(include_input=False)[0]
+        variable = ENVIRONMENT_VARIABLES.get(str(error["loc"][0]), str(error["loc"][0]))
+        raise UsageError(f"${variable} is not valid: {error['msg']}") from None
+
+
+def append_github_file(path: Path | None, text: str) -> None:
+    """Append to a file GitHub hands every step (``GITHUB_STEP_SUMMARY``, ``GITHUB_OUTPUT``);
+    other commands of the step may write to it too. ``None`` (outside Actions) writes nothing."""
+    if path is None:
+        return
+    with path.open("a", encoding="utf-8") as handle:
+        handle.write(text)

@@ -6,9 +6,13 @@ the token scrubbed; they never carry request headers.
 
 from __future__ import annotations
 
+from ..errors import ExitCode, ParityError
 
-class GitHubError(Exception):
+
+class GitHubError(ParityError):
     """GitHub refused a request, failed to answer it, or answered something unusable."""
+
+    exit_code = ExitCode.GITHUB
 
     def __init__(self, message: str, *, status: int | None = None) -> None:
         super().__init__(message)
@@ -20,6 +24,8 @@ class GitHubError(Exception):
 class MissingContext(GitHubError):
     """A GitHub Actions variable the operation needs is not set (e.g. outside a workflow)."""
 
+    exit_code = ExitCode.USAGE
+
     def __init__(self, variable: str) -> None:
         super().__init__(f"{variable} is not set; run inside GitHub Actions or export it")
         self.variable = variable
@@ -27,6 +33,8 @@ class MissingContext(GitHubError):
 
 class InvalidRequest(GitHubError, ValueError):
     """Refused before sending: GitHub would reject it, or it would do something unintended."""
+
+    exit_code = ExitCode.USAGE
 
 
 class Unauthorized(GitHubError):

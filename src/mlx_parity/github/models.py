@@ -30,18 +30,20 @@ class _GitHubResponse(BaseModel):
     model_config = ConfigDict(frozen=True, extra="ignore")
 
 
+# What GitHub answers to a write only informs; an accepted write (2xx) whose body lacks these
+# fields is still accepted, so every field is optional.
 class PostedStatus(_GitHubResponse):
-    id: int
-    state: str
-    context: str
+    id: int | None = None
+    state: str | None = None
+    context: str | None = None
     description: str | None = None
     target_url: str | None = None
 
 
 class CheckRun(_GitHubResponse):
-    id: int
-    name: str
-    status: str
+    id: int | None = None
+    name: str | None = None
+    status: str | None = None
     conclusion: str | None = None
     html_url: str | None = None
 

@@ -3,7 +3,8 @@
 Pure functions of the status, the headers and the clock, so the rules can be read (and tested) apart
 from any HTTP. The rules follow GitHub's REST guidance: a ``retry-after`` header wins; with
 ``x-ratelimit-remaining: 0`` wait until ``x-ratelimit-reset``; a secondary limit without either
-header means "wait at least a minute"; 502/503/504 are transient and get exponential backoff.
+header means "wait at least a minute"; 500/502/503/504 are transient and get exponential backoff
+(only on requests that are safe to repeat).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import email.utils
 from collections.abc import Mapping
 
 RATE_LIMIT_STATUSES = frozenset({403, 429})
-TRANSIENT_SERVER_STATUSES = frozenset({502, 503, 504})
+TRANSIENT_SERVER_STATUSES = frozenset({500, 502, 503, 504})
 
 BACKOFF_FIRST = 1.0
 BACKOFF_CAP = 30.0

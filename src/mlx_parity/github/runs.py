@@ -5,14 +5,22 @@ from __future__ import annotations
 import fnmatch
 from pathlib import Path
 
+from ..errors import UsageError
 from .client import GitHubClient
 from .env import GitHubContext
 
+RUN_PREFIX = "run:"
+
 
 def parse_run_source(source: str) -> int | None:
-    """``run:123456`` (or a bare run ID) → 123456; anything else → None (a local path)."""
-    text = source.removeprefix("run:")
-    return int(text) if text.isdigit() and (source.startswith("run:") or source.isdigit()) else None
+    """``run:123456`` → 123456; anything else is a local path (None). A bare number is a path:
+    a folder named ``123`` must never turn into a download."""
+    if not source.startswith(RUN_PREFIX):
+        return None
+    text = source.removeprefix(RUN_PREFIX)
+    if not (text.isascii() and text.isdigit()):
+        raise UsageError(f"{source!r}: a workflow run is written run:<numeric run ID>")
+    return int(text)
 
 
 def fetch_run_artifacts(

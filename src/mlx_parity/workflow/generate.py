@@ -5,10 +5,22 @@ The shape is ``plan`` (ubuntu) → ``probe`` matrix (one job per probe cell, on 
 
 - ``permissions: {}`` at the top and the least each job needs; ``statuses``/``checks`` only on
   ``collect``, the one job that posts them.
-- Every action pinned by full commit SHA, its release tag as an end-of-line comment.
+- Every action pinned by full commit SHA, its release tag as an end-of-line comment; uv, the
+  installer, pinned by version and installed by pip with ``--require-hashes``.
 - ``persist-credentials: false`` on every checkout, so no token sits in ``.git/config``.
 - Values a user controls (dispatch inputs, refs) and values derived from them (plan outputs,
   matrix entries) reach the shell only through ``env:``; no ``run:`` script holds ``${{ }}``.
+
+Re-runs and concurrency: seed-result artifacts carry the run attempt in their name (names are
+immutable within a run) and collect takes each cell's newest attempt; the report artifact is
+overwritten by a re-run. A pull request's newer push cancels its older run; a push or a
+dispatched round is never cancelled; a cancelled run collects and posts nothing.
+
+Installs: plan and collect install mlx-parity without MLX (``runner/pins/control.txt``); a
+probe job installs the round's pin set. What the checkout adds depends on the repository's
+``layout``. uv's cache is keyed on the pin file; the model and MLX kernel caches are restored
+from the newest entry and saved under a key hashed from what they hold, so a cache that
+changed is saved again.
 
 ruamel.yaml writes the file (never string concatenation), so quoting is always right and the
 output is byte-for-byte deterministic.
@@ -23,6 +35,16 @@ from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap
 from ruamel.yaml.scalarstring import LiteralScalarString
 
+from ..names import (
+    ATTEMPT_SEPARATOR,
+    REPORT_ARTIFACT,
+    REPORT_FILES,
+    REPORT_HTML,
+    REPORT_JSON,
+    REPORT_MARKDOWN,
+    SEED_ARTIFACT_PATTERN,
+    SEED_ARTIFACT_PREFIX,
+)
 from .settings import ActionPin, WorkflowSettings
 
 HEADER = (
@@ -32,16 +54,30 @@ HEADER = (
     "`mlx-parity workflow check` fails when this file and the settings disagree."
 )
 
-# Seed results of one cell are uploaded under this prefix; collect downloads them by pattern.
-SEED_ARTIFACT_PREFIX = "seed-results-"
-REPORT_ARTIFACT = "parity-report"
 RESULTS_DIR = "results"
-REPORT_FILES = ("report.md", "report.json", "report.html")
-# mx.compile caches compiled kernels under $TMPDIR/mlx. runner.temp is wiped after every job and
-# actions/cache cannot expand $TMPDIR in `path:`, so TMPDIR points into the workspace instead.
+PINS_DIR = "runner/pins"
+# plan and collect install this pin set: mlx-parity and what it needs without MLX.
+CONTROL_PINS = "control"
+# Caches live in the workspace, where hashFiles can see them (so a key can say what a cache
+# holds); only results/ and the reports are uploaded.
+CACHE_DIR = ".mlx-parity-cache"
+UV_CACHE = f"{CACHE_DIR}/uv"
+HF_CACHE = f"{CACHE_DIR}/huggingface"
+# mx.compile's CPU backend writes compiled kernels under $TMPDIR/mlx (Metal keeps none on disk).
+# runner.temp is wiped after every job and actions/cache cannot expand $TMPDIR, so TMPDIR points
+# into the workspace instead.
 WORKSPACE_TMP = ".mlx-parity-tmp"
-HF_CACHE = "~/.cache/huggingface"
-PINS_FILE_EXPR = "format('runner/pins/{0}.txt', matrix.pins)"
+MLX_KERNELS = f"{WORKSPACE_TMP}/mlx"
+# What `uv pip install` adds from the checkout, per layout: (plan/collect, probe jobs).
+CHECKOUT_INSTALL = {
+    "mlx-parity": (".", '".[mlx]"'),
+    "trainer": ("", "."),
+    "parity": ("", ""),
+}
+# uv installs into the interpreter setup-python put on PATH (there is no virtualenv).
+UV_PIP_INSTALL = (
+    "python -m uv pip install --python \"$(python -c 'import sys; print(sys.executable)')\""
+)
 
 # Dispatch inputs: round_id plus optional comma-separated filters the plan command applies.
 DISPATCH_FILTERS = {
@@ -69,17 +105,20 @@ def build_workflow(settings: WorkflowSettings) -> CommentedMap:
     # Nothing by default; each job asks for what it uses.
     workflow["permissions"] = CommentedMap()
     workflow["concurrency"] = {
-        # A dispatched round is its own group (run_id) so a later dispatch never cancels it;
-        # pushes and pull requests group by ref so only a newer commit replaces a run.
+        # A pull request's runs share a group, so a newer push cancels the superseded run;
+        # every push and every dispatched round is its own group (run_id), so none is ever
+        # cancelled or dropped while pending.
         "group": (
-            "${{ github.workflow }}-${{ github.event_name }}-"
-            "${{ github.event_name == 'workflow_dispatch' && github.run_id || github.ref }}"
+            "${{ github.workflow }}-${{ github.event_name == 'pull_request' && "
+            "format('pr-{0}', github.event.pull_request.number) || github.run_id }}"
         ),
-        # Only a pull request's superseded run is worth cancelling; a push to a branch keeps
-        # every round it started, so the history of results has no holes.
         "cancel-in-progress": "${{ github.event_name == 'pull_request' }}",
     }
-    workflow["env"] = {"PIP_DISABLE_PIP_VERSION_CHECK": "1", "PYTHONUNBUFFERED": "1"}
+    workflow["env"] = {
+        "PIP_DISABLE_PIP_VERSION_CHECK": "1",
+        "PYTHONUNBUFFERED": "1",
+        "UV_CACHE_DIR": "${{ github.workspace }}/" + UV_CACHE,
+    }
     workflow["defaults"] = {"run": {"shell": "bash"}}
     workflow["jobs"] = {
         "plan": _plan_job(settings),
@@ -121,15 +160,12 @@ def _plan_job(settings: WorkflowSettings) -> CommentedMap:
         "round_id": "${{ steps.plan.outputs.round_id }}",
     }
     job["steps"] = [
-        _checkout(settings),
-        _setup_python(settings, cache_dependency_path="pyproject.toml"),
-        _run("Install mlx-parity", "python -m pip install ."),
+        *_control_setup(settings),
         _run(
             "Plan the round",
-            # plan validates the round ID and the filters and refuses bad ones, so the ID is
-            # echoed to the job outputs only once it is known to be a plain round ID.
-            'mlx-parity plan --round "$ROUND_ID" --probes "$PROBES" --seeds "$SEEDS"\n'
-            'echo "round_id=$ROUND_ID" >> "$GITHUB_OUTPUT"\n',
+            # plan validates the round ID and the filters, refuses bad ones, and writes the
+            # matrix and the (validated) round ID to the job outputs.
+            'mlx-parity plan --round "$ROUND_ID" --probes "$PROBES" --seeds "$SEEDS"',
             step_id="plan",
             env={
                 # Push and pull_request runs have no inputs: they run the default round.
@@ -153,36 +189,35 @@ def _probe_job(settings: WorkflowSettings) -> CommentedMap:
         "max-parallel": settings.max_parallel,
         "matrix": "${{ fromJSON(needs.plan.outputs.matrix) }}",
     }
-    pins_hash = f"${{{{ hashFiles({PINS_FILE_EXPR}) }}}}"
+    pins = "format('" + PINS_DIR + "/{0}.txt', matrix.pins)"
+    cache = settings.actions.cache
+    checkout = CHECKOUT_INSTALL[settings.layout][1]
     job["steps"] = [
-        _checkout(settings),
-        _setup_python(settings, cache_dependency_path="runner/pins/${{ matrix.pins }}.txt"),
-        _uses(
-            "Cache the Hugging Face hub",
-            settings.actions.cache,
-            {
-                "path": HF_CACHE,
-                "key": f"hf-hub-${{{{ runner.os }}}}-${{{{ matrix.pins }}}}-{pins_hash}",
-                "restore-keys": "hf-hub-${{ runner.os }}-",
-            },
-        ),
-        _uses(
-            "Cache MLX compiled kernels",
-            settings.actions.cache,
-            {
-                "path": f"{WORKSPACE_TMP}/mlx",
-                "key": (
-                    "mlx-compile-${{ runner.os }}-${{ runner.arch }}-${{ matrix.pins }}-"
-                    f"{pins_hash}"
-                ),
-            },
-        ),
+        *_setup(settings, pins),
         _run(
             "Install the pinned dependency set",
-            # The pins file fixes every dependency; --no-deps keeps pip from second-guessing it.
-            'python -m pip install -r "runner/pins/${PINS}.txt"\n'
-            "python -m pip install --no-deps .\n",
+            f'{UV_PIP_INSTALL} -r "{PINS_DIR}/${{PINS}}.txt" {checkout}'.rstrip(),
             env={"PINS": "${{ matrix.pins }}"},
+        ),
+        _uses(
+            "Restore the model cache",
+            cache.sub("restore"),
+            cache.tag,
+            {
+                "path": HF_CACHE,
+                "key": "hf-${{ runner.os }}-${{ github.run_id }}",
+                "restore-keys": "hf-${{ runner.os }}-",
+            },
+        ),
+        _uses(
+            "Restore compiled MLX kernels",
+            cache.sub("restore"),
+            cache.tag,
+            {
+                "path": MLX_KERNELS,
+                "key": "mlx-kernels-${{ runner.os }}-${{ runner.arch }}-${{ github.run_id }}",
+                "restore-keys": "mlx-kernels-${{ runner.os }}-${{ runner.arch }}-",
+            },
         ),
         _run(
             "Run the probe cell",
@@ -194,20 +229,43 @@ def _probe_job(settings: WorkflowSettings) -> CommentedMap:
                 "PROBE": "${{ matrix.probe }}",
                 "SEEDS": "${{ matrix.seeds }}",
                 "TMPDIR": f"${{{{ github.workspace }}}}/{WORKSPACE_TMP}",
+                "HF_HOME": f"${{{{ github.workspace }}}}/{HF_CACHE}",
             },
         ),
         _uses(
             "Upload seed results",
-            settings.actions.upload_artifact,
+            settings.actions.upload_artifact.uses,
+            settings.actions.upload_artifact.tag,
             {
-                # Artifact names are immutable and unique per run: one per cell.
-                "name": f"{SEED_ARTIFACT_PREFIX}${{{{ matrix.cell }}}}",
+                # Names are immutable within a run: one per cell and attempt (a re-run's jobs
+                # upload their own; collect takes each cell's newest attempt).
+                "name": f"{SEED_ARTIFACT_PREFIX}${{{{ matrix.cell }}}}{ATTEMPT_SEPARATOR}"
+                "${{ github.run_attempt }}",
                 "path": f"{RESULTS_DIR}/",
                 # A crashed cell uploads nothing; collect reports it missing by name.
                 "if-no-files-found": "warn",
                 "retention-days": settings.artifact_retention_days,
             },
             condition="always()",
+        ),
+        # Saved under a key hashed from what they hold: a cache that changed is saved again,
+        # one that did not is found under its key and skipped.
+        *(
+            _uses(
+                f"Save {what}",
+                cache.sub("save"),
+                cache.tag,
+                {"path": path, "key": f"{prefix}-${{{{ hashFiles('{path}/**') }}}}"},
+                condition=f"always() && hashFiles('{path}/**') != ''",
+            )
+            for what, path, prefix in (
+                ("the model cache", HF_CACHE, "hf-${{ runner.os }}"),
+                (
+                    "compiled MLX kernels",
+                    MLX_KERNELS,
+                    "mlx-kernels-${{ runner.os }}-${{ runner.arch }}",
+                ),
+            )
         ),
     ]
     return job
@@ -216,7 +274,7 @@ def _probe_job(settings: WorkflowSettings) -> CommentedMap:
 def _collect_job(settings: WorkflowSettings) -> CommentedMap:
     permissions = _permissions(
         contents=("read", "check out the repository"),
-        statuses=("write", "one commit status per probe (mlx-parity/<probe>)"),
+        statuses=("write", "one commit status per probe (mlx-parity/<round>/<probe>)"),
         checks=("write", "the round report as a check-run summary"),
     )
     # No `actions: read`: download-artifact fetches this run's artifacts with the runtime token.
@@ -224,18 +282,18 @@ def _collect_job(settings: WorkflowSettings) -> CommentedMap:
         "collect", settings.collect_runner, settings.timeout_minutes.collect, permissions
     )
     job.insert(1, "needs", ["plan", "probe"])
-    # Collect even when cells fail or are cancelled (that is what the report is for), but not
-    # when there is no plan: without a round ID there is nothing to collect.
-    job.insert(2, "if", "${{ always() && needs.plan.result == 'success' }}")
-    report_exists = "hashFiles('report.json') != ''"
+    # Collect even when cells fail (that is what the report is for), but not in a cancelled
+    # run (superseded by a newer push) and not without a plan (no round ID to collect).
+    job.insert(2, "if", "${{ !cancelled() && needs.plan.result == 'success' }}")
+    report_exists = f"hashFiles('{REPORT_JSON}') != ''"
     job["steps"] = [
-        _checkout(settings),
-        _setup_python(settings, cache_dependency_path="pyproject.toml"),
-        _run("Install mlx-parity", "python -m pip install ."),
+        *_control_setup(settings),
         _uses(
             "Download seed results",
-            settings.actions.download_artifact,
-            {"pattern": f"{SEED_ARTIFACT_PREFIX}*", "merge-multiple": True, "path": RESULTS_DIR},
+            settings.actions.download_artifact.uses,
+            settings.actions.download_artifact.tag,
+            # One folder per artifact: collect picks each cell's newest attempt.
+            {"pattern": SEED_ARTIFACT_PATTERN, "path": RESULTS_DIR},
         ),
         _run(
             "Compare against the baseline",
@@ -243,27 +301,31 @@ def _collect_job(settings: WorkflowSettings) -> CommentedMap:
             # code here and fail the job in the last step.
             "status=0\n"
             f'mlx-parity collect {RESULTS_DIR} --round "$ROUND_ID" '
-            "--markdown report.md --json report.json --html report.html || status=$?\n"
+            f"--markdown {REPORT_MARKDOWN} --json {REPORT_JSON} --html {REPORT_HTML} "
+            "|| status=$?\n"
             'echo "exit_code=$status" >> "$GITHUB_OUTPUT"\n',
             step_id="collect",
             env={"ROUND_ID": "${{ needs.plan.outputs.round_id }}"},
         ),
         _run(
             "Post commit statuses and the check run",
-            "mlx-parity status --report report.json --check-run --markdown report.md",
+            f"mlx-parity status --report {REPORT_JSON} --check-run --markdown {REPORT_MARKDOWN}",
             env={"GITHUB_TOKEN": "${{ github.token }}"},
-            condition=f"always() && {report_exists}",
+            condition=f"!cancelled() && {report_exists}",
         ),
         _uses(
             "Upload the round report",
-            settings.actions.upload_artifact,
+            settings.actions.upload_artifact.uses,
+            settings.actions.upload_artifact.tag,
             {
                 "name": REPORT_ARTIFACT,
                 "path": LiteralScalarString("".join(f"{path}\n" for path in REPORT_FILES)),
                 "if-no-files-found": "warn",
                 "retention-days": settings.artifact_retention_days,
+                # A re-run's report replaces the earlier attempt's.
+                "overwrite": True,
             },
-            condition="always()",
+            condition="!cancelled()",
         ),
         _run(
             "Fail when a gate failed",
@@ -275,6 +337,48 @@ def _collect_job(settings: WorkflowSettings) -> CommentedMap:
         ),
     ]
     return job
+
+
+def _setup(settings: WorkflowSettings, pins_file: str) -> list[CommentedMap]:
+    """Check out, Python, uv (hash-verified) and uv's cache keyed on the pin file."""
+    return [
+        _checkout(settings),
+        _uses(
+            "Set up Python",
+            settings.actions.setup_python.uses,
+            settings.actions.setup_python.tag,
+            {"python-version": settings.python_version},
+        ),
+        _run(
+            "Install uv",
+            # pip refuses any file whose sha256 is not listed.
+            'uv_requirements="$RUNNER_TEMP/uv-requirements.txt"\n'
+            f"echo '{settings.uv.requirement}' > \"$uv_requirements\"\n"
+            'python -m pip install --quiet --require-hashes --no-deps -r "$uv_requirements"\n',
+        ),
+        _uses(
+            "Cache uv",
+            settings.actions.cache.uses,
+            settings.actions.cache.tag,
+            {
+                "path": UV_CACHE,
+                "key": "uv-${{ runner.os }}-${{ runner.arch }}-"
+                f"py{settings.python_version}-${{{{ hashFiles({pins_file}) }}}}",
+            },
+        ),
+    ]
+
+
+def _control_setup(settings: WorkflowSettings) -> list[CommentedMap]:
+    """What plan and collect need: mlx-parity without MLX."""
+    control = f"{PINS_DIR}/{CONTROL_PINS}.txt"
+    return [
+        *_setup(settings, f"'{control}'"),
+        _run(
+            "Install mlx-parity",
+            f"{UV_PIP_INSTALL} -r {control} {CHECKOUT_INSTALL[settings.layout][0]}".rstrip(),
+        ),
+    ]
 
 
 def _job_head(
@@ -310,31 +414,20 @@ def _comment(mapping: CommentedMap, key: str, text: str) -> None:
 def _checkout(settings: WorkflowSettings) -> CommentedMap:
     # persist-credentials: false keeps the token out of .git/config, where a later step (or an
     # uploaded artifact) could read it.
-    return _uses("Check out", settings.actions.checkout, {"persist-credentials": False})
-
-
-def _setup_python(settings: WorkflowSettings, cache_dependency_path: str) -> CommentedMap:
-    return _uses(
-        "Set up Python",
-        settings.actions.setup_python,
-        {
-            "python-version": settings.python_version,
-            "cache": "pip",
-            "cache-dependency-path": cache_dependency_path,
-        },
-    )
+    pin: ActionPin = settings.actions.checkout
+    return _uses("Check out", pin.uses, pin.tag, {"persist-credentials": False})
 
 
 def _uses(
-    name: str, pin: ActionPin, inputs: dict[str, Any], condition: str | None = None
+    name: str, uses: str, tag: str, inputs: dict[str, Any], condition: str | None = None
 ) -> CommentedMap:
     step = CommentedMap()
     step["name"] = name
     if condition:
         step["if"] = condition
-    step["uses"] = pin.uses
+    step["uses"] = uses
     # The tag as a comment: readers see the version, Dependabot updates SHA and comment together.
-    _comment(step, "uses", pin.tag)
+    _comment(step, "uses", tag)
     step["with"] = inputs
     return step
 

@@ -12,17 +12,17 @@ import tomllib
 from collections.abc import Mapping
 from importlib import resources
 from pathlib import Path, PurePosixPath
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
 
 from ..artifact import ROUND_ID_PATTERN
-from ..errors import UsageError
+from ..errors import UsageError, display_path
 from ..toml_index import SourceIndex
 
 DEFAULTS_RESOURCE = "workflow-defaults.toml"
 DEFAULTS_DISPLAY = f"mlx_parity/resources/{DEFAULTS_RESOURCE}"
-OVERRIDES_FILE = PurePosixPath("matrix/workflow.toml")
+OVERRIDES_FILE = "workflow.toml"
 TABLE = "workflow"
 
 # GitHub removes hosted images on a schedule; a workflow naming one queues forever or fails.
@@ -97,6 +97,24 @@ class ActionPin(BaseModel):
     def uses(self) -> str:
         return f"{self.repo}@{self.sha}"
 
+    def sub(self, path: str) -> str:
+        """An action in a subdirectory of the same pinned repository (``actions/cache/save``)."""
+        return f"{self.repo}/{path}@{self.sha}"
+
+
+class UvPin(BaseModel):
+    """uv, the installer every job uses, pinned by version and by the sha256 of each wheel a
+    runner may install (pip refuses any other file with --require-hashes)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    version: str = Field(pattern=r"^\d+\.\d+\.\d+$")
+    hashes: list[Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]] = Field(min_length=1)
+
+    @property
+    def requirement(self) -> str:
+        return f"uv=={self.version} " + " ".join(f"--hash=sha256:{h}" for h in self.hashes)
+
 
 class ActionPins(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -139,6 +157,12 @@ class WorkflowSettings(BaseModel):
     collect_runner: RunnerLabels
     timeout_minutes: TimeoutMinutes
     actions: ActionPins
+    uv: UvPin
+    # What the checked-out repository is (mlx-parity init writes it): "mlx-parity" (this
+    # project), "trainer" (a trainer's repository: the checkout is the code under test and
+    # mlx-parity comes from the pins) or "parity" (a repository of rounds: everything comes
+    # from the pins).
+    layout: Literal["mlx-parity", "trainer", "parity"]
 
     @field_validator("path")
     @classmethod
@@ -188,19 +212,20 @@ class WorkflowSettings(BaseModel):
         return labels
 
 
-def load_settings(root: Path) -> WorkflowSettings:
-    """Defaults, overridden by ``<root>/matrix/workflow.toml`` when that file exists."""
+def load_settings(matrix_dir: Path) -> WorkflowSettings:
+    """Defaults, overridden by ``<matrix>/workflow.toml`` when that file exists."""
     defaults_file = resources.files("mlx_parity").joinpath("resources", DEFAULTS_RESOURCE)
     defaults_text = defaults_file.read_text(encoding="utf-8")
     defaults = _parse_toml(defaults_text, DEFAULTS_DISPLAY)
-    override_path = root / OVERRIDES_FILE
+    override_path = Path(matrix_dir) / OVERRIDES_FILE
     override_text = override_path.read_text(encoding="utf-8") if override_path.is_file() else ""
-    overrides = _parse_toml(override_text, str(OVERRIDES_FILE))
+    shown = display_path(override_path)
+    overrides = _parse_toml(override_text, shown)
     for key in overrides:
         if key != TABLE:
             line = _line_of(override_text, (key,))
             raise WorkflowSettingsError(
-                f"{_where(str(OVERRIDES_FILE), line)}: unknown key {key!r}; "
+                f"{_where(shown, line)}: unknown key {key!r}; "
                 f"settings belong in the [{TABLE}] table"
             )
     merged = _deep_merge(defaults.get(TABLE, {}), overrides.get(TABLE, {}))
@@ -211,7 +236,7 @@ def load_settings(root: Path) -> WorkflowSettings:
         for error in exc.errors():
             loc = tuple(error["loc"])
             from_overrides = _has_path(overrides.get(TABLE, {}), loc)
-            source = str(OVERRIDES_FILE) if from_overrides else DEFAULTS_DISPLAY
+            source = shown if from_overrides else DEFAULTS_DISPLAY
             text = override_text if from_overrides else defaults_text
             line = _line_of(text, (TABLE, *(part for part in loc if isinstance(part, str))))
             message = _describe(error)

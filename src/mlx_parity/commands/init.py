@@ -1,0 +1,190 @@
+"""``mlx-parity init``: start using mlx-parity in a git repository.
+
+Writes a matrix (catalog, defaults, a smoke round and a parity round) with a probe for the
+repository's trainer through its plugin, the workflow settings, the pin sets the jobs install
+and the workflow itself. Two layouts:
+
+- ``trainer``: the repository is a trainer package; the probe jobs install it from the checkout
+  beside a pinned mlx-parity.
+- ``parity``: a repository of rounds; the code under test is pinned in ``runner/pins/`` (add
+  it there) beside a pinned mlx-parity.
+
+Running it again changes nothing; a file that differs from what init would write is kept unless
+``--force`` is given. Everything written is checked by loading both rounds before init reports
+success.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import subprocess
+from importlib import metadata, resources
+from pathlib import Path
+from string import Template
+
+from ..errors import ExitCode, UsageError, display_path
+from ..matrix import resolve_round
+from ..trainers import PLUGIN_PREFIX, lookup
+from ..workflow.generate import render_workflow
+from ..workflow.settings import load_settings
+
+LAYOUTS = ("trainer", "parity")
+# Where each template goes, relative to the repository root.
+TEMPLATES = {
+    "probes.toml": "matrix/probes.toml",
+    "defaults.toml": "matrix/defaults.toml",
+    "rounds/smoke.toml": "matrix/rounds/smoke.toml",
+    "rounds/parity.toml": "matrix/rounds/parity.toml",
+    "workflow.toml": "matrix/workflow.toml",
+    "pins/default.txt": "runner/pins/default.txt",
+    "pins/control.txt": "runner/pins/control.txt",
+}
+# The mlx-parity pin set whose versions a new repository starts from (tested together).
+TESTED_PINS = "default.txt"
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.description = __doc__
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    parser.add_argument(
+        "--plugin",
+        required=True,
+        help="your trainer's mlx-parity plugin: package.module:function, or an installed "
+        "entry-point NAME",
+    )
+    parser.add_argument(
+        "--probe", dest="probe_id", help="the probe's ID (default: derived from --plugin)"
+    )
+    parser.add_argument(
+        "--layout",
+        choices=LAYOUTS,
+        help="trainer (the repository is the code under test) or parity (default: trainer "
+        "when the repository has a pyproject.toml or setup.py)",
+    )
+    parser.add_argument(
+        "--mlx-parity",
+        dest="mlx_parity",
+        help="how the jobs install mlx-parity, as a requirement (default: "
+        "mlx-parity==<this version>)",
+    )
+    parser.add_argument("--branch", default="main", help="the branch pushes run on (main)")
+    parser.add_argument("--force", action="store_true", help="overwrite files that differ")
+    parser.add_argument(
+        "--dir", type=Path, default=Path("."), help="the repository (default: here)"
+    )
+    parser.set_defaults(handler=_run)
+
+
+def repository_root(directory: Path) -> Path:
+    try:
+        out = subprocess.run(
+            ["git", "-C", str(directory), "rev-parse", "--show-toplevel"],
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=10,
+        )
+    except (OSError, subprocess.SubprocessError):
+        raise UsageError(f"{directory} is not inside a git repository (git init first)") from None
+    return Path(out.stdout.strip())
+
+
+def probe_id_for(plugin: str) -> str:
+    """``my_trainer.parity:train`` → ``my-trainer``; an entry-point name as it is."""
+    name = plugin.split(":")[0].split(".")[0] if ":" in plugin else plugin
+    return re.sub(r"[^A-Za-z0-9.-]+", "-", name).strip("-.") or "trainer"
+
+
+def tested_pins() -> list[str]:
+    text = (resources.files("mlx_parity") / "resources" / "pins" / TESTED_PINS).read_text()
+    return [line for line in text.splitlines() if line.strip() and not line.startswith("#")]
+
+
+def mlx_parity_requirement(given: str | None) -> str:
+    return given or f"mlx-parity=={metadata.version('mlx-parity')}"
+
+
+def with_extra(requirement: str) -> str:
+    """The requirement with the ``mlx`` extra: ``mlx-parity==1.0`` → ``mlx-parity[mlx]==1.0``."""
+    match = re.match(r"^\s*(mlx-parity|mlx_parity)(\[[^\]]*\])?(.*)$", requirement)
+    if match is None:
+        raise UsageError(f"--mlx-parity {requirement!r} is not a requirement for mlx-parity")
+    return f"{match.group(1)}[mlx]{match.group(3)}"
+
+
+def render_files(
+    layout: str, plugin: str, probe_id: str, requirement: str, branch: str
+) -> dict[str, str]:
+    """Every file init writes (relative path → text), the workflow excepted."""
+    values = {
+        "layout": layout,
+        "plugin": plugin,
+        "probe_id": probe_id,
+        "branch": branch,
+        "mlx_parity": with_extra(requirement),
+        "mlx_parity_plain": requirement,
+        "tested_pins": "\n".join(tested_pins()),
+        "checkout": " ." if layout == "trainer" else "",
+        "code_under_test": (
+            "\n# The checkout (your trainer) is installed beside it."
+            if layout == "trainer"
+            else "\n# Add the code under test below, pinned (for example a trainer's release)."
+        ),
+    }
+    folder = resources.files("mlx_parity") / "resources" / "init"
+    return {
+        target: Template((folder / template).read_text(encoding="utf-8")).substitute(values)
+        for template, target in TEMPLATES.items()
+    }
+
+
+def write_files(root: Path, files: dict[str, str], force: bool) -> dict[str, str]:
+    """Write each file unless an identical one is there; a differing one only with ``force``.
+    Returns what happened to each: written, unchanged, overwritten or kept."""
+    outcome = {}
+    for relative, text in files.items():
+        path = root / relative
+        if path.is_file():
+            current = path.read_text(encoding="utf-8")
+            if current == text:
+                outcome[relative] = "unchanged"
+                continue
+            if not force:
+                outcome[relative] = "kept (differs; --force overwrites it)"
+                continue
+        outcome[relative] = "overwritten" if path.exists() else "written"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8", newline="\n")
+    return outcome
+
+
+def _run(args: argparse.Namespace) -> int:
+    root = repository_root(args.dir)
+    plugin = args.plugin.removeprefix(PLUGIN_PREFIX)
+    lookup(PLUGIN_PREFIX + plugin)  # the plugin's name must have the right form
+    probe_id = args.probe_id or probe_id_for(plugin)
+    layout = args.layout or (
+        "trainer"
+        if (root / "pyproject.toml").is_file() or (root / "setup.py").is_file()
+        else "parity"
+    )
+    requirement = mlx_parity_requirement(args.mlx_parity)
+    files = render_files(layout, plugin, probe_id, requirement, args.branch)
+    outcome = write_files(root, files, args.force)
+    matrix_dir = root / "matrix"
+    for round_id in ("smoke", "parity"):
+        resolve_round(round_id, matrix_dir)  # what was written (or kept) must load
+    settings = load_settings(matrix_dir)
+    workflow = {settings.path: render_workflow(settings)}
+    outcome |= write_files(root, workflow, args.force)
+    width = max(len(path) for path in outcome)
+    for path, what in outcome.items():
+        print(f"  {path:<{width}}  {what}")
+    print(
+        f"\n{display_path(root)}: layout {layout}, probe {probe_id!r} (plugin:{plugin}). Next: "
+        "`mlx-parity run --round smoke` here, then commit and push; dispatch the full round "
+        "with `mlx-parity dispatch --round parity`."
+    )
+    kept = [path for path, what in outcome.items() if what.startswith("kept")]
+    return ExitCode.DIFFERENCE if kept else ExitCode.OK

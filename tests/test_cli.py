@@ -1,0 +1,78 @@
+"""CLI conventions: the exit-status table in the README is the one in errors.py, run IDs are
+written run:<ID>, and user errors end in one line, never a traceback."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from mlx_parity.cli import COMMANDS, build_parser, main
+from mlx_parity.errors import ExitCode, UsageError
+from mlx_parity.github.runs import parse_run_source
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+
+
+def readme_exit_codes() -> dict[int, str]:
+    section = README.read_text(encoding="utf-8").split("### Exit status", 1)[1]
+    rows = re.findall(r"^\| (\d+) \| (.+) \|$", section.split("\n\n", 2)[1], re.MULTILINE)
+    return {int(code): meaning for code, meaning in rows}
+
+
+def test_readme_documents_every_exit_code() -> None:
+    assert set(readme_exit_codes()) == {code.value for code in ExitCode}
+
+
+def test_every_command_is_listed_with_help_and_configures() -> None:
+    parser = build_parser()
+    for name in COMMANDS:
+        assert parser.parse_args([name, *_minimal(name)]).command == name
+
+
+def _minimal(name: str) -> list[str]:
+    # The fewest arguments each command's parser accepts.
+    return {
+        "run": ["--round", "x"],
+        "probe": ["--probe", "core", "--seeds", "1", "--out", "o"],
+        "collect": ["d", "--round", "x"],
+        "compare": ["a", "b"],
+        "explain": ["d"],
+        "bisect": ["--round", "x", "--from", "a", "--to", "b"],
+        "plan": ["--round", "x"],
+        "status": ["--report", "r.json"],
+        "dispatch": ["--round", "x"],
+        "workflow": ["check"],
+        "fixture": ["path"],
+    }[name]
+
+
+def test_run_ids_are_written_with_their_prefix() -> None:
+    assert parse_run_source("run:123") == 123
+    assert parse_run_source("123") is None  # a folder named 123, not a download
+    assert parse_run_source("out/demo") is None
+    for bad in ("run:", "run:12a", "run:-1", "run:١٢"):
+        with pytest.raises(UsageError, match="run:<numeric run ID>"):
+            parse_run_source(bad)
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["explain", "no-such-dir"],
+        ["explain", "run:x1"],
+        ["compare", "no-such.json", "other.json"],
+        ["collect", "no-such-dir", "--round", "no-such-round"],
+        ["plan", "--round", "smoke", "--seeds", "1;2"],
+        ["probe", "--probe", "core", "--seeds", "1", "--out", "o", "--set", "paddingg=x"],
+        ["probe", "--probe", "nope", "--seeds", "1", "--out", "o"],
+        ["bisect", "--round", "smoke", "--from", "reference", "--to", "core"],
+    ],
+)
+def test_user_errors_are_one_line_and_exit_2(argv, tmp_path, monkeypatch, capsys) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert main(argv) == ExitCode.USAGE
+    err = capsys.readouterr().err
+    assert err.startswith(f"mlx-parity {argv[0]}: error: ") and err.count("\n") == 1
+    assert "Traceback" not in err
