@@ -34,6 +34,7 @@ def test_every_command_is_listed_with_help_and_configures() -> None:
 def _minimal(name: str) -> list[str]:
     # The fewest arguments each command's parser accepts.
     return {
+        "init": ["--plugin", "m:f"],
         "run": ["--round", "x"],
         "probe": ["--probe", "core", "--seeds", "1", "--out", "o"],
         "collect": ["d", "--round", "x"],

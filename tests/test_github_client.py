@@ -22,16 +22,10 @@ from pytest_httpserver import HTTPServer
 from requests.structures import CaseInsensitiveDict
 from werkzeug import Request, Response
 
-from mlx_parity.github import (
-    API_VERSION,
-    CHECK_SUMMARY_LIMIT,
-    READ_ONLY_EXPLANATION,
-    STATUS_DESCRIPTION_LIMIT,
-    Artifact,
+from mlx_parity.github.client import API_VERSION, GitHubClient
+from mlx_parity.github.env import GitHubContext
+from mlx_parity.github.errors import (
     ArtifactExpired,
-    CommitStatus,
-    GitHubClient,
-    GitHubContext,
     GitHubError,
     InvalidRequest,
     NotFound,
@@ -42,9 +36,11 @@ from mlx_parity.github import (
     Unreachable,
     UnsafeArchive,
     ValidationFailed,
-    post_statuses_or_explain,
 )
+from mlx_parity.github.limits import CHECK_SUMMARY_LIMIT, STATUS_DESCRIPTION_LIMIT
+from mlx_parity.github.models import Artifact, CommitStatus
 from mlx_parity.github.retry import MINIMUM_WAIT, SECONDARY_LIMIT_WAIT, rate_limit_wait
+from mlx_parity.github.statuses import READ_ONLY_EXPLANATION, post_statuses_or_explain
 
 TOKEN = "ghs_l00kM4NoLeaks0123456789abcdefABCDEF"
 OWNER, REPO = "octo-org", "parity"

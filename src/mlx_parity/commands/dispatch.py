@@ -11,8 +11,9 @@ import argparse
 import re
 
 from ..errors import UsageError
-from ..github import GitHubClient, GitHubError
+from ..github.client import GitHubClient
 from ..github.env import read_github_context
+from ..github.errors import GitHubError
 from . import add_matrix_option
 from .plan import resolve_plan
 
