@@ -6,12 +6,13 @@ remote action is replaced (``--local-repository owner/action@sha=DIR``) by a sma
 stand-in written here:
 
 - checkout: a no-op (act skips ``actions/checkout`` for a local repository anyway);
-- setup-python: puts a ``python`` on PATH that runs the project's venv; ``pip install -r pins``
-  becomes an offline ``--dry-run`` (the venv must already hold the pinned set) and
-  ``pip install .`` is skipped (the build backend cannot be fetched offline, and installing would
-  replace the venv's editable install); ``PYTHONPATH=src`` makes the checked-out code the one
-  that runs;
-- cache: a no-op;
+- setup-python: puts a ``python`` on PATH that runs the project's venv. Installs become offline
+  dry runs against it, so nothing is installed (that would replace the venv's editable install):
+  ``pip install -r <uv requirements>`` checks the venv holds uv at the workflow's version, and
+  ``uv pip install -r <pins> <checkout>`` checks the pins and the checkout's requirements resolve
+  to what the venv holds (the copy's pins are rewritten to the venv's versions for that, see
+  ``_pin_installed_versions``). ``PYTHONPATH=src`` makes the checked-out code the one that runs;
+- cache, cache/restore, cache/save: no-ops;
 - upload-artifact / download-artifact: copy files to and from a shared directory keyed by
   artifact name, with ``pattern`` + ``merge-multiple``.
 
@@ -34,15 +35,19 @@ import shutil
 import subprocess
 import sys
 import time
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 import pytest
 import yaml
 from githubkit_schemas.v2022_11_28 import models as gh
+from packaging.requirements import Requirement
+from packaging.specifiers import SpecifierSet
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
 from mlx_parity.commands.plan import matrix_entries, resolve_plan
+from mlx_parity.names import probe_context, round_context
 from test_github_client import check_run_response, conforming
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -102,13 +107,17 @@ runs:
         mkdir -p "$shim"
         cat > "$shim/python" <<'EOF'
         #!/usr/bin/env bash
+        # What the workflow installs must already be what the venv holds: checked offline by
+        # the installer itself (the workflow's command line, a dry run), nothing installed.
         if [ "$1" = "-m" ] && [ "$2" = "pip" ] && [ "$3" = "install" ]; then
-          if [ "$4" = "-r" ]; then
-            # The pinned set must already be what the venv holds: checked offline, not installed.
-            exec "__VENV_BIN__/python" -m pip install --no-index --dry-run "${@:4}"
-          fi
+          case " $* " in
+            *" -r "*) exec "__VENV_BIN__/python" -m pip install --no-index --dry-run "${@:4}" ;;
+          esac
           echo "setup-python stand-in: skipped: python $*"
           exit 0
+        fi
+        if [ "$1" = "-m" ] && [ "$2" = "uv" ] && [ "$3" = "pip" ] && [ "$4" = "install" ]; then
+          exec "__VENV_BIN__/python" -m uv pip install --offline --dry-run "${@:5}"
         fi
         exec "__VENV_BIN__/python" "$@"
         EOF
@@ -135,6 +144,38 @@ runs:
       shell: bash
 """
 
+CACHE_RESTORE = """\
+name: cache/restore stand-in
+description: a no-op (a cache miss).
+inputs:
+  path:
+    required: true
+  key:
+    required: true
+  restore-keys:
+    required: false
+runs:
+  using: composite
+  steps:
+    - run: echo "cache/restore stand-in (no-op)"
+      shell: bash
+"""
+
+CACHE_SAVE = """\
+name: cache/save stand-in
+description: a no-op.
+inputs:
+  path:
+    required: true
+  key:
+    required: true
+runs:
+  using: composite
+  steps:
+    - run: echo "cache/save stand-in (no-op)"
+      shell: bash
+"""
+
 UPLOAD_ARTIFACT = """\
 name: upload-artifact stand-in
 description: copy files into the shared store under the artifact's name.
@@ -147,6 +188,9 @@ inputs:
     required: false
   retention-days:
     required: false
+  overwrite:
+    required: false
+    default: 'false'
 runs:
   using: composite
   steps:
@@ -154,9 +198,13 @@ runs:
       env:
         NAME: ${{ inputs.name }}
         PATHS: ${{ inputs.path }}
+        OVERWRITE: ${{ inputs.overwrite }}
       run: |
         dest="__STORE__/$NAME"
-        if [ -e "$dest" ]; then echo "artifact $NAME exists (immutable)"; exit 1; fi
+        if [ -e "$dest" ]; then
+          if [ "$OVERWRITE" != "true" ]; then echo "artifact $NAME exists (immutable)"; exit 1; fi
+          rm -rf "$dest"
+        fi
         mkdir -p "$dest"
         while IFS= read -r item; do
           [ -z "$item" ] && continue
@@ -228,18 +276,26 @@ def _write_stand_ins(root: Path, store: Path, actions: set[str]) -> list[str]:
         "actions/checkout": CHECKOUT,
         "actions/setup-python": SETUP_PYTHON.replace("__VENV_BIN__", venv_bin),
         "actions/cache": CACHE,
+        "actions/cache/restore": CACHE_RESTORE,
+        "actions/cache/save": CACHE_SAVE,
         "actions/upload-artifact": UPLOAD_ARTIFACT.replace("__STORE__", str(store)),
         "actions/download-artifact": DOWNLOAD_ARTIFACT.replace("__STORE__", str(store)),
     }
-    flags = []
+    # act replaces a repository at a ref (owner/repo@sha) by a directory; an action in a
+    # subdirectory (owner/repo/path@sha) is read from that path under it.
+    repositories: dict[str, Path] = {}
     for action in sorted(actions):
         name, sha = action.split("@")
         assert re.fullmatch(r"[0-9a-f]{40}", sha), f"{action} is not pinned by SHA"
         assert name in texts, f"no stand-in for {name}"
-        directory = root / name.replace("/", "__")
-        directory.mkdir(parents=True)
-        (directory / "action.yml").write_text(texts[name], encoding="utf-8")
-        flags += ["--local-repository", f"{action}={directory}"]
+        owner, repo, *subpath = name.split("/")
+        repository = f"{owner}/{repo}@{sha}"
+        directory = repositories.setdefault(repository, root / f"{owner}__{repo}__{sha[:12]}")
+        (directory / Path(*subpath)).mkdir(parents=True, exist_ok=True)
+        (directory / Path(*subpath) / "action.yml").write_text(texts[name], encoding="utf-8")
+    flags = []
+    for repository, directory in sorted(repositories.items()):
+        flags += ["--local-repository", f"{repository}={directory}"]
     return flags
 
 
@@ -257,8 +313,34 @@ def _git(repo: Path, *args: str) -> str:
     return result.stdout.strip()
 
 
+def _pin_installed_versions(repo: Path) -> None:
+    """Rewrite the copy's pin sets to the versions this venv holds, markers and extras kept.
+
+    The setup-python stand-in checks the workflow's install commands offline against the venv,
+    which holds whatever was newest when it was made, not the checked-in pins. This test checks
+    the workflow's plumbing, not the day's releases; tests/test_pins.py checks the pins
+    themselves (exact, complete for both platforms, resolvable from the index)."""
+    for path in sorted((repo / "runner" / "pins").glob("*.txt")):
+        lines = []
+        for line in path.read_text(encoding="utf-8").splitlines():
+            text = re.sub(r"(^|\s)#.*", "", line).strip()
+            if text and not text.startswith("-"):  # a requirement, not a comment or an option
+                requirement = Requirement(text)
+                try:
+                    # mlx[cpu]: the distribution is mlx (the extra's mlx-cpu is pinned by mlx).
+                    installed = version(requirement.name)
+                except PackageNotFoundError:
+                    pass  # another platform's (the offline check reports it if it is not)
+                else:
+                    requirement.specifier = SpecifierSet(f"=={installed}")
+                    line = str(requirement)
+            lines.append(line)
+        path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
 def _copy_repository(dest: Path) -> str:
     shutil.copytree(ROOT, dest, ignore=_ignore)
+    _pin_installed_versions(dest)
     _git(dest, "init", "-q", "-b", "main")
     _git(dest, "remote", "add", "origin", f"https://github.com/{REPOSITORY}.git")
     _git(dest, "add", "-A")
@@ -355,7 +437,8 @@ def test_smoke_round_runs_under_act(tmp_path: Path, httpserver: HTTPServer) -> N
         assert re.search(rf"{job}\s+✅  Success - Main Run the probe cell", log, re.MULTILINE), cell
         assert re.search(rf"{job} 🏁  Job succeeded", log, re.MULTILINE), cell
         seeds = next(entry["seeds"] for entry in entries if entry["cell"] == cell).split(",")
-        seed_results = sorted((store / f"seed-results-{cell}").glob("*.json"))
+        # Artifact names carry the run attempt (act's first and only attempt: 1).
+        seed_results = sorted((store / f"seed-results-{cell}-attempt1").glob("*.json"))
         assert len(seed_results) == len(seeds), f"probe {cell} uploaded {seed_results}"
         for path in seed_results:
             assert json.loads(path.read_text(encoding="utf-8"))
@@ -379,7 +462,9 @@ def test_smoke_round_runs_under_act(tmp_path: Path, httpserver: HTTPServer) -> N
     assert {posted_sha for posted_sha, _ in posted} == {sha}
     contexts = sorted(body["context"] for _, body in posted)
     probes = sorted({entry["probe"] for entry in entries})
-    assert contexts == sorted(["mlx-parity", *(f"mlx-parity/{probe}" for probe in probes)])
+    assert contexts == sorted(
+        [round_context(ROUND_ID), *(probe_context(ROUND_ID, probe) for probe in probes)]
+    )
     assert contexts == sorted(status["context"] for status in report["statuses"])
     # ... and one check run carrying the Markdown report.
     (check_run,) = [
