@@ -20,7 +20,8 @@ class ExitCode(IntEnum):
     # GitHub could not be reached, or refused or failed a request (status, dispatch, run:<ID>).
     GITHUB = 3
     # A comparison found a difference: the workflow file drifted (workflow check), two reports
-    # differ (compare), a candidate is not explained by any configuration (explain).
+    # differ (compare), a candidate is not explained by any configuration (explain), init kept
+    # a file that differs from what it would write.
     DIFFERENCE = 4
     # A probe cell ran, but some seed ended in an error (probe).
     SEED_FAILED = 5
