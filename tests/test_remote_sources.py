@@ -13,8 +13,8 @@ from mlx_parity.collect.report import report_json
 from mlx_parity.fixture import SMOKE
 from mlx_parity.knobs import Knobs
 from mlx_parity.matrix import ResolvedProbe
-from mlx_parity.trainers import lookup
 from mlx_parity.probes import BUILTIN_PROBES
+from mlx_parity.trainers import lookup
 from test_collect import collect, full_round, make_result, make_round, trace
 from test_github_client import OWNER, REPO, REPO_PATH, artifact, artifact_page, zip_bytes
 
@@ -60,7 +60,7 @@ def test_compare_takes_run_ids(github_env, tmp_path, capsys) -> None:
     serve_run(github_env, 12, {"parity-report": {"report.json": same}})
     serve_run(github_env, 13, {"parity-report": {"report.json": changed}})
     assert main(["compare", "run:11", "run:12"]) == 0
-    assert "identical within seed noise" in capsys.readouterr().out
+    assert "no change detected" in capsys.readouterr().out
     assert main(["compare", "run:11", "run:13"]) == 4  # a difference found
     assert "core" in capsys.readouterr().out
 

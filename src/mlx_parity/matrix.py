@@ -202,6 +202,10 @@ class Gates(BaseModel):
     trace_tolerance: float = Field(0.0, ge=0)
     # Seeds per probe allowed to end with status "error" before the round fails.
     max_error_seeds: int = Field(0, ge=0)
+    # Fail the round when a probe's pass rate differs from the baseline's (paired exact McNemar,
+    # Holm across probes). Off by default: a parity round judges traces; turn it on to guard a
+    # trainer's outcomes as well.
+    outcome: bool = False
 
 
 class Cell(BaseModel):

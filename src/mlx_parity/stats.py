@@ -16,11 +16,13 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+import numpy as np
 from scipy.optimize import brentq
 from scipy.stats import binom, binomtest
 
-# Reports and checks match on this phrase, so it is spelled in one place.
-WITHIN_SEED_NOISE = "within seed noise"
+# What a report may say when a test finds nothing: only that nothing was detected (never
+# "identical" or "within noise", which a small sample cannot establish).
+NO_DIFFERENCE = "no difference detected"
 
 
 def _check_probability(name: str, value: float, *, open_interval: bool = False) -> None:
@@ -214,40 +216,114 @@ def detectable_gap(
     return gap if gap <= room else math.inf
 
 
+@functools.lru_cache(maxsize=256)
+def _rejection_tails(n_seeds: int, alpha: float) -> tuple[np.ndarray, np.ndarray]:
+    """For each discordant count D = 0..n, the largest count t_D of seeds flipping the rarer
+    way at which the two-sided exact McNemar p is still below alpha (−1: never)."""
+    discordant = np.arange(n_seeds + 1)
+    tail = np.full(n_seeds + 1, -1)
+    for d in discordant[1:]:
+        p_values = np.minimum(1.0, 2 * binom.cdf(np.arange(d // 2 + 1), d, 0.5))
+        below = np.nonzero(p_values < alpha)[0]
+        tail[d] = below[-1] if below.size else -1
+    return discordant, tail
+
+
+@functools.lru_cache(maxsize=1024)
+def independent_flips_gap(
+    n_seeds: int, baseline_rate: float, alpha: float = 0.05, power: float = 0.8
+) -> float:
+    """Smallest pass-rate gap n paired seeds detect with the given power when each seed's probe
+    outcome is independent of its baseline outcome (the pessimistic model, beside the best case
+    of :func:`detectable_gap`).
+
+    With baseline rate p0 and probe rate p1, a seed is lost (baseline passes, probe fails) with
+    probability p0(1 − p1) and gained with (1 − p0)p1; the number of discordant seeds D is
+    Binomial(n, lost + gained) and, given D, the lost ones Binomial(D, lost / (lost + gained)).
+    Power is the exact probability that the two-sided exact McNemar p falls below alpha,
+    summed over every outcome; the gap is found by bisection over drops and rises within the
+    baseline's room. ``math.inf`` when no gap reaches the power.
+    """
+    _check_probability("baseline_rate", baseline_rate)
+    _check_probability("power", power, open_interval=True)
+    if minimal_detectable_discordance(n_seeds, alpha) is None:
+        return math.inf
+    discordant, tail = _rejection_tails(n_seeds, alpha)
+
+    def power_at(p1: float) -> float:
+        lost, gained = baseline_rate * (1 - p1), (1 - baseline_rate) * p1
+        if lost + gained == 0:
+            return 0.0
+        share = lost / (lost + gained)
+        # Reject when the lost count is in either tail: at most t_D, or at least D − t_D.
+        rejected = binom.cdf(tail, discordant, share) + binom.sf(
+            discordant - tail - 1, discordant, share
+        )
+        return float((binom.pmf(discordant, n_seeds, lost + gained) * rejected).sum())
+
+    best = math.inf
+    for direction, room in ((-1, baseline_rate), (1, 1 - baseline_rate)):
+        if room <= 0 or power_at(baseline_rate + direction * room) < power:
+            continue
+        low, high = 0.0, room
+        for _ in range(40):
+            mid = (low + high) / 2
+            low, high = (
+                (low, mid) if power_at(baseline_rate + direction * mid) >= power else (mid, high)
+            )
+        best = min(best, high)
+    return best
+
+
 def _points(rate: float) -> int:
     # Round up so the sentence never promises a smaller detectable gap than the model gives.
     return math.ceil(rate * 100 - 1e-9)
 
 
+def best_case_floor(n_seeds: int, alpha: float = 0.05) -> str:
+    """``≥ 47 points (≥ 7 of 15 seeds flipping the same way)``, or why no gap can be seen."""
+    needed = minimal_detectable_discordance(n_seeds, alpha)
+    if needed is None:
+        return f"no gap at all (even all {n_seeds} flipping one way gives p ≥ {alpha:g})"
+    return f"≥ {_points(needed / n_seeds)} points (≥ {needed} of {n_seeds} seeds flipping one way)"
+
+
 def describe_detectability(
     n_seeds: int, baseline_rate: float, alpha: float = 0.05, power: float = 0.8
 ) -> str:
-    """One plain-English sentence on what gap n seeds could tell from seed noise."""
+    """One plain-English sentence on what gap n seeds could tell from seed noise: the best case
+    (every flip one way) and, beside it, the gap needed when seeds flip independently."""
     needed = minimal_detectable_discordance(n_seeds, alpha)
     if needed is None:
         best_p = exact_mcnemar_p(n_seeds, 0)
         return (
-            f"with {n_seeds} seeds, no gap could be told from seed noise: even all {n_seeds} "
-            f"flipping the same way gives p = {best_p:.4g} ≥ {alpha:g}"
+            f"with {n_seeds} seeds, no gap could be detected: even all {n_seeds} flipping the "
+            f"same way gives p = {best_p:.4g} ≥ {alpha:g}"
         )
     floor = (
-        f"with {n_seeds} seeds, only a gap of ≥ {_points(needed / n_seeds)} points "
-        f"(≥ {needed} seeds flipping the same way) could be told from seed noise"
+        f"with {n_seeds} seeds, at best a gap of {best_case_floor(n_seeds, alpha)} is detectable"
     )
-    gap = detectable_gap(n_seeds, baseline_rate, alpha, power)
-    if math.isinf(gap):
-        return (
-            f"{floor}; with a baseline pass rate of {_points(baseline_rate)}%, "
-            f"no possible gap is caught {power:.0%} of the time"
-        )
-    return f"{floor}; catching a real gap {power:.0%} of the time needs ≈ {_points(gap)} points"
+    best = detectable_gap(n_seeds, baseline_rate, alpha, power)
+    independent = independent_flips_gap(n_seeds, baseline_rate, alpha, power)
+
+    caught = f"caught {power:.0%} of the time"
+    if math.isinf(best):
+        return f"{floor}; no real gap is {caught}, even if every flip goes one way"
+    if math.isinf(independent):
+        other = f"and no gap is {caught} if seeds flip independently"
+    else:
+        other = f"≈ {_points(independent)} points if seeds flip independently"
+    return (
+        f"{floor}; to be {caught} a real gap must be ≈ {_points(best)} points in the best case "
+        f"(every flip one way), {other}"
+    )
 
 
 def verdict(outcome: PairedOutcome, adjusted_p: float, alpha: float = 0.05) -> str:
     """The outcome line of a report, decided by the multiplicity-adjusted p alone.
 
     Raw pass rates never decide it: 10/15 vs 8/15 with four discordant seeds (3 lost, 1
-    gained) has p = 0.625 and is within seed noise.
+    gained) has p = 0.625: no difference detected (which is not "no difference").
     """
     _check_probability("adjusted_p", adjusted_p)
     _check_probability("alpha", alpha, open_interval=True)
@@ -259,5 +335,5 @@ def verdict(outcome: PairedOutcome, adjusted_p: float, alpha: float = 0.05) -> s
     if outcome.n == 0:
         return "no shared seeds to compare"
     if adjusted_p >= alpha:
-        return WITHIN_SEED_NOISE
+        return f"{NO_DIFFERENCE} (p={adjusted_p:.3g})"
     return f"differs from baseline (p={adjusted_p:.3g})"

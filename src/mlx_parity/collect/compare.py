@@ -13,8 +13,10 @@ The ladder, in the order a reader needs it:
    across probes (baseline excluded), verdict and detectability: all from :mod:`..stats`.
 4. **Gates** — smoke (cf_loss), run errors, parity expectations, artifacts.
 
-Every seed with a valid artifact counts towards its probe's pass rate whatever its status (a
-failed run did not pass); a seed without one is reported missing, never counted as a failure.
+A seed whose run failed (status ``error``) never ran to the end: it is counted and gated
+(``errors``) but left out of pass rates and pairing, like a seed without a valid artifact
+(reported missing). Neither is ever counted as a failure. A NaN loss is a result: that seed
+did not pass.
 
 Probes are described by what their seed results record (``trainer``, ``config``), not by
 today's matrix files: a round collected after the matrix changed is still described as it ran,
@@ -50,7 +52,7 @@ ALPHA = 0.05
 NAMED_SEEDS = 5
 
 SeedStatus = Literal["ok", "nonfinite", "error", "missing"]
-GateName = Literal["smoke", "errors", "parity", "artifacts"]
+GateName = Literal["smoke", "errors", "parity", "artifacts", "outcome"]
 CommitState = Literal["success", "failure", "error"]
 
 # Report order of trace verdicts: the most alarming first.
@@ -124,17 +126,26 @@ class ProbeReport(BaseModel):
     outcome: PairedOutcome | None = None
     holm_p: float | None = None
     verdict: str | None = None
+    # The paired test found a pass-rate difference from the baseline (Holm-adjusted).
+    outcome_differs: bool = False
     detectability: str | None = None
     state: CommitState
 
     def present_seeds(self) -> list[SeedComparison]:
         return [s for s in self.seeds if s.present]
 
+    def judged_seeds(self) -> list[SeedComparison]:
+        """Seeds that ran to the end: what pass rates and pairing count."""
+        return [s for s in self.seeds if s.present and s.status != "error"]
+
     def passes(self) -> int:
-        return sum(1 for s in self.seeds if s.passed)
+        return sum(1 for s in self.judged_seeds() if s.passed)
 
     def seeds_run(self) -> int:
-        return len(self.present_seeds())
+        return len(self.judged_seeds())
+
+    def errored(self) -> int:
+        return sum(1 for s in self.seeds if s.status == "error")
 
     def trace_counts(self) -> dict[TraceVerdict, int]:
         counts = {v: sum(1 for s in self.seeds if s.trace == v) for v in TRACE_ORDER}
@@ -387,6 +398,41 @@ def round_artifacts_gate(
     return GateResult(name="artifacts", probe=None, passed=not require_all, detail=detail)
 
 
+def outcome_gate(
+    probe_id: str, outcome: PairedOutcome | None, adjusted_p: float | None, differs: bool
+) -> GateResult:
+    """Opt-in (``gates.outcome``): the probe's pass rate must not differ from the baseline's
+    by the paired exact McNemar test, Holm-adjusted across the round's probes."""
+    if outcome is None or outcome.n == 0 or adjusted_p is None:
+        detail = "no seed pairs to test"
+        return GateResult(name="outcome", probe=probe_id, passed=False, detail=detail)
+    counts = (
+        f"{outcome.passes_lost} lost, {outcome.passes_gained} gained over {outcome.n} seeds "
+        f"(p={adjusted_p:.3g}, Holm)"
+    )
+    detail = "pass rate differs from the baseline: " if differs else "no difference detected: "
+    return GateResult(name="outcome", probe=probe_id, passed=not differs, detail=detail + counts)
+
+
+def _judged_flags(results: dict[int, SeedResult]) -> dict[int, bool]:
+    """Pass flags of the seeds that ran to the end (an errored seed is not a failure)."""
+    return {seed: r.passed for seed, r in results.items() if r.status != "error"}
+
+
+def _verdict(
+    outcome: PairedOutcome | None, adjusted_p: float | None, seeds: Sequence[SeedComparison]
+) -> str | None:
+    if outcome is None or adjusted_p is None:
+        return None
+    if outcome.n == 0 and any(s.status == "error" for s in seeds):
+        return (
+            "errored: no seed ran to the end"
+            if not any(s.present and s.status != "error" for s in seeds)
+            else "no seed pairs to compare"
+        )
+    return verdict(outcome, adjusted_p)
+
+
 def commit_state(gates: Sequence[GateResult]) -> CommitState:
     """failure when a judgement fails; error when only artifacts are missing (the judgement is
     incomplete rather than negative); success otherwise."""
@@ -424,7 +470,7 @@ def build_report(round_: ResolvedRound, gathered: Gathered) -> RoundReport:
 
     seed_reports: dict[str, list[SeedComparison]] = {}
     outcomes: dict[str, PairedOutcome] = {}
-    baseline_flags = {seed: r.passed for seed, r in baseline_results.items()}
+    baseline_flags = _judged_flags(baseline_results)
     with gc_paused():  # many long-lived objects, no cycles (see gc_paused)
         for probe_id in order:
             is_baseline = probe_id == baseline_id
@@ -441,8 +487,7 @@ def build_report(round_: ResolvedRound, gathered: Gathered) -> RoundReport:
                 for seed in round_.seeds
             ]
             if not is_baseline:
-                flags = {seed: r.passed for seed, r in results.items()}
-                outcomes[probe_id] = paired_outcome(baseline_flags, flags)
+                outcomes[probe_id] = paired_outcome(baseline_flags, _judged_flags(results))
     adjusted = holm_adjust({p: o.mcnemar_p for p, o in outcomes.items()})
 
     all_gates: list[GateResult] = []
@@ -459,10 +504,13 @@ def build_report(round_: ResolvedRound, gathered: Gathered) -> RoundReport:
             None if is_baseline else parity_gate(probe_id, expect, seeds),
             probe_artifacts_gate(probe_id, seeds, gates_config.require_all_seeds),
         ]
+        outcome = outcomes.get(probe_id)
+        differs = outcome is not None and outcome.n > 0 and adjusted[probe_id] < ALPHA
+        if gates_config.outcome and not is_baseline:
+            optional.append(outcome_gate(probe_id, outcome, adjusted.get(probe_id), differs))
         gates += [g for g in optional if g is not None]
         all_gates += gates
-        outcome = outcomes.get(probe_id)
-        run = [s for s in seeds if s.present]
+        run = [s for s in seeds if s.present and s.status != "error"]
         probe_reports.append(
             ProbeReport(
                 id=probe_id,
@@ -475,7 +523,8 @@ def build_report(round_: ResolvedRound, gathered: Gathered) -> RoundReport:
                 pass_ci=wilson_interval(sum(1 for s in run if s.passed), len(run)),
                 outcome=outcome,
                 holm_p=adjusted.get(probe_id),
-                verdict=verdict(outcome, adjusted[probe_id]) if outcome else None,
+                verdict=_verdict(outcome, adjusted.get(probe_id), seeds),
+                outcome_differs=differs,
                 detectability=(
                     describe_detectability(outcome.n, outcome.baseline_rate, family_alpha)
                     if outcome

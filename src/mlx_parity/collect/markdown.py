@@ -65,10 +65,11 @@ def percent(rate: float) -> str:
 def pass_rate_text(probe: ProbeReport) -> str:
     """``10/15 = 67% (42–85%)``: passes over seeds run, with the Wilson 95% interval."""
     passes, run = probe.passes(), probe.seeds_run()
+    errored = f", {probe.errored()} errored" if probe.errored() else ""
     if run == 0:
-        return "0/0"
+        return f"0/0{errored}"
     low, high = probe.pass_ci
-    return f"{passes}/{run} = {percent(passes / run)} ({percent(low)}–{percent(high)})"
+    return f"{passes}/{run} = {percent(passes / run)} ({percent(low)}–{percent(high)}){errored}"
 
 
 def agreement_text(probe: ProbeReport) -> str:
@@ -237,6 +238,10 @@ def render_markdown(report: RoundReport) -> str:
     n_probes, n_seeds = len(report.probes), len(report.seeds)
     settings = report.gate_settings
     outcome = "✅ passed" if report.passed else "❌ failed"
+    differing = [p.id for p in report.compared_probes() if p.outcome_differs]
+    if differing:
+        # A passing round whose outcomes differ says so where a reader looks first.
+        outcome += f" · ⚠️ pass rate differs: {', '.join(differing)}"
     lines = [
         f"## mlx-parity · round `{report.round_id}` · {outcome}",
         "",

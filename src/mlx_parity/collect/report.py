@@ -26,16 +26,19 @@ from .markdown import percent, trace_text
 
 
 def probe_description(report: RoundReport, probe: ProbeReport) -> str:
-    """``8/15 pass (53%), trace identical 15/15, within seed noise``; failed gates first, so
+    """``8/15 pass (53%), trace identical 15/15, no difference detected (p=0.625)``; failed
+    gates first, then a detected pass-rate difference (a green status never hides one), so
     they survive GitHub's 140-character cut."""
     failed = [g.name for g in report.gates_for(probe.id) if not g.passed]
     run, passes = probe.seeds_run(), probe.passes()
     parts = [f"{passes}/{run} pass ({percent(passes / run)})" if run else "no seed ran"]
+    if probe.outcome_differs:
+        parts.insert(0, f"⚠ {probe.verdict}")
     if probe.is_baseline:
         parts.append("baseline")
     else:
         parts.append(f"trace {trace_text(probe)}")
-        if probe.verdict:
+        if probe.verdict and not probe.outcome_differs:
             parts.append(probe.verdict)
     text = ", ".join(parts)
     if failed:

@@ -1,28 +1,26 @@
 """``mlx-parity compare A B``: what changed between two rounds' reports ("Round BM → BO").
 
-A and B are report JSON files written by ``collect --json``, or directories holding a
-``report.json``. Per probe, side by side: pass rates, outcome verdicts against the baseline,
-trace verdicts, and a conclusion — "identical within seed noise", or every change named: a pass
-rate that moved beyond seed noise, a verdict or trace verdict that changed, a new or moved
-divergence step, a changed batch structure.
+A and B are report JSON files written by ``collect --json``, directories holding a
+``report.json``, or ``run:<ID>``. Per probe, side by side: pass rates, outcome verdicts against
+the baseline, trace verdicts, and a conclusion — "no change detected" with what these seeds
+could have detected at best, or every change named: a pass rate that changed by the paired
+test, a trace verdict that changed, a new or moved divergence step, a changed batch structure.
 
-The two rounds are separate runs, so their pass rates are compared as two independent samples
-with Fisher's exact test (Boschloo's is more powerful but takes seconds per probe at hundreds of
-seeds), Holm-adjusted across the probes compared, at the reports' α.
+The two rounds run the same seeds, so pass rates are compared seed by seed: the exact McNemar
+test on the seeds that flipped between A and B (seeds that errored or are missing in either
+round are left out), Holm-adjusted across the probes compared, at the reports' α. A p-value
+that merely crosses α between the rounds is not a change.
 
-Exit status: 0 when every probe is identical within seed noise, 1 when something changed (as
-``diff`` does), 2 when a report cannot be read.
+Exit status: 0 when no change is detected, 4 when something changed, 2 when a report cannot be
+read, 3 when a run's report cannot be fetched.
 """
 
 from __future__ import annotations
 
 import argparse
-import math
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-
-from scipy.stats import fisher_exact
 
 from ..collect.compare import ALPHA, ProbeReport, RoundReport
 from ..collect.markdown import DASH, escape_cell, pass_rate_text, table, trace_text
@@ -30,9 +28,9 @@ from ..collect.report import parse_report
 from ..errors import ExitCode, UsageError
 from ..github.runs import fetch_run_artifacts, parse_run_source
 from ..names import REPORT_ARTIFACT, REPORT_JSON
-from ..stats import WITHIN_SEED_NOISE, holm_adjust
+from ..stats import PairedOutcome, best_case_floor, holm_adjust, paired_outcome
 
-UNCHANGED = "identical within seed noise"
+UNCHANGED = "no change detected"
 
 
 def load_report(source: str | Path) -> RoundReport:
@@ -75,31 +73,25 @@ class ProbeChange:
     probe: str
     a: ProbeReport | None
     b: ProbeReport | None
-    pass_p: float | None = None
+    paired: PairedOutcome | None = None
     pass_p_adjusted: float | None = None
+    floor: str = ""
     changes: list[str] = field(default_factory=list)
 
     @property
+    def pass_p(self) -> float | None:
+        return None if self.paired is None or self.paired.n == 0 else self.paired.mcnemar_p
+
+    @property
     def conclusion(self) -> str:
-        return "; ".join(self.changes) if self.changes else UNCHANGED
+        if self.changes:
+            return "; ".join(self.changes)
+        return f"{UNCHANGED} (these seeds could detect {self.floor} at best)"
 
 
-def pass_rate_p(a: ProbeReport, b: ProbeReport) -> float | None:
-    """Two-sided Fisher exact p of the two rounds' pass counts; None when a round ran no seed."""
-    n_a, n_b = a.seeds_run(), b.seeds_run()
-    if n_a == 0 or n_b == 0:
-        return None
-    p_a, p_b = a.passes(), b.passes()
-    p = float(fisher_exact([[p_a, n_a - p_a], [p_b, n_b - p_b]]).pvalue)
-    # A table without variation has no evidence of a difference.
-    return 1.0 if math.isnan(p) else min(p, 1.0)
-
-
-def _outcome_class(probe: ProbeReport) -> str | None:
-    # The verdict's text carries its p-value; only the class (noise or not) is compared.
-    if probe.verdict is None:
-        return None
-    return WITHIN_SEED_NOISE if probe.verdict == WITHIN_SEED_NOISE else "differs from baseline"
+def paired_change(a: ProbeReport, b: ProbeReport) -> PairedOutcome:
+    """A's and B's pass flags on the seeds both ran to the end, paired."""
+    return paired_outcome(*({s.seed: bool(s.passed) for s in p.judged_seeds()} for p in (a, b)))
 
 
 def _divergence_change(a: ProbeReport, b: ProbeReport) -> str | None:
@@ -124,17 +116,18 @@ def _structure_change(a: ProbeReport, b: ProbeReport) -> str | None:
     return f"structure: {text_a or 'same as baseline'} → {text_b or 'same as baseline'}"
 
 
-def describe_changes(a: ProbeReport, b: ProbeReport, adjusted_p: float | None) -> list[str]:
+def describe_changes(
+    a: ProbeReport, b: ProbeReport, paired: PairedOutcome, adjusted_p: float | None
+) -> list[str]:
     changes = []
     if adjusted_p is not None and adjusted_p < ALPHA:
         changes.append(
-            f"pass rate {a.passes()}/{a.seeds_run()} → {b.passes()}/{b.seeds_run()} "
-            f"beyond seed noise (Fisher p={adjusted_p:.3g}, Holm)"
+            f"pass rate {a.passes()}/{a.seeds_run()} → {b.passes()}/{b.seeds_run()}: "
+            f"{paired.passes_lost} seeds pass→fail, {paired.passes_gained} fail→pass "
+            f"(exact McNemar p={adjusted_p:.3g}, Holm)"
         )
-    elif adjusted_p is None and a.seeds_run() != b.seeds_run():
-        changes.append(f"seeds run {a.seeds_run()} → {b.seeds_run()}")
-    if _outcome_class(a) != _outcome_class(b):
-        changes.append(f"outcome {a.verdict or DASH} → {b.verdict or DASH}")
+    if a.seeds_run() != b.seeds_run():
+        changes.append(f"seeds run to the end {a.seeds_run()} → {b.seeds_run()}")
     if trace_text(a) != trace_text(b):
         changes.append(f"trace {trace_text(a)} → {trace_text(b)}")
     for change in (_divergence_change(a, b), _structure_change(a, b)):
@@ -149,21 +142,22 @@ def compare_reports(a: RoundReport, b: RoundReport) -> list[ProbeChange]:
     in_b = {p.id: p for p in b.probes}
     ids = list(in_a) + [probe_id for probe_id in in_b if probe_id not in in_a]
     rows = [ProbeChange(probe_id, in_a.get(probe_id), in_b.get(probe_id)) for probe_id in ids]
-    raw = {}
     for row in rows:
         if row.a is not None and row.b is not None:
-            row.pass_p = pass_rate_p(row.a, row.b)
-            if row.pass_p is not None:
-                raw[row.probe] = row.pass_p
+            row.paired = paired_change(row.a, row.b)
+    raw = {row.probe: row.pass_p for row in rows if row.pass_p is not None}
     adjusted = holm_adjust(raw)
+    family_alpha = ALPHA / max(len(raw), 1)
     for row in rows:
         if row.a is None:
             row.changes.append(f"only in {b.round_id}")
         elif row.b is None:
             row.changes.append(f"only in {a.round_id}")
         else:
+            assert row.paired is not None
             row.pass_p_adjusted = adjusted.get(row.probe)
-            row.changes = describe_changes(row.a, row.b, row.pass_p_adjusted)
+            row.floor = best_case_floor(row.paired.n, family_alpha)
+            row.changes = describe_changes(row.a, row.b, row.paired, row.pass_p_adjusted)
     return rows
 
 
@@ -187,7 +181,7 @@ def render_comparison(a: RoundReport, b: RoundReport, rows: list[ProbeChange]) -
         "probe",
         f"pass {name_a}",
         f"pass {name_b}",
-        "Fisher p (Holm)",
+        "McNemar p (Holm)",
         f"outcome {name_a}",
         f"outcome {name_b}",
         f"trace {name_a}",
@@ -224,7 +218,7 @@ def render_comparison(a: RoundReport, b: RoundReport, rows: list[ProbeChange]) -
         )
     changed = sum(1 for row in rows if row.changes)
     verdict_line = (
-        f"**{name_a} → {name_b}: {UNCHANGED}** for all {len(rows)} probes."
+        f"**{name_a} → {name_b}: {UNCHANGED}** for any of the {len(rows)} probes."
         if not changed
         else f"**{name_a} → {name_b}: {changed} of {len(rows)} probes changed.**"
     )
@@ -234,8 +228,9 @@ def render_comparison(a: RoundReport, b: RoundReport, rows: list[ProbeChange]) -
         lines += [*(f"- ⚠️ {escape_cell(note)}" for note in notes), ""]
     lines += [*table(headers, body), ""]
     lines.append(
-        "Pass rates: Fisher's exact test on the two rounds' counts, Holm across "
-        f"{len(rows)} probes, α = {ALPHA:g}. Detectability in {name_b}: {b.detectability}."
+        "Pass rates: seed by seed, the exact McNemar test on the seeds that flipped between the "
+        f"rounds, Holm across {len(rows)} probes, α = {ALPHA:g}. Detectability in {name_b}: "
+        f"{b.detectability}."
     )
     return "\n".join(lines) + "\n"
 
