@@ -37,13 +37,13 @@ def test_seeds_give_different_traces(model_source) -> None:
 
 
 def test_recording_the_gradient_norm_leaves_mlx_lm_untouched(model_source, monkeypatch) -> None:
-    """The reference reads grad norms through an optimizer subclass; without it, mlx-lm's
+    """The reference reads grad norms through a watched optimizer; without the watch, mlx-lm's
     plain optimizer gives the same losses, so the observation does not perturb the reference."""
-    from mlx_parity import reference
+    from mlx_parity import observe
 
     knobs = Knobs(steps=6)
     observed = run_trainer(model_source, "reference", knobs, 5, SMOKE.texts())
-    monkeypatch.setattr(reference, "_norm_recording", lambda optimizer_cls: optimizer_cls)
+    monkeypatch.setattr(observe, "watch_optimizer", lambda optimizer: optimizer)
     plain = run_trainer(model_source, "reference", knobs, 5, SMOKE.texts())
     assert losses(observed) == losses(plain)
     assert all(r.grad_norm is None for r in plain)

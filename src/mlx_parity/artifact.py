@@ -97,7 +97,12 @@ class SeedResult(BaseModel):
     generation: str | None = None
     passed: bool = False
     status: Literal["ok", "nonfinite", "error"]
+    # The full traceback when the run failed.
     error: str | None = None
+    # Settings a plugin declared its trainer cannot honour, with why.
+    unhonoured: dict[str, str] = Field(default_factory=dict)
+    # The last lines the trainer printed (captured, never shown on the terminal).
+    output_tail: str | None = None
     timings: dict[str, float] = Field(default_factory=dict)
 
     def to_json(self) -> str:

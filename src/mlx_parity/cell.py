@@ -7,11 +7,14 @@ a non-finite loss is a result (``status: nonfinite``), not an exception.
 
 from __future__ import annotations
 
+import contextlib
 import math
+import os
 import sys
+import tempfile
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -99,17 +102,24 @@ def prepare_model(source: ModelSource, dtype: str):
 
 @dataclass
 class CellProgress:
-    """Per-seed, per-step progress on stderr (tqdm), quiet when not wanted."""
+    """Per-seed, per-step progress on stderr (tqdm), quiet when not wanted. It writes to its own
+    copy of stderr, taken before training, so a trainer's captured output never swallows it."""
 
     enabled: bool = True
     _bar: Any = field(default=None, init=False)
+    _terminal: Any = field(default=None, init=False)
+
+    def __post_init__(self) -> None:
+        if self.enabled:
+            sys.stderr.flush()
+            self._terminal = os.fdopen(os.dup(sys.stderr.fileno()), "w", buffering=1)
 
     def start_seed(self, label: str, total: int) -> None:
         if not self.enabled:
             return
         from tqdm import tqdm
 
-        self._bar = tqdm(total=total, desc=label, unit="step", file=sys.stderr, leave=True)
+        self._bar = tqdm(total=total, desc=label, unit="step", file=self._terminal, leave=True)
 
     def step(self, record: StepRecord) -> None:
         if self._bar is not None:
@@ -118,7 +128,7 @@ class CellProgress:
 
     def note(self, text: str) -> None:
         if self.enabled:
-            print(text, file=sys.stderr)
+            print(text, file=self._terminal)
 
     def end_seed(self, summary: str) -> None:
         if self._bar is not None:
@@ -143,6 +153,8 @@ def run_seed(
     records: list[StepRecord] = []
     status, error = "ok", None
     evaluation = None
+    unhonoured: dict[str, str] = {}
+    output: list[str] = []
     start = time.perf_counter()
 
     def record_step(record: StepRecord) -> None:
@@ -158,7 +170,19 @@ def run_seed(
         timings["load_s"] = time.perf_counter() - start
         tic = time.perf_counter()
         trainer = probe.trainer.load()
-        trainer(model, tokenizer, fixture.texts(), knobs, seed, record_step)
+        # A plugin also gets where the model came from and the probe's options; it may return
+        # the model it trained (it loaded its own) and the settings it cannot honour.
+        context = (
+            dict(model_path=source.path, options=probe.probe.options)
+            if probe.trainer.is_plugin
+            else {}
+        )
+        with captured_output(output):
+            trained = trainer(
+                model, tokenizer, fixture.texts(), knobs, seed, record_step, **context
+            )
+        model = getattr(trained, "model", model)
+        unhonoured = getattr(trained, "unhonoured", {})
         timings["train_s"] = time.perf_counter() - tic
         if records and not all(math.isfinite(r.loss) for r in records):
             status = "nonfinite"
@@ -167,7 +191,7 @@ def run_seed(
         timings["eval_s"] = time.perf_counter() - tic
     except Exception as exc:  # a seed's failure is recorded, the cell goes on
         status = "error"
-        error = "".join(traceback.format_exception_only(type(exc), exc)).strip()
+        error = "".join(traceback.format_exception(exc)).strip()
     timings["total_s"] = time.perf_counter() - start
 
     return SeedResult(
@@ -185,6 +209,8 @@ def run_seed(
         passed=bool(evaluation and evaluation.passed and status == "ok"),
         status=status,
         error=error,
+        unhonoured=unhonoured,
+        output_tail="\n".join(output) or None,
         timings=timings,
     )
 
@@ -217,6 +243,34 @@ def run_cell(
         progress.end_seed(f"{result.status} {verdict} cf={_fmt(result.cf_loss)}")
         results.append(result)
     return results
+
+
+# How many of a trainer's last output lines a seed result keeps.
+OUTPUT_TAIL_LINES = 40
+
+
+@contextlib.contextmanager
+def captured_output(tail: list[str]) -> Iterator[None]:
+    """Send whatever the trainer prints — Python or native code, stdout or stderr — to a file
+    instead of the terminal, and leave its last lines in ``tail``. Harness progress keeps its
+    own handle on the terminal (:class:`CellProgress`)."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = [os.dup(1), os.dup(2)]
+    with tempfile.TemporaryFile() as sink:
+        os.dup2(sink.fileno(), 1)
+        os.dup2(sink.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            for fd, original in zip((1, 2), saved, strict=True):
+                os.dup2(original, fd)
+                os.close(original)
+            sink.seek(0)
+            lines = sink.read().decode("utf-8", errors="replace").splitlines()
+            tail[:] = lines[-OUTPUT_TAIL_LINES:]
 
 
 def _environment(device: DeviceCheck | Exception | None):

@@ -326,6 +326,7 @@ class _ProbeEntry(BaseModel):
     trainer: str = "core"
     description: str = ""
     knobs: dict[str, Any] = Field(default_factory=dict)
+    options: dict[str, Any] = Field(default_factory=dict)
     expect: Expectation = "any"
 
 

@@ -19,6 +19,8 @@ class Probe(BaseModel):
     trainer: str = "core"
     description: str = ""
     knobs: dict[str, Any] = Field(default_factory=dict)
+    # Passed to a plugin trainer as `request.options` (e.g. an adapter's "defaults" mode).
+    options: dict[str, Any] = Field(default_factory=dict)
     # What the collector should find against the baseline; a mismatch fails the parity gate.
     expect: Expectation = "any"
 

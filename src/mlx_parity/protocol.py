@@ -1,38 +1,53 @@
 """The protocol an external trainer implements to be probed exactly like ``reference`` and
-``core``.
+``core`` (version 2, designed from three published MLX trainers: unsloth-zoo, mlx-tune and
+mlx-lm-lora; their adapters are in ``mlx_parity/adapters/``).
 
 A plugin is one function that takes a :class:`TrainRequest` and trains::
 
     def train(request: TrainRequest) -> None:
-        model, tokenizer = request.model, request.tokenizer   # loaded by mlx_lm.load
-        s = request.settings                                   # steps, lr, batch_size, ...
-        ...                                                    # LoRA, optimizer, batches
-        for step in range(1, s.steps + 1):
-            ...
-            request.report_step(step, loss=..., grad_norm=..., ntoks=..., input_shape=(B, W))
+        s = request.settings              # steps (micro-steps), lr, batch_size, grad_accum, ...
+        model, tokenizer = request.model, request.tokenizer
+        watch = request.mlx_lm()          # for a loop shaped like mlx_lm.tuner.trainer.train
+        my_trainer.train(model, tokenizer, request.texts, steps=request.micro_steps,
+                         optimizer=watch.optimizer(make_optimizer(s)),
+                         iterate_batches=watch.iterate_batches(),
+                         training_callback=watch, steps_per_report=1)
 
 A probe names it ``trainer = "plugin:package.module:function"``, or ``trainer = "plugin:NAME"``
-for a function an installed package registers under the entry-point group ``mlx_parity.trainers``.
+for a function an installed package registers under the entry-point group
+``mlx_parity.trainers``, and may pass it ``options = {...}``.
 
-What the harness guarantees: fresh weights loaded through ``mlx_lm.load`` for every seed, MLX's
-RNG put in a fixed state before the load (a trainer that never seeds is still reproducible),
-and the model trained in place (the harness evaluates it afterwards). What the plugin must do:
-report every micro-step once, in order, with the float32 loss of that step's batch, the number
-of trained target tokens, the padded batch's (rows, width) and, on optimizer updates, the
-gradient norm (None otherwise). Reporting a non-finite loss ends training: the harness records
-it (``status: nonfinite``) and stops the plugin.
+What the harness guarantees, for every seed: fresh weights loaded through ``mlx_lm.load`` and
+cast to ``settings.dtype`` (``request.model``; or :meth:`TrainRequest.load` for a trainer that
+loads from ``request.model_path`` itself — return that model so the harness evaluates it);
+Python's ``random`` and numpy's global RNG seeded with the seed, as mlx-lm's CLI seeds numpy;
+MLX's RNG in a fixed state that does not depend on the seed, so a trainer that never seeds MLX
+is seen for what it is (every seed starts from the same adapters); the plugin's stdout and
+stderr captured (the last lines are kept with the seed result) and a failure's full traceback
+recorded. ``settings.steps`` counts micro-steps (batches); ``request.optimizer_steps`` is the
+number of optimizer updates they make.
+
+What the plugin must do: report every micro-step once, in order — through an observer
+(:meth:`TrainRequest.mlx_lm` for mlx-lm-shaped loops; :meth:`TrainRequest.watch_loss` and
+:meth:`TrainRequest.update` for a loop whose loss function can be wrapped) or directly with
+:meth:`TrainRequest.report_step` — and declare with :meth:`TrainRequest.cannot_honour` any
+setting its trainer cannot take (the report shows it). A non-finite loss ends training: the
+harness records it (``status: nonfinite``) and stops the plugin.
 """
 
 from __future__ import annotations
 
 import contextlib
 import importlib
+import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib import metadata
 from typing import Any
 
-from .knobs import Knobs
+import numpy as np
+
+from .knobs import KNOB_NAMES, Knobs
 from .steps import StepCallback, StepLog, StepRecord, StopTraining
 from .trainers import ENTRY_POINT_GROUP, PLUGIN_PREFIX, TrainerError
 
@@ -50,8 +65,14 @@ class TrainRequest:
     texts: list[str]
     settings: Knobs
     seed: int
+    model_path: str = ""
+    # The probe's `options` table, for the plugin alone.
+    options: dict[str, Any] = field(default_factory=dict)
     on_step: StepCallback | None = None
     log: StepLog = field(init=False)
+    # Settings the trainer cannot take, with why (recorded with every seed result).
+    unhonoured: dict[str, str] = field(init=False, default_factory=dict)
+    _loss_observer: Any = field(init=False, default=None)
 
     def __post_init__(self) -> None:
         self.log = StepLog(self.on_step)
@@ -59,6 +80,54 @@ class TrainRequest:
     @property
     def records(self) -> list[StepRecord]:
         return self.log.records
+
+    @property
+    def micro_steps(self) -> int:
+        return self.settings.steps
+
+    @property
+    def optimizer_steps(self) -> int:
+        """Updates the micro-steps make; a trailing partial window is never applied."""
+        return self.settings.steps // self.settings.grad_accum
+
+    def load(self) -> tuple[Any, Any]:
+        """Fresh ``(model, tokenizer)`` from ``model_path`` through ``mlx_lm.load``, cast to
+        ``settings.dtype``, for a trainer that loads its model itself."""
+        from mlx_lm import load
+
+        from .core.setup import cast_weights
+
+        model, tokenizer = load(self.model_path)
+        cast_weights(model, self.settings.dtype)
+        return model, tokenizer
+
+    def cannot_honour(self, knob: str, reason: str) -> None:
+        """Declare that the trainer cannot take ``knob``'s value (the report says so)."""
+        if knob not in KNOB_NAMES:
+            raise PluginError(f"cannot_honour: unknown knob {knob!r}")
+        self.unhonoured[knob] = reason
+
+    def mlx_lm(self):
+        """An observer for a loop shaped like ``mlx_lm.tuner.trainer.train``
+        (:class:`mlx_parity.observe.MlxLmObserver`)."""
+        from .observe import MlxLmObserver
+
+        return MlxLmObserver(self.log, self.settings.grad_accum)
+
+    def watch_loss(self, loss_fn: Callable[..., Any]) -> Callable[..., Any]:
+        """``loss_fn(model, batch, lengths, ...) -> (loss, ntoks, ...)``, recorded per call
+        (an eager step only); close each optimizer update with :meth:`update`."""
+        if self._loss_observer is None:
+            from .observe import LossObserver
+
+            self._loss_observer = LossObserver(self.log)
+        return self._loss_observer.wrap(loss_fn)
+
+    def update(self, lr: float | None = None, grad_norm: float | None = None) -> None:
+        """An optimizer update happened: report the micro-steps since the last one."""
+        if self._loss_observer is None:
+            raise PluginError("update() without watch_loss(): nothing observed to report")
+        self._loss_observer.update(lr, grad_norm)
 
     def report_step(
         self,
@@ -82,7 +151,17 @@ class TrainRequest:
         )
 
 
-PluginFunction = Callable[[TrainRequest], None]
+PluginFunction = Callable[[TrainRequest], Any]
+
+
+class PluginRecords(list):
+    """A plugin's steps, and what else its run leaves for the harness: the model it trained
+    (when it loaded its own) and the settings it declared it cannot honour."""
+
+    def __init__(self, request: TrainRequest, model: Any) -> None:
+        super().__init__(request.records)
+        self.model = model
+        self.unhonoured = dict(request.unhonoured)
 
 
 def load_plugin(spec: str) -> PluginFunction:
@@ -105,7 +184,10 @@ def load_plugin(spec: str) -> PluginFunction:
                 f"trainer {spec!r}: no entry point {target!r} in group {ENTRY_POINT_GROUP!r} "
                 f"(installed: {', '.join(known) or 'none'})"
             )
-        function = next(iter(found)).load()
+        try:
+            function = next(iter(found)).load()
+        except ImportError as exc:
+            raise PluginError(f"trainer {spec!r}: cannot import it ({exc})") from None
     if not callable(function):
         raise PluginError(f"trainer {spec!r} is not callable")
     return function
@@ -114,12 +196,19 @@ def load_plugin(spec: str) -> PluginFunction:
 def as_trainer(function: PluginFunction):
     """Adapt a plugin to the harness's trainer signature."""
 
-    def train(model, tokenizer, texts, knobs, seed, on_step=None) -> list[StepRecord]:
-        request = TrainRequest(model, tokenizer, texts, knobs, seed, on_step)
+    def train(
+        model, tokenizer, texts, knobs, seed, on_step=None, *, model_path="", options=None
+    ) -> PluginRecords:
+        request = TrainRequest(
+            model, tokenizer, texts, knobs, seed, model_path, dict(options or {}), on_step
+        )
+        random.seed(seed)
+        np.random.seed(seed)
+        trained = None
         with contextlib.suppress(StopTraining):
-            function(request)
+            trained = function(request)
         if not request.records:
             raise PluginError("the plugin reported no step")
-        return request.records
+        return PluginRecords(request, trained if trained is not None else model)
 
     return train

@@ -120,6 +120,8 @@ class ProbeReport(BaseModel):
     is_baseline: bool
     # Knobs whose value differs from the baseline's (Knobs.differing_from).
     knobs: dict[str, Any]
+    # Settings a plugin declared its trainer cannot honour, with why (as its seeds recorded).
+    unhonoured: dict[str, str] = Field(default_factory=dict)
     seeds: list[SeedComparison]
     pass_ci: tuple[float, float]
     # Paired statistics against the baseline; None for the baseline itself.
@@ -519,6 +521,7 @@ def build_report(round_: ResolvedRound, gathered: Gathered) -> RoundReport:
                 expect=expect,
                 is_baseline=is_baseline,
                 knobs=knob_differences(recorded_config(probe, results), baseline_config),
+                unhonoured=results[min(results)].unhonoured if results else {},
                 seeds=seeds,
                 pass_ci=wilson_interval(sum(1 for s in run if s.passed), len(run)),
                 outcome=outcome,

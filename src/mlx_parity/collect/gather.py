@@ -279,7 +279,9 @@ def _run_problems(name: str, result: SeedResult) -> Iterable[Problem]:
     """Runs that ended badly are results, judged by the gates, but named here too."""
     cell = dict(probe=result.probe_id, seed=result.seed)
     if result.status == "error":
-        detail = f"the run failed: {result.error or 'no error message recorded'}"
+        # The last line of the recorded traceback names the exception.
+        last = (result.error or "").strip().splitlines()[-1:] or ["no error message recorded"]
+        detail = f"the run failed: {last[0]}"
         yield Problem(kind="run-error", subject=name, detail=detail, **cell)
     elif result.status == "nonfinite":
         step = next((r["step"] for r in result.rows if not math.isfinite(r["loss"])), None)

@@ -123,7 +123,10 @@ def knob_value_text(value: Any) -> str:
 def knobs_text(probe: ProbeReport) -> str:
     if probe.is_baseline:
         return "(baseline)"
-    return ", ".join(f"{k}={knob_value_text(v)}" for k, v in probe.knobs.items()) or DASH
+    parts = [f"{k}={knob_value_text(v)}" for k, v in probe.knobs.items()]
+    if probe.unhonoured:
+        parts.append(f"cannot honour: {', '.join(probe.unhonoured)}")
+    return ", ".join(parts) or DASH
 
 
 def seed_trace_text(seed: SeedComparison) -> str:

@@ -58,16 +58,8 @@ def learning_rate(knobs: Knobs):
     )
 
 
-def optimizer_class(knobs: Knobs) -> type[optim.Optimizer]:
-    return optim.AdamW if knobs.optimizer == "adamw" else optim.Adam
-
-
-def optimizer_kwargs(knobs: Knobs) -> dict:
-    kwargs = {"learning_rate": learning_rate(knobs), "bias_correction": knobs.bias_correction}
-    if knobs.optimizer == "adamw":
-        kwargs["weight_decay"] = knobs.weight_decay
-    return kwargs
-
-
 def build_optimizer(knobs: Knobs) -> optim.Optimizer:
-    return optimizer_class(knobs)(**optimizer_kwargs(knobs))
+    kwargs = {"learning_rate": learning_rate(knobs), "bias_correction": knobs.bias_correction}
+    if knobs.optimizer == "adam":
+        return optim.Adam(**kwargs)
+    return optim.AdamW(**kwargs, weight_decay=knobs.weight_decay)

@@ -1,0 +1,137 @@
+"""Watching a training loop from outside: what every micro-step trained on, its loss, token
+count and learning rate, and the gradient norm of every update — without editing the loop or
+reading its stack frames.
+
+Two shapes of loop are covered:
+
+- loops built on mlx-lm's ``train`` (mlx-lm itself, and trainers that call it or take the same
+  arguments): :class:`MlxLmObserver` wraps ``iterate_batches`` (batch shapes), supplies the
+  ``TrainingCallback`` (loss, tokens, learning rate) and wraps the optimizer (gradient norm);
+- any other loop whose loss function can be wrapped: :class:`LossObserver` records each call's
+  loss, token count and batch shape, and :meth:`LossObserver.update` closes an optimizer
+  update with its learning rate and gradient norm.
+
+Both report to a :class:`~mlx_parity.steps.StepLog`, which orders the steps, hands each to the
+harness and stops training on a non-finite loss.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import mlx.core as mx
+from mlx_lm.tuner import trainer as mlx_trainer
+from mlx_lm.tuner.callbacks import TrainingCallback
+
+from .core.clip import global_norm
+from .steps import StepLog, StepRecord
+
+# Where a watched optimizer keeps the norm of the gradient it was last handed: the optimizer's
+# state goes through mx.compile as the loop's state, so the norm comes out of a compiled step.
+GRAD_NORM_KEY = "mlx_parity_grad_norm"
+
+
+def watch_optimizer(optimizer):
+    """Make ``optimizer`` record the global norm of each gradient it applies (unchanged update)."""
+    apply = optimizer.apply_gradients
+
+    def apply_gradients(gradients, parameters):
+        optimizer.state[GRAD_NORM_KEY] = global_norm(gradients)
+        return apply(gradients, parameters)
+
+    optimizer.apply_gradients = apply_gradients
+    return optimizer
+
+
+def last_grad_norm(optimizer) -> float | None:
+    norm = optimizer.state.get(GRAD_NORM_KEY)
+    return None if norm is None else norm.item()
+
+
+class MlxLmObserver(TrainingCallback):
+    """Observes a loop shaped like ``mlx_lm.tuner.trainer.train``; report every step by passing
+    ``steps_per_report=1``. Use :meth:`iterate_batches` as the loop's batch iterator, this object
+    as its ``training_callback`` and :meth:`optimizer` on its optimizer."""
+
+    def __init__(self, log: StepLog, grad_accum: int) -> None:
+        self.log = log
+        self.grad_accum = grad_accum
+        self.shapes: list[tuple[int, int]] = []
+        self._optimizer = None
+        self._tokens_so_far = 0
+
+    def iterate_batches(self, source: Callable[..., Iterator] = mlx_trainer.iterate_batches):
+        """``source`` recording the shape of every training batch (validation passes, which
+        mlx-lm runs with ``loop=False``, are not training steps)."""
+
+        @functools.wraps(source)
+        def recording(*args: Any, **kwargs: Any) -> Iterator:
+            for batch, lengths in source(*args, **kwargs):
+                if kwargs.get("loop", kwargs.get("train", False)):
+                    self.shapes.append((int(batch.shape[0]), int(batch.shape[1])))
+                yield batch, lengths
+
+        return recording
+
+    def optimizer(self, optimizer):
+        self._optimizer = watch_optimizer(optimizer)
+        return optimizer
+
+    def on_train_loss_report(self, info: dict) -> None:
+        step = info["iteration"]
+        tokens = int(info["trained_tokens"])
+        updated = step % self.grad_accum == 0 and self._optimizer is not None
+        self.log.add(
+            StepRecord(
+                step=step,
+                loss=float(info["train_loss"]),
+                grad_norm=last_grad_norm(self._optimizer) if updated else None,
+                ntoks=tokens - self._tokens_so_far,
+                input_shape=self.shapes[step - 1],
+                lr=float(info["learning_rate"]),
+            )
+        )
+        self._tokens_so_far = tokens
+
+
+class LossObserver:
+    """Observes a loop through its loss function, which must run eagerly (a compiled step runs
+    Python only while tracing). Each call is a micro-step; :meth:`update` tells the observer an
+    optimizer update happened, with its learning rate and gradient norm."""
+
+    def __init__(self, log: StepLog) -> None:
+        self.log = log
+        self._pending: list[tuple[mx.array, mx.array, tuple[int, int]]] = []
+
+    def wrap(self, loss_fn: Callable[..., Any]) -> Callable[..., Any]:
+        """``loss_fn(model, batch, lengths, ...) -> (loss, ntoks, ...)``, recorded per call."""
+
+        @functools.wraps(loss_fn)
+        def recording(model, batch, lengths, *args: Any, **kwargs: Any):
+            out = loss_fn(model, batch, lengths, *args, **kwargs)
+            self._pending.append((out[0], out[1], (int(batch.shape[0]), int(batch.shape[1]))))
+            return out
+
+        return recording
+
+    @property
+    def micro_steps(self) -> int:
+        return len(self.log.records) + len(self._pending)
+
+    def update(self, lr: float | None = None, grad_norm: float | None = None) -> None:
+        """Report the micro-steps since the last update; the last of them carries the norm."""
+        pending, self._pending = self._pending, []
+        for index, (loss, ntoks, shape) in enumerate(pending):
+            last = index == len(pending) - 1
+            self.log.add(
+                StepRecord(
+                    step=len(self.log.records) + 1,
+                    loss=loss.item(),
+                    grad_norm=grad_norm if last else None,
+                    ntoks=int(ntoks.item()),
+                    input_shape=shape,
+                    lr=float("nan") if lr is None else float(lr),
+                )
+            )
