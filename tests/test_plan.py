@@ -80,7 +80,7 @@ def test_smoke_round_outputs_are_exactly_what_the_workflow_reads(actions, capsys
     # 3 jobs of 150 + 2 × 45 = 240 s → 4 min each; 6 jobs of 195 s → 4 min each.
     assert "| one job per probe cell (this plan) | 3 | 12 | 4 min |" in summary
     assert "| one job per (probe, seed) | 6 | 24 | 6 min 30 s |" in summary
-    assert "with 2 seeds, no gap could be told from seed noise" in summary
+    assert "with 2 seeds, no gap could be detected" in summary
     # The summary is also on stdout (for logs and local runs); the outputs are not.
     out = capsys.readouterr().out
     assert out == summary
@@ -263,7 +263,7 @@ def test_summary_flags_a_per_seed_layout_over_the_matrix_limit(actions, tmp_path
     assert plan("--round", "wide", matrix=matrix) == 0
     summary = actions["summary"].read_text(encoding="utf-8")
     assert "| one job per (probe, seed) | 400 (over GitHub's 256-job limit) |" in summary
-    assert "with 200 seeds, only a gap of" in summary
+    assert "with 200 seeds, at best a gap of" in summary
 
 
 # --- the estimate ---------------------------------------------------------------------------
@@ -337,4 +337,4 @@ def test_plan_uses_the_given_estimate_inputs(actions) -> None:
     assert "| one job per probe cell (this plan) | 6 | 84 | 27 min 30 s |" in summary
     assert "| one job per (probe, seed) | 90 | 360 | 58 min 30 s |" in summary
     assert "saves 276 macOS minutes (77%)" in summary
-    assert "with 15 seeds, only a gap of ≥ 40 points" in summary
+    assert "with 15 seeds, at best a gap of ≥ 40 points" in summary

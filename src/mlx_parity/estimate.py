@@ -98,9 +98,7 @@ def per_cell_layout(
     max_parallel: int = DEFAULT_MAX_PARALLEL,
 ) -> LayoutEstimate:
     """One job per cell: the setup once, then the cell's seeds back to back."""
-    _check_inputs(seeds_per_cell, seconds_per_seed, setup_seconds)
-    durations = tuple(setup_seconds + n * seconds_per_seed for n in seeds_per_cell)
-    return LayoutEstimate(PER_CELL, durations, max_parallel)
+    return compare_layouts(seeds_per_cell, seconds_per_seed, setup_seconds, max_parallel).per_cell
 
 
 def per_seed_layout(
@@ -110,9 +108,7 @@ def per_seed_layout(
     max_parallel: int = DEFAULT_MAX_PARALLEL,
 ) -> LayoutEstimate:
     """One job per (probe, seed): every seed pays the setup."""
-    _check_inputs(seeds_per_cell, seconds_per_seed, setup_seconds)
-    durations = tuple(setup_seconds + seconds_per_seed for _ in range(sum(seeds_per_cell)))
-    return LayoutEstimate(PER_SEED, durations, max_parallel)
+    return compare_layouts(seeds_per_cell, seconds_per_seed, setup_seconds, max_parallel).per_seed
 
 
 def compare_layouts(
@@ -122,9 +118,12 @@ def compare_layouts(
     max_parallel: int = DEFAULT_MAX_PARALLEL,
 ) -> LayoutComparison:
     """Both layouts for the same cells (given as the number of seeds each cell runs)."""
+    _check_inputs(seeds_per_cell, seconds_per_seed, setup_seconds)
+    per_cell = tuple(setup_seconds + n * seconds_per_seed for n in seeds_per_cell)
+    per_seed = (setup_seconds + seconds_per_seed,) * sum(seeds_per_cell)
     return LayoutComparison(
-        per_cell=per_cell_layout(seeds_per_cell, seconds_per_seed, setup_seconds, max_parallel),
-        per_seed=per_seed_layout(seeds_per_cell, seconds_per_seed, setup_seconds, max_parallel),
+        per_cell=LayoutEstimate(PER_CELL, per_cell, max_parallel),
+        per_seed=LayoutEstimate(PER_SEED, per_seed, max_parallel),
     )
 
 

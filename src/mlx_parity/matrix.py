@@ -16,7 +16,7 @@ import tomllib
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 from pydantic import (
     BaseModel,
@@ -48,6 +48,7 @@ ROUNDS_DIR = "rounds"
 PINS_DIR = Path("runner") / "pins"
 # A pin-set name becomes a file name, so it gets the same conservative alphabet as round IDs.
 PIN_NAME_PATTERN = ROUND_ID_PATTERN
+_Model = TypeVar("_Model", bound=BaseModel)
 # Passed as validation context by the loaders, which run the cross-field checks themselves so
 # each refusal can point at the exact key (a model validator only knows the whole model).
 _DEFER_CHECKS = "defer_checks"
@@ -110,6 +111,14 @@ class TomlSource:
         reason = problem.message + (f" (and {more} more problem(s))" if more else "")
         key = format_key(problem.path) if problem.path else None
         return MatrixError(self.file, reason, key, self.index.line_of(problem.path))
+
+    def parse(self, model: type[_Model], data: Any = None, context: Any = None) -> _Model:
+        """The file's data (or ``data``) as ``model``; refused with file, key and line."""
+        try:
+            return model.model_validate(self.data if data is None else data, context=context)
+        except ValidationError as exc:
+            self.refuse(validation_problems(exc, model))
+            raise  # unreachable: refuse raised
 
     def refuse(self, problems: list[Problem]) -> None:
         """Raise for the problem nearest the top of the file; do nothing when there are none."""
@@ -366,11 +375,7 @@ def load_catalog(matrix_dir: Path | None = None) -> Catalog:
     if not file.is_file():
         return Catalog()
     source = TomlSource.read(file)
-    try:
-        parsed = _CatalogFile.model_validate(source.data)
-    except ValidationError as exc:
-        source.refuse(validation_problems(exc, _CatalogFile))
-        raise  # unreachable: refuse raised
+    parsed = source.parse(_CatalogFile)
     probes = dict(BUILTIN_PROBES)
     problems: list[Problem] = []
     for probe_id, table in parsed.probes.items():
@@ -480,11 +485,7 @@ def load_defaults(matrix_dir: Path) -> _DefaultsFile:
     if not file.is_file():
         return _DefaultsFile()
     source = TomlSource.read(file)
-    try:
-        defaults = _DefaultsFile.model_validate(source.data)
-    except ValidationError as exc:
-        source.refuse(validation_problems(exc, _DefaultsFile))
-        raise  # unreachable: refuse raised
+    defaults = source.parse(_DefaultsFile)
     problems = knob_problems(defaults.settings, ("settings",))
     try:
         Gates.model_validate(defaults.gates)
@@ -514,11 +515,7 @@ def load_round(round_id: str, matrix_dir: Path) -> tuple[Round, Catalog]:
             data[table] = {**getattr(defaults, table), **own}
         elif own is None and getattr(defaults, table):
             data[table] = dict(getattr(defaults, table))
-    try:
-        round_ = Round.model_validate(data, context={_DEFER_CHECKS: True})
-    except ValidationError as exc:
-        source.refuse(validation_problems(exc, Round))
-        raise  # unreachable: refuse raised
+    round_ = source.parse(Round, data, context={_DEFER_CHECKS: True})
     source.refuse(round_.problems())
     source.refuse(catalog_problems(round_, catalog))
     source.refuse(pins_problems(round_, matrix_dir))
