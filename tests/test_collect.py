@@ -937,3 +937,17 @@ def test_the_outcome_gate_fails_a_round_whose_pass_rate_differs(tmp_path):
         )
         assert status.state == ("success" if passed else "failure")
         assert "⚠️ pass rate differs: core" in render_markdown(report).splitlines()[0]
+
+
+def test_a_probe_whose_seeds_change_nothing_is_flagged(tmp_path):
+    """All seeds with the very same trace: the sign of a trainer that never seeds its init."""
+    round_ = make_round(probes=("reference", "core", "twin"), seeds=(1, 7, 42))
+    same = {("core", s): make_result("core", s, losses=trace(1)) for s in (1, 7, 42)}
+    full_round(tmp_path, round_, same)
+    report = collect(tmp_path, round_)
+    assert report.probe("core").seed_insensitive
+    assert not report.probe("twin").seed_insensitive
+    assert not report.probe("reference").seed_insensitive
+    assert "⚠️ Seeds have no effect on `core`" in render_markdown(report)
+    (status,) = [s for s in build_statuses(report) if s.context.endswith("/core")]
+    assert status.description.startswith("⚠ seeds have no effect")

@@ -130,6 +130,9 @@ class ProbeReport(BaseModel):
     verdict: str | None = None
     # The paired test found a pass-rate difference from the baseline (Holm-adjusted).
     outcome_differs: bool = False
+    # Every seed that ran gave the very same loss trace: the seed changes nothing (the sign of
+    # an unseeded LoRA init, or a fixed batch order), so "n seeds" are one run repeated.
+    seed_insensitive: bool = False
     detectability: str | None = None
     state: CommitState
 
@@ -416,6 +419,12 @@ def outcome_gate(
     return GateResult(name="outcome", probe=probe_id, passed=not differs, detail=detail + counts)
 
 
+def seed_insensitive(seeds: Sequence[SeedComparison]) -> bool:
+    """At least two seeds ran and all gave bit-identical loss traces."""
+    traces = [s.losses for s in seeds if s.present and s.status != "error" and s.losses]
+    return len(traces) >= 2 and all(t == traces[0] for t in traces[1:])
+
+
 def _judged_flags(results: dict[int, SeedResult]) -> dict[int, bool]:
     """Pass flags of the seeds that ran to the end (an errored seed is not a failure)."""
     return {seed: r.passed for seed, r in results.items() if r.status != "error"}
@@ -528,6 +537,7 @@ def build_report(round_: ResolvedRound, gathered: Gathered) -> RoundReport:
                 holm_p=adjusted.get(probe_id),
                 verdict=_verdict(outcome, adjusted.get(probe_id), seeds),
                 outcome_differs=differs,
+                seed_insensitive=seed_insensitive(seeds),
                 detectability=(
                     describe_detectability(outcome.n, outcome.baseline_rate, family_alpha)
                     if outcome

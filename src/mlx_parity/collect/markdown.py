@@ -260,6 +260,7 @@ def render_markdown(report: RoundReport) -> str:
         *_gate_lines(report),
         "",
         *device_lines(report),
+        *seed_lines(report),
         *_problem_lines(report.problems),
         f"**Detectability:** {report.detectability} ({family_note(report)}).",
         *_probe_detectability_lines(report),
@@ -274,6 +275,19 @@ def render_markdown(report: RoundReport) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def seed_lines(report: RoundReport) -> list[str]:
+    """Probes whose seeds change nothing: their pass rates count one run many times."""
+    same = [p.id for p in report.probes if p.seed_insensitive]
+    if not same:
+        return []
+    return [
+        f"⚠️ Seeds have no effect on {', '.join(f'`{p}`' for p in same)}: every seed gave the "
+        "same loss trace (an unseeded LoRA init or batch order?), so its pass rate is one run "
+        "counted once per seed.",
+        "",
+    ]
 
 
 def device_lines(report: RoundReport) -> list[str]:

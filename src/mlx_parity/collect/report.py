@@ -34,6 +34,8 @@ def probe_description(report: RoundReport, probe: ProbeReport) -> str:
     parts = [f"{passes}/{run} pass ({percent(passes / run)})" if run else "no seed ran"]
     if probe.outcome_differs:
         parts.insert(0, f"⚠ {probe.verdict}")
+    if probe.seed_insensitive:
+        parts.insert(0, "⚠ seeds have no effect")
     if probe.is_baseline:
         parts.append("baseline")
     else:
