@@ -951,3 +951,18 @@ def test_a_probe_whose_seeds_change_nothing_is_flagged(tmp_path):
     assert "⚠️ Seeds have no effect on `core`" in render_markdown(report)
     (status,) = [s for s in build_statuses(report) if s.context.endswith("/core")]
     assert status.description.startswith("⚠ seeds have no effect")
+
+
+def test_the_summary_carries_a_pass_rate_chart_github_renders(tmp_path):
+    round_ = make_round(seeds=SEEDS_15)
+    passes_10_of_15_vs_8_of_15(tmp_path, round_)
+    markdown = render_markdown(collect(tmp_path, round_))
+    chart = markdown[markdown.index("```mermaid") :].split("```\n", 2)[0]
+    assert chart.splitlines() == [
+        "```mermaid",
+        "xychart-beta",
+        '    title "Pass rate per probe (%)"',
+        '    x-axis ["reference", "core"]',
+        '    y-axis "pass rate (%)" 0 --> 100',
+        "    bar [67, 53]",
+    ]

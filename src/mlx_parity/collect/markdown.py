@@ -257,6 +257,7 @@ def render_markdown(report: RoundReport) -> str:
         "",
         *table(SUMMARY_HEADERS, summary_rows(report)),
         "",
+        *pass_rate_chart(report),
         *_gate_lines(report),
         "",
         *device_lines(report),
@@ -275,6 +276,26 @@ def render_markdown(report: RoundReport) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def pass_rate_chart(report: RoundReport) -> list[str]:
+    """Pass rate per probe as a Mermaid bar chart, which GitHub renders in a job summary, a
+    check run and a pull request comment (raw text elsewhere, still readable)."""
+    probes = [p for p in report.probes if p.seeds_run()]
+    if not probes:
+        return []
+    names = ", ".join(f'"{p.id}"' for p in probes)
+    bars = ", ".join(str(round(100 * p.passes() / p.seeds_run())) for p in probes)
+    return [
+        "```mermaid",
+        "xychart-beta",
+        '    title "Pass rate per probe (%)"',
+        f"    x-axis [{names}]",
+        '    y-axis "pass rate (%)" 0 --> 100',
+        f"    bar [{bars}]",
+        "```",
+        "",
+    ]
 
 
 def seed_lines(report: RoundReport) -> list[str]:
