@@ -81,6 +81,9 @@ def make_result(
     status: str = "ok",
     round_id: str = ROUND,
     error: str | None = None,
+    grad_norm: float = 1.5,
+    batches: dict[int, str] | None = None,
+    updates: dict[int, int] | None = None,
 ) -> SeedResult:
     losses = trace(seed) if losses is None else losses
     shapes = shapes or {}
@@ -88,10 +91,12 @@ def make_result(
         Row(
             step=i + 1,
             loss=loss,
-            grad_norm=1.5,
+            grad_norm=grad_norm,
             ntoks=ntoks,
             input_shape=shapes.get(i + 1, shape),
             lr=1e-3,
+            batch=(batches or {}).get(i + 1, f"batch-{i % 4}"),
+            updates=(updates or {}).get(i + 1, i + 1),
         )
         for i, loss in enumerate(losses)
     ]
@@ -202,7 +207,10 @@ def test_structural_divergence_in_token_count_and_later_step(tmp_path):
     ntoks_dir = tmp_path / "ntoks"
     full_round(ntoks_dir, round_, {("pad", 1): make_result("pad", 1, ntoks=90)})
     seed = collect(ntoks_dir, round_).probe("pad").seeds[0]
-    assert seed.structural == "structural divergence at step 1: 90 vs 96 tokens"
+    assert (
+        seed.structural
+        == "structural divergence at step 1: 90 vs 96 target tokens (the loss mask?)"
+    )
 
 
 def test_divergence_reported_with_step_and_size(tmp_path):
@@ -966,3 +974,37 @@ def test_the_summary_carries_a_pass_rate_chart_github_renders(tmp_path):
         '    y-axis "pass rate (%)" 0 --> 100',
         "    bar [67, 53]",
     ]
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        (
+            {"batches": {3: "another-batch"}},
+            "structural divergence at step 3: other rows or another order in the batch "
+            "(sampling or shuffling)",
+        ),
+        (
+            {"updates": {2: 1, 3: 1}},
+            "structural divergence at step 2: 1 vs 2 optimizer updates so far "
+            "(gradient accumulation)",
+        ),
+    ],
+)
+def test_every_recorded_signal_is_compared_earliest_first(tmp_path, override, message):
+    """Batch order and update count differ while every loss (and shape) is the baseline's."""
+    round_ = make_round(probes=("reference", "core"), seeds=(1,))
+    full_round(tmp_path, round_, {("core", 1): make_result("core", 1, **override)})
+    core = collect(tmp_path, round_).probe("core")
+    assert core.seeds[0].trace == "identical"
+    assert core.seeds[0].structural == message
+
+
+def test_a_constant_gradient_scale_is_named_from_the_gradient_norm(tmp_path):
+    """Adam cancels a constant gradient scale in the losses; the recorded norm shows it."""
+    round_ = make_round(probes=("reference", "core"), seeds=(1, 7))
+    half = {("core", s): make_result("core", s, grad_norm=0.75) for s in (1, 7)}
+    full_round(tmp_path, round_, half)
+    report = collect(tmp_path, round_)
+    assert report.probe("core").gradient_scale() == pytest.approx(0.5)
+    assert "gradient norm 0.50× the baseline's at the first update" in render_markdown(report)

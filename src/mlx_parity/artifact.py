@@ -13,7 +13,7 @@ import os
 import re
 import tempfile
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, NotRequired
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from typing_extensions import TypedDict
@@ -37,6 +37,8 @@ class Row(TypedDict):
     ntoks: Annotated[int, Field(ge=0)]
     input_shape: tuple[int, int]
     lr: float
+    batch: NotRequired[str | None]
+    updates: NotRequired[int | None]
 
 
 DeviceChoice = Literal["auto", "gpu", "cpu"]

@@ -26,7 +26,7 @@ from mlx_lm.tuner import trainer as mlx_trainer
 from mlx_lm.tuner.callbacks import TrainingCallback
 
 from .core.clip import global_norm
-from .steps import StepLog, StepRecord
+from .steps import StepLog, StepRecord, batch_fingerprint
 
 # Where a watched optimizer keeps the norm of the gradient it was last handed: the optimizer's
 # state goes through mx.compile as the loop's state, so the norm comes out of a compiled step.
@@ -59,6 +59,7 @@ class MlxLmObserver(TrainingCallback):
         self.log = log
         self.grad_accum = grad_accum
         self.shapes: list[tuple[int, int]] = []
+        self.batches: list[str] = []
         self._optimizer = None
         self._tokens_so_far = 0
 
@@ -71,6 +72,7 @@ class MlxLmObserver(TrainingCallback):
             for batch, lengths in source(*args, **kwargs):
                 if kwargs.get("loop", kwargs.get("train", False)):
                     self.shapes.append((int(batch.shape[0]), int(batch.shape[1])))
+                    self.batches.append(batch_fingerprint(batch, lengths))
                 yield batch, lengths
 
         return recording
@@ -91,6 +93,8 @@ class MlxLmObserver(TrainingCallback):
                 ntoks=tokens - self._tokens_so_far,
                 input_shape=self.shapes[step - 1],
                 lr=float(info["learning_rate"]),
+                batch=self.batches[step - 1],
+                updates=None if self._optimizer is None else int(self._optimizer.step.item()),
             )
         )
         self._tokens_so_far = tokens
@@ -103,7 +107,8 @@ class LossObserver:
 
     def __init__(self, log: StepLog) -> None:
         self.log = log
-        self._pending: list[tuple[mx.array, mx.array, tuple[int, int]]] = []
+        self._pending: list[tuple[mx.array, mx.array, tuple[int, int], str]] = []
+        self._updates = 0
 
     def wrap(self, loss_fn: Callable[..., Any]) -> Callable[..., Any]:
         """``loss_fn(model, batch, lengths, ...) -> (loss, ntoks, ...)``, recorded per call."""
@@ -111,7 +116,8 @@ class LossObserver:
         @functools.wraps(loss_fn)
         def recording(model, batch, lengths, *args: Any, **kwargs: Any):
             out = loss_fn(model, batch, lengths, *args, **kwargs)
-            self._pending.append((out[0], out[1], (int(batch.shape[0]), int(batch.shape[1]))))
+            shape = (int(batch.shape[0]), int(batch.shape[1]))
+            self._pending.append((out[0], out[1], shape, batch_fingerprint(batch, lengths)))
             return out
 
         return recording
@@ -120,10 +126,28 @@ class LossObserver:
     def micro_steps(self) -> int:
         return len(self.log.records) + len(self._pending)
 
+    def flush(self) -> None:
+        """Report micro-steps left after the last update (a partial window, never applied)."""
+        pending, self._pending = self._pending, []
+        for loss, ntoks, shape, batch in pending:
+            self.log.add(
+                StepRecord(
+                    step=len(self.log.records) + 1,
+                    loss=loss.item(),
+                    grad_norm=None,
+                    ntoks=int(ntoks.item()),
+                    input_shape=shape,
+                    lr=float("nan"),
+                    batch=batch,
+                    updates=self._updates,
+                )
+            )
+
     def update(self, lr: float | None = None, grad_norm: float | None = None) -> None:
         """Report the micro-steps since the last update; the last of them carries the norm."""
         pending, self._pending = self._pending, []
-        for index, (loss, ntoks, shape) in enumerate(pending):
+        self._updates += 1
+        for index, (loss, ntoks, shape, batch) in enumerate(pending):
             last = index == len(pending) - 1
             self.log.add(
                 StepRecord(
@@ -133,5 +157,7 @@ class LossObserver:
                     ntoks=int(ntoks.item()),
                     input_shape=shape,
                     lr=float("nan") if lr is None else float(lr),
+                    batch=batch,
+                    updates=self._updates - (0 if last else 1),
                 )
             )

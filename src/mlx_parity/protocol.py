@@ -207,6 +207,8 @@ def as_trainer(function: PluginFunction):
         trained = None
         with contextlib.suppress(StopTraining):
             trained = function(request)
+            if request._loss_observer is not None:
+                request._loss_observer.flush()  # steps after the last update
         if not request.records:
             raise PluginError("the plugin reported no step")
         return PluginRecords(request, trained if trained is not None else model)

@@ -7,19 +7,39 @@ the same whichever trainer ran.
 
 from __future__ import annotations
 
+import hashlib
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
 
 
 @dataclass(frozen=True)
 class StepRecord:
     step: int
     loss: float
+    # The global L2 norm of the gradient an update applied, before any clipping (None between
+    # updates).
     grad_norm: float | None
     ntoks: int
     input_shape: tuple[int, int]
     lr: float
+    # A hash of the batch's token ids and lengths: which rows, in which order, padded how.
+    batch: str | None = None
+    # Optimizer updates made so far, this step's included.
+    updates: int | None = None
+
+
+def batch_fingerprint(batch: Any, lengths: Any) -> str:
+    """16 hex digits identifying a batch's token ids and (offset, length) pairs."""
+    digest = hashlib.blake2b(digest_size=8)
+    for array in (batch, lengths):
+        values = np.asarray(array)
+        digest.update(str(values.shape).encode())
+        digest.update(np.ascontiguousarray(values, dtype=np.int64).tobytes())
+    return digest.hexdigest()
 
 
 StepCallback = Callable[[StepRecord], None]

@@ -99,6 +99,8 @@ class SeedComparison(BaseModel):
     max_abs_dloss: float | None = None
     structural: str | None = None
     structural_step: int | None = None
+    # Probe gradient norm over the baseline's at their first update (see first_update_norm_ratio).
+    grad_norm_ratio: float | None = None
     # The device the seed trained on (its self-check label, e.g. "gpu (Apple M2)"), and for a
     # probe's seed, "<probe device> vs <baseline device>" when the two trained on different
     # devices: their last bits differ, so bitwise verdicts do not apply.
@@ -161,6 +163,15 @@ class ProbeReport(BaseModel):
         diverging = [s for s in self.seeds if s.trace == "diverges" and s.divergence_step]
         return min(diverging, key=lambda s: (s.divergence_step, s.seed), default=None)
 
+    def gradient_scale(self) -> float | None:
+        """The probe's gradient norm over the baseline's at the first update, when every seed
+        agrees on it (within 1%) and it is not 1 (beyond 1%): gradients scaled by a constant,
+        which Adam's normalisation all but hides from the losses."""
+        ratios = [s.grad_norm_ratio for s in self.seeds if s.grad_norm_ratio is not None]
+        if not ratios or any(abs(r / ratios[0] - 1) > 0.01 for r in ratios):
+            return None
+        return ratios[0] if abs(ratios[0] - 1) > 0.01 else None
+
     def first_structural(self) -> SeedComparison | None:
         structural = [s for s in self.seeds if s.structural_step is not None]
         return min(structural, key=lambda s: (s.structural_step, s.seed), default=None)
@@ -213,15 +224,42 @@ class RoundReport(BaseModel):
 def first_structural_difference(
     probe_rows: Sequence[Row], baseline_rows: Sequence[Row]
 ) -> tuple[int, str] | None:
-    """(step, message) of the first step whose batch shape or token count differs."""
+    """(step, message) of the first step whose batch differs from the baseline's: its shape,
+    its trained target tokens, its rows and their order (the batch fingerprint), or the
+    number of optimizer updates made so far. Signals a seed result lacks are not compared."""
     for mine, theirs in zip(probe_rows, baseline_rows, strict=False):
+        step = mine["step"]
         if mine["input_shape"] != theirs["input_shape"]:
             what = f"{mine['input_shape']} vs {theirs['input_shape']}"
         elif mine["ntoks"] != theirs["ntoks"]:
-            what = f"{mine['ntoks']} vs {theirs['ntoks']} tokens"
+            what = f"{mine['ntoks']} vs {theirs['ntoks']} target tokens (the loss mask?)"
+        elif _differs(mine, theirs, "batch"):
+            what = "other rows or another order in the batch (sampling or shuffling)"
+        elif _differs(mine, theirs, "updates"):
+            what = (
+                f"{mine['updates']} vs {theirs['updates']} optimizer updates so far "
+                "(gradient accumulation)"
+            )
         else:
             continue
-        return mine["step"], f"structural divergence at step {mine['step']}: {what}"
+        return step, f"structural divergence at step {step}: {what}"
+    return None
+
+
+def _differs(mine: Row, theirs: Row, signal: str) -> bool:
+    a, b = mine.get(signal), theirs.get(signal)
+    return a is not None and b is not None and a != b
+
+
+def first_update_norm_ratio(
+    probe_rows: Sequence[Row], baseline_rows: Sequence[Row]
+) -> float | None:
+    """The probe's gradient norm over the baseline's at the first update both made (before
+    any clipping): 0.5 means its gradients are half the size, a scale Adam hides in losses."""
+    for mine, theirs in zip(probe_rows, baseline_rows, strict=False):
+        a, b = mine["grad_norm"], theirs["grad_norm"]
+        if a is not None and b is not None:
+            return a / b if b else None
     return None
 
 
@@ -261,6 +299,7 @@ def compare_seed(
         return _trusted(**fields, trace="unavailable", trace_detail=unavailable)
     assert baseline is not None  # _why_unavailable said so
     structural = first_structural_difference(probe.rows, baseline.rows)
+    ratio = first_update_norm_ratio(probe.rows, baseline.rows)
     trace = compare_traces(fields["losses"], [row["loss"] for row in baseline.rows], tolerance)
     detail = trace.describe()
     cross = None
@@ -272,6 +311,7 @@ def compare_seed(
         trace=trace.verdict,
         trace_detail=detail,
         cross_device=cross,
+        grad_norm_ratio=ratio,
         divergence_step=trace.step,
         divergence_size=trace.size,
         max_abs_dloss=trace.max_abs,

@@ -105,6 +105,8 @@ def divergence_text(probe: ProbeReport) -> str:
     structural = probe.first_structural()
     if structural is not None:
         parts.append(f"{structural.structural} (seed {structural.seed})")
+    if (scale := probe.gradient_scale()) is not None:
+        parts.append(f"gradient norm {scale:.2f}× the baseline's at the first update")
     return "; ".join(parts) or DASH
 
 
@@ -136,7 +138,9 @@ def seed_trace_text(seed: SeedComparison) -> str:
 def seed_structure_text(seed: SeedComparison) -> str:
     if seed.trace in (None, "unavailable"):
         return DASH  # the baseline itself, or nothing to compare with
-    return seed.structural or "same"
+    text = seed.structural or "same"
+    ratio = seed.grad_norm_ratio
+    return text if ratio is None or abs(ratio - 1) <= 0.01 else f"{text}; grad norm {ratio:.2f}×"
 
 
 def generation_text(generation: str | None, limit: int = GENERATION_CHARS) -> str:

@@ -18,7 +18,7 @@ import mlx.optimizers as optim
 from mlx.utils import tree_map
 
 from ..knobs import Knobs
-from ..steps import StepCallback, StepLog, StepRecord, StopTraining
+from ..steps import StepCallback, StepLog, StepRecord, StopTraining, batch_fingerprint
 from .batches import encode_rows, iterate_batches
 from .clip import clip_gradients, global_norm
 from .loss import shifted_loss
@@ -94,6 +94,8 @@ def train(
                     ntoks=int(toks.item()),
                     input_shape=(int(batch.shape[0]), int(batch.shape[1])),
                     lr=_current_lr(optimizer),
+                    batch=batch_fingerprint(batch, lengths),
+                    updates=int(optimizer.step.item()),
                 )
             )
     return log.records
