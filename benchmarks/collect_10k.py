@@ -25,6 +25,7 @@ from pathlib import Path
 
 from mlx_parity.artifact import Environment, Row, SeedResult, artifact_name
 from mlx_parity.cli import main
+from mlx_parity.matrix import ResolvedRound, resolve_round
 
 ROUND = "bench"
 SHAPE = (6, 33)
@@ -54,7 +55,7 @@ def trace(seed: int, steps: int, probe_index: int) -> list[float]:
     return losses
 
 
-def write_matrix(root: Path, probes: list[str], seeds: int) -> Path:
+def write_matrix(root: Path, probes: list[str], seeds: int, steps: int) -> Path:
     matrix = root / "matrix"
     (matrix / "rounds").mkdir(parents=True)
     catalog = ["[probes.reference]", 'trainer = "reference"', 'expect = "identical"', ""]
@@ -72,14 +73,18 @@ def write_matrix(root: Path, probes: list[str], seeds: int) -> Path:
     probe_list = ", ".join(f'"{p}"' for p in probes)
     (matrix / "rounds" / f"{ROUND}.toml").write_text(
         f'hypothesis = "collector benchmark"\nprobes = [{probe_list}]\n'
-        f'baseline = "reference"\nseeds = [{seed_list}]\n'
+        f'baseline = "reference"\nseeds = [{seed_list}]\n\n[settings]\nsteps = {steps}\n'
     )
     return matrix
 
 
-def write_artifacts(directory: Path, probes: list[str], seeds: int, steps: int) -> int:
+def write_artifacts(directory: Path, round_: ResolvedRound, seeds: int, steps: int) -> int:
+    """One artifact per (probe, seed), each recording the trainer and knobs the round file
+    resolves its probe to (as a real seed result does), so collect reports no mismatch."""
     count = 0
-    for index, probe in enumerate(probes):
+    for index, probe in enumerate(round_.probes):
+        trainer = round_.probe(probe).trainer.name
+        config = round_.probe(probe).knobs.model_dump(mode="json")
         # One folder per probe, as download-artifact leaves them without merge-multiple.
         folder = directory / f"{ROUND}-{probe}-0"
         folder.mkdir(parents=True)
@@ -89,9 +94,9 @@ def write_artifacts(directory: Path, probes: list[str], seeds: int, steps: int) 
                 round_id=ROUND,
                 probe_id=probe,
                 seed=seed,
-                trainer="reference" if probe == "reference" else "core",
+                trainer=trainer,
                 fixture={"name": "smoke", "model": "embedded"},
-                config={"lr": 1e-3, "steps": steps},
+                config=config,
                 environment=ENVIRONMENT,
                 rows=[
                     Row(step=t + 1, loss=loss, grad_norm=1.5, ntoks=96, input_shape=SHAPE, lr=1e-3)
@@ -132,9 +137,9 @@ def main_benchmark() -> None:
     probes = ["reference"] + [f"p{i:02d}" for i in range(1, args.probes)]
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
-        matrix = write_matrix(root, probes, args.seeds)
+        round_ = resolve_round(ROUND, write_matrix(root, probes, args.seeds, args.steps))
         tic = time.perf_counter()
-        count = write_artifacts(root / "artifacts", probes, args.seeds, args.steps)
+        count = write_artifacts(root / "artifacts", round_, args.seeds, args.steps)
         print(f"wrote {count:,} artifacts in {time.perf_counter() - tic:.1f}s")
         summary = root / "summary.md"
         os.environ["GITHUB_STEP_SUMMARY"] = str(summary)
@@ -144,7 +149,7 @@ def main_benchmark() -> None:
             "--round",
             ROUND,
             "--matrix",
-            str(matrix),
+            str(round_.matrix_dir),
             "--markdown",
             str(root / "report.md"),
             "--json",

@@ -16,29 +16,36 @@ import tempfile
 import time
 from pathlib import Path
 
+from mlx_parity.cell import ModelSource, run_cell
+from mlx_parity.diagnose.explain import context_from, explain, targets_from
+from mlx_parity.diagnose.traces import TraceRunner
+from mlx_parity.matrix import ResolvedProbe, resolve_round
+from mlx_parity.probes import Probe
+from mlx_parity.trainers import lookup
+
+# The candidate trainers (plugin:candidates:<function>) and their table live with the test
+# suite; they are put on the path here (and imported by name when a probe loads them).
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests" / "plugins"))
 
 from detection_cases import CASES, ROUND, SEEDS  # noqa: E402
 
-from mlx_parity.cell import ModelSource, run_cell  # noqa: E402
-from mlx_parity.diagnose.explain import context_from, explain, targets_from  # noqa: E402
-from mlx_parity.diagnose.traces import TraceRunner  # noqa: E402
-from mlx_parity.matrix import load_catalog, load_round  # noqa: E402
-from mlx_parity.probes import Probe  # noqa: E402
-
 
 def main() -> None:
-    rnd, catalog = load_round(ROUND), load_catalog()
+    rnd = resolve_round(ROUND)
     source = ModelSource(rnd.fixture.model_path())
-    settings = rnd.knobs_for(catalog.get("core"))
+    settings = rnd.probe("core").knobs
     shared = TraceRunner(rnd.fixture, source)
     print(f"{'candidate':<32}{'cold':>8}{'warm':>8}{'configs':>9}  answer")
     worst = 0.0
     with tempfile.TemporaryDirectory() as tmp:
         for case in CASES:
-            probe = Probe(id=case.function.replace("_", "-"), trainer=case.trainer)
+            probe_id = case.function.replace("_", "-")
+            trainer = lookup(case.trainer)
+            probe = ResolvedProbe(
+                Probe(id=probe_id, trainer=trainer.name), trainer, settings, "any"
+            )
             out = Path(tmp) / case.function
-            results = run_cell(ROUND, probe, settings, rnd.fixture, list(SEEDS), out, source=source)
+            results = run_cell(ROUND, probe, rnd.fixture, list(SEEDS), out, source=source)
             base, _ = context_from(results)
             targets = targets_from(results, len(SEEDS))
             tic = time.perf_counter()

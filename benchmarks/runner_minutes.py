@@ -29,9 +29,7 @@ from mlx_parity.estimate import (
     format_duration,
 )
 from mlx_parity.fixture import SMOKE
-from mlx_parity.knobs import Knobs
-from mlx_parity.matrix import load_catalog, load_round
-from mlx_parity.probes import BUILTIN_PROBES
+from mlx_parity.matrix import local_round, resolve_round
 
 MATRIX_DIR = Path(__file__).resolve().parent.parent / "matrix"
 # "Round BM" of the motivating history: six probes over 15 seeds (matrix/rounds/motivating.toml).
@@ -46,15 +44,9 @@ def measure_seed_seconds() -> tuple[float, float, float]:
     source.tokenizer()
     startup = time.perf_counter() - tic
     with tempfile.TemporaryDirectory(prefix="mlx-parity-bench-") as out:
-        results = run_cell(
-            "bench",
-            BUILTIN_PROBES["core"],
-            Knobs(),
-            SMOKE,
-            MEASURED_SEEDS,
-            Path(out),
-            source=source,
-        )
+        # The built-in core probe at the default knobs, on the smoke fixture.
+        core = local_round().probe("core")
+        results = run_cell("bench", core, SMOKE, MEASURED_SEEDS, Path(out), source=source)
     failed = [r for r in results if r.status != "ok"]
     if failed:
         raise SystemExit(
@@ -81,8 +73,8 @@ def main() -> None:
     parser.add_argument("--max-parallel", type=int, default=DEFAULT_MAX_PARALLEL)
     args = parser.parse_args()
 
-    round_ = load_round(MOTIVATING_ROUND, MATRIX_DIR)
-    cells = round_.cells(load_catalog(MATRIX_DIR))
+    round_ = resolve_round(MOTIVATING_ROUND, MATRIX_DIR)
+    cells = round_.cells()
     first, second, startup = measure_seed_seconds()
 
     print("Measured on this machine (core probe, embedded model, default knobs, run_cell):")

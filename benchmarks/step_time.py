@@ -19,15 +19,16 @@ from mlx_parity.cell import ModelSource, prepare_model
 from mlx_parity.embedded_model import FixtureRecipe, ensure_fixture
 from mlx_parity.fixture import SMOKE
 from mlx_parity.knobs import Knobs
-from mlx_parity.trainers import resolve_trainer
+from mlx_parity.trainers import lookup
 
 WARMUP_STEPS = 3
 
 
 def step_times(source: ModelSource, trainer: str, knobs: Knobs, seed: int) -> list[float]:
+    train = lookup(trainer).load()
     model = prepare_model(source, knobs.dtype)
     stamps = [time.perf_counter()]
-    resolve_trainer(trainer)(
+    train(
         model,
         source.tokenizer(),
         SMOKE.texts(),

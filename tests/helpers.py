@@ -1,18 +1,43 @@
-"""Small helpers for tests that train: run a trainer on fresh weights and return its trace."""
+"""Small helpers shared by the tests (test modules import this, never each other)."""
 
 from __future__ import annotations
 
-from mlx_parity.cell import ModelSource, prepare_model
-from mlx_parity.core.trainer import StepRecord
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
 from mlx_parity.knobs import Knobs
-from mlx_parity.trainers import resolve_trainer
+from mlx_parity.matrix import ResolvedProbe
+from mlx_parity.probes import Probe
+from mlx_parity.steps import StepRecord
+from mlx_parity.trainers import lookup
+
+if TYPE_CHECKING:
+    from mlx_parity.cell import ModelSource
+
+# The detection suite's candidate trainers (``plugin:candidates:<function>``) and their table.
+PLUGINS = Path(__file__).parent / "plugins"
+
+
+def use_plugins() -> None:
+    """Make ``tests/plugins`` importable, so ``plugin:candidates:...`` loads."""
+    if str(PLUGINS) not in sys.path:
+        sys.path.insert(0, str(PLUGINS))
+
+
+def probe_of(probe_id: str, trainer: str, knobs: Knobs) -> ResolvedProbe:
+    """An ad-hoc probe, resolved as a round would resolve it."""
+    return ResolvedProbe(Probe(id=probe_id, trainer=trainer), lookup(trainer), knobs, "any")
 
 
 def run_trainer(
     source: ModelSource, trainer: str, knobs: Knobs, seed: int, texts: list[str]
 ) -> list[StepRecord]:
+    """A trainer on fresh weights (cast to ``knobs.dtype``); its trace."""
+    from mlx_parity.cell import prepare_model  # MLX: only the tests that train pay for it
+
     model = prepare_model(source, knobs.dtype)
-    return resolve_trainer(trainer)(model, source.tokenizer(), texts, knobs, seed, None)
+    return lookup(trainer).load()(model, source.tokenizer(), texts, knobs, seed, None)
 
 
 def losses(records: list[StepRecord]) -> list[float]:

@@ -12,27 +12,31 @@ import time
 
 import pytest
 
+from helpers import probe_of
 from mlx_parity import artifact
 from mlx_parity.cell import run_cell
 from mlx_parity.cli import main
+from mlx_parity.errors import ExitCode
 from mlx_parity.fixture import SMOKE
 from mlx_parity.knobs import Knobs
-from mlx_parity.probes import BUILTIN_PROBES
+from mlx_parity.matrix import ResolvedProbe
 
 FEW = Knobs(steps=3, max_new_tokens=4)
 
 
+def core(**changes) -> ResolvedProbe:
+    """The core probe on FEW with ``changes``."""
+    return probe_of("core", "core", FEW.model_copy(update=changes))
+
+
 def test_same_seed_twice_gives_identical_artifacts(tmp_path, model_source) -> None:
-    first = run_cell(
-        "r1", BUILTIN_PROBES["core"], FEW, SMOKE, [5], tmp_path / "a", source=model_source
-    )
-    second = run_cell(
-        "r1", BUILTIN_PROBES["core"], FEW, SMOKE, [5], tmp_path / "b", source=model_source
-    )
+    first = run_cell("r1", core(), SMOKE, [5], tmp_path / "a", source=model_source)
+    second = run_cell("r1", core(), SMOKE, [5], tmp_path / "b", source=model_source)
     assert first[0].comparable() == second[0].comparable()
     a = artifact.load(tmp_path / "a" / "r1__core__seed5.json")
     assert a.comparable() == first[0].comparable()  # exact through JSON
     assert a.status == "ok" and len(a.rows) == 3
+    assert a.trainer == "core"
     assert set(a.timings) == {"load_s", "train_s", "eval_s", "total_s"}
     assert a.config["padding"] == "mlx-lm" and a.config["clip"] == "none"
     assert a.environment.mlx and a.environment.device
@@ -44,34 +48,27 @@ def test_unseeded_lora_init_does_not_depend_on_process_history(tmp_path) -> None
     # Building a model consumes RNG, so the harness must set its RNG state after the load.
     from mlx_parity.cell import ModelSource
 
-    knobs = FEW.model_copy(update={"seed_after_load": False})
     source = ModelSource(SMOKE.model_path())
     first, second = run_cell(
-        "r1", BUILTIN_PROBES["core"], knobs, SMOKE, [1, 2], tmp_path, source=source
+        "r1", core(seed_after_load=False), SMOKE, [1, 2], tmp_path, source=source
     )
     # The smoke rows are identical, so with the same LoRA init every seed trains identically.
-    assert [r.loss for r in first.rows] == [r.loss for r in second.rows]
+    assert [r["loss"] for r in first.rows] == [r["loss"] for r in second.rows]
 
 
 def test_nonfinite_loss_is_a_recorded_result(tmp_path, model_source) -> None:
-    knobs = FEW.model_copy(update={"steps": 8, "lr": 1e30})
-    (result,) = run_cell(
-        "r1", BUILTIN_PROBES["core"], knobs, SMOKE, [1], tmp_path, source=model_source
-    )
+    (result,) = run_cell("r1", core(steps=8, lr=1e30), SMOKE, [1], tmp_path, source=model_source)
     assert result.status == "nonfinite"
     assert not result.passed
-    assert not math.isfinite(result.rows[-1].loss)
+    assert not math.isfinite(result.rows[-1]["loss"])
     loaded = artifact.load(tmp_path / "r1__core__seed1.json")
-    assert not math.isfinite(loaded.rows[-1].loss)
+    assert not math.isfinite(loaded.rows[-1]["loss"])
     assert '"NaN"' in (tmp_path / "r1__core__seed1.json").read_text()
 
 
 def test_a_failing_seed_is_recorded_and_the_cell_goes_on(tmp_path, model_source) -> None:
     # More LoRA layers than the model has fails inside the trainer for every seed.
-    knobs = FEW.model_copy(update={"num_layers": 99})
-    results = run_cell(
-        "r1", BUILTIN_PROBES["core"], knobs, SMOKE, [1, 2], tmp_path, source=model_source
-    )
+    results = run_cell("r1", core(num_layers=99), SMOKE, [1, 2], tmp_path, source=model_source)
     assert [r.status for r in results] == ["error", "error"]
     assert "only 18 layers" in results[0].error
     assert len(list(tmp_path.glob("*.json"))) == 2
@@ -94,7 +91,7 @@ def run_cli(*args: str, capsys) -> tuple[int, str]:
         (["--set", "noequals"], "knob=value"),
         (["--seeds", "1,x"], "--seeds"),
         (["--seeds", "1,1"], "repeats"),
-        (["--probe", "nope"], "unknown probe 'nope'"),
+        (["--probe", "nope"], "has no probe 'nope'"),
         (["--model", "/nonexistent/model-dir"], "cannot load model '/nonexistent/model-dir'"),
     ],
 )
@@ -102,7 +99,7 @@ def test_bad_input_is_one_clear_error(tmp_path, capsys, args, message) -> None:
     # Later flags win in argparse, so the bad value overrides the good default.
     argv = ["probe", "--quiet", "--probe", "core", "--seeds", "1", "--out", str(tmp_path), *args]
     code, err = run_cli(*argv, capsys=capsys)
-    assert code == 2
+    assert code == ExitCode.USAGE
     assert message in err
     assert "Traceback" not in err
     assert len(err.strip().splitlines()) == 1
@@ -121,7 +118,17 @@ def test_reference_refuses_knobs_it_cannot_express(tmp_path, capsys) -> None:
         "loss_mask=exclusive",
         capsys=capsys,
     )
-    assert code == 2 and "loss_mask=exclusive" in err
+    assert code == ExitCode.USAGE and "loss_mask=exclusive" in err
+
+
+def test_a_seed_that_errors_fails_the_probe_command(tmp_path, capsys) -> None:
+    # More LoRA layers than the model has: the seed runs, ends in status error, and the
+    # command says so with its own exit status (not a usage error).
+    argv = ["probe", "--quiet", "--probe", "core", "--seeds", "1", "--out", str(tmp_path)]
+    argv += ["--set", "num_layers=99", "--set", "steps=2"]
+    assert main(argv) == ExitCode.SEED_FAILED
+    assert "core seed 1: error fail" in capsys.readouterr().out
+    assert artifact.load(tmp_path / "local__core__seed1.json").status == "error"
 
 
 def test_killed_job_keeps_the_seeds_it_finished(tmp_path) -> None:
@@ -180,7 +187,7 @@ def test_cli_probe_writes_one_artifact_per_seed(tmp_path, capsys) -> None:
             "demo",
         ]
     )
-    assert code == 0
+    assert code == ExitCode.OK
     names = sorted(p.name for p in tmp_path.glob("*.json"))
     assert names == ["demo__reference__seed3.json", "demo__reference__seed4.json"]
     data = json.loads((tmp_path / names[0]).read_text())
@@ -195,7 +202,9 @@ def test_json_schema_is_exported() -> None:
 
 def test_float32_losses_round_trip_exactly(tmp_path) -> None:
     import numpy as np
+    from pydantic import TypeAdapter
 
     value = float(np.float32(1.2345678))
     row = artifact.Row(step=1, loss=value, grad_norm=None, ntoks=1, input_shape=(1, 2), lr=1e-3)
-    assert artifact.Row.model_validate_json(row.model_dump_json()).loss == value
+    rows = TypeAdapter(artifact.Row)
+    assert rows.validate_json(rows.dump_json(row))["loss"] == value

@@ -5,42 +5,41 @@ may force an answer where there is none."""
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent / "plugins"))
+from helpers import probe_of, use_plugins
+from mlx_parity.cell import run_cell
+from mlx_parity.diagnose.bisect import bisect
+from mlx_parity.diagnose.explain import context_from, explain, targets_from
+from mlx_parity.diagnose.space import Change
+from mlx_parity.diagnose.traces import TraceRunner
+from mlx_parity.matrix import ResolvedRound, resolve_round
+
+use_plugins()  # the candidates (plugin:candidates:<function>) and their table
 
 from detection_cases import CASES, ROUND, SEEDS, Case  # noqa: E402
 
-from mlx_parity.cell import run_cell  # noqa: E402
-from mlx_parity.diagnose.bisect import bisect  # noqa: E402
-from mlx_parity.diagnose.explain import context_from, explain, targets_from  # noqa: E402
-from mlx_parity.diagnose.space import Change  # noqa: E402
-from mlx_parity.diagnose.traces import TraceRunner  # noqa: E402
-from mlx_parity.matrix import load_catalog, load_round  # noqa: E402
-from mlx_parity.probes import Probe  # noqa: E402
-
 
 @pytest.fixture(scope="session")
-def discriminate():
-    return load_round(ROUND), load_catalog()
+def discriminate() -> ResolvedRound:
+    return resolve_round(ROUND)
 
 
 @pytest.fixture(scope="session")
 def runner(discriminate, model_source) -> TraceRunner:
     # One runner per worker: the base and single-knob traces are shared by every candidate.
-    rnd, _ = discriminate
-    return TraceRunner(rnd.fixture, model_source)
+    return TraceRunner(discriminate.fixture, model_source)
 
 
-def candidate_results(case: Case, discriminate, model_source, out: Path):
-    rnd, catalog = discriminate
-    probe = Probe(id=case.function.replace("_", "-"), trainer=case.trainer)
-    settings = rnd.knobs_for(catalog.get("core"))
-    results = run_cell(ROUND, probe, settings, rnd.fixture, list(SEEDS), out, source=model_source)
+def candidate_results(case: Case, discriminate: ResolvedRound, model_source, out: Path):
+    settings = discriminate.probe("core").knobs
+    probe = probe_of(case.function.replace("_", "-"), case.trainer, settings)
+    fixture = discriminate.fixture
+    results = run_cell(ROUND, probe, fixture, list(SEEDS), out, source=model_source)
     assert all(r.status == "ok" for r in results), [r.error for r in results]
+    assert all(r.trainer == case.trainer for r in results)
     return results
 
 
@@ -66,9 +65,8 @@ def test_explain_names_the_hidden_defect(case, discriminate, model_source, runne
 
 @pytest.mark.parametrize("case", [c for c in CASES if c.probe], ids=lambda c: c.probe)
 def test_bisect_between_core_and_the_matching_probe_names_the_same_knob(case, discriminate, runner):
-    rnd, catalog = discriminate
-    core = rnd.knobs_for(catalog.get("core"))
-    target = rnd.knobs_for(catalog.get(case.probe))
+    core = discriminate.probe("core").knobs
+    target = discriminate.probe(case.probe).knobs
     result = bisect(runner, core, target, list(SEEDS[:2]), from_id="core", to_id=case.probe)
     assert result.b_diverges
     assert result.culprit == (Change(*case.defect),), result.report()
@@ -77,9 +75,8 @@ def test_bisect_between_core_and_the_matching_probe_names_the_same_knob(case, di
 def test_bisect_finds_the_one_knob_that_matters_among_several(discriminate, runner):
     # legacy-trainer differs from core in three knobs, each visible on this fixture: the
     # smallest reproducing set is all three, reported as an interaction.
-    rnd, catalog = discriminate
-    core = rnd.knobs_for(catalog.get("core"))
-    legacy = rnd.knobs_for(catalog.get("legacy-trainer"))
+    core = discriminate.probe("core").knobs
+    legacy = discriminate.probe("legacy-trainer").knobs
     result = bisect(runner, core, legacy, [1], from_id="core", to_id="legacy-trainer")
     assert set(result.culprit) == {
         Change("clip", "value:1"),
@@ -92,9 +89,9 @@ def test_bisect_finds_the_one_knob_that_matters_among_several(discriminate, runn
 
 def test_bisect_reports_an_inert_difference(model_source):
     # On the smoke fixture (13-token rows) multiple padding changes no loss: nothing to name.
-    smoke = load_round("smoke")
+    smoke = resolve_round("smoke")
     runner = TraceRunner(smoke.fixture, model_source)
-    core = smoke.knobs_for(load_catalog().get("core")).model_copy(update={"steps": 3})
+    core = smoke.probe("core").knobs.model_copy(update={"steps": 3})
     result = bisect(runner, core, core.model_copy(update={"padding": "multiple"}), [1])
     assert not result.b_diverges and result.culprit is None
     assert "inert" in result.report()
@@ -113,15 +110,16 @@ def test_bisect_cli_writes_a_confirming_round(tmp_path, capsys):
     assert main(argv) == 0
     out = capsys.readouterr().out
     assert "culprit: the interaction of clip=value:1, padding=multiple" in out
-    confirming = load_round("confirm-legacy", matrix)
-    catalog = load_catalog(matrix)
-    assert confirming.probes[:3] == ["reference", "core", "legacy-trainer"]
-    assert confirming.fixture == load_round(ROUND, matrix).fixture
+    confirming = resolve_round("confirm-legacy", matrix)
+    catalog = confirming.catalog
+    probe_ids = list(confirming.probes)
+    assert probe_ids[:3] == ["reference", "core", "legacy-trainer"]
+    original = resolve_round(ROUND, matrix)
+    assert confirming.fixture == original.fixture
+    assert confirming.probe("core").knobs == original.probe("core").knobs  # same settings
     # One probe per differing knob: existing catalog probes reused, the missing one added.
-    singles = {
-        catalog.get(p).knobs.get("clip") or str(catalog.get(p).knobs) for p in confirming.probes[3:]
-    }
-    assert len(confirming.probes) == 6 and "value:1" in singles
+    singles = {catalog.get(p).knobs.get("clip") or str(catalog.get(p).knobs) for p in probe_ids[3:]}
+    assert len(probe_ids) == 6 and "value:1" in singles
     # Writing the same round again is refused rather than overwriting it.
     assert main(argv) == 2
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import importlib
+import inspect
 import math
 import os
 import sys
@@ -20,21 +21,21 @@ from pathlib import Path
 
 import pytest
 
+from helpers import probe_of, use_plugins
 from mlx_parity import artifact
 from mlx_parity.artifact import SeedResult
 from mlx_parity.cell import run_cell, run_seed
 from mlx_parity.knobs import apply
-from mlx_parity.matrix import load_catalog, load_round
-from mlx_parity.probes import BUILTIN_PROBES, Probe
-from mlx_parity.protocol import ENTRY_POINT_GROUP, PluginError, TrainRequest, load_plugin
-from mlx_parity.trainers import TrainerError, resolve_trainer
+from mlx_parity.matrix import resolve_round
+from mlx_parity.protocol import PluginError, TrainRequest, load_plugin
+from mlx_parity.steps import StepOrderError
+from mlx_parity.trainers import ENTRY_POINT_GROUP, TrainerError, lookup
 
-PLUGINS = Path(__file__).parent / "plugins"
-sys.path.insert(0, str(PLUGINS))  # plugin specs read plugin:candidates:<function>
+use_plugins()  # plugin specs read plugin:candidates:<function>
 
 MATRIX = Path(__file__).parents[1] / "matrix"
-ROUND = load_round("discriminate", MATRIX)
-BASE = ROUND.knobs_for(BUILTIN_PROBES["core"])
+ROUND = resolve_round("discriminate", MATRIX)
+BASE = ROUND.probe("core").knobs
 SEED = ROUND.seeds[0]
 
 # candidate -> (the discriminate round's probe for the same defect, the core knob change)
@@ -74,9 +75,10 @@ def trace(tmp_path_factory, model_source) -> Callable[..., SeedResult]:
         with open(out_dir / f"{probe_id}.lock", "w") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
             if not path.exists():
-                probe = Probe(id=probe_id, trainer=trainer)
-                result = run_seed(ROUND.id, probe, knobs, ROUND.fixture, model_source, SEED)
+                probe = probe_of(probe_id, trainer, knobs)
+                result = run_seed(ROUND.id, probe, ROUND.fixture, model_source, SEED)
                 assert result.status == "ok", result.error
+                assert result.trainer == trainer
                 assert len(result.rows) == knobs.steps
                 artifact.save(result, out_dir)
         return artifact.load(path)
@@ -85,7 +87,17 @@ def trace(tmp_path_factory, model_source) -> Callable[..., SeedResult]:
 
 
 def losses(result: SeedResult) -> list[float]:
-    return [row.loss for row in result.rows]
+    return [row["loss"] for row in result.rows]
+
+
+# What a plugin reporting its steps directly (report_step) records per step; the harness's own
+# trainers record more (a batch fingerprint, the update count), which a plugin cannot.
+REPORTED = [name for name in inspect.signature(TrainRequest.report_step).parameters][1:]
+
+
+def reported(result: SeedResult) -> list[dict]:
+    """Every step's record, as far as a plugin reports it."""
+    return [{name: row.get(name) for name in REPORTED} for row in result.rows]
 
 
 # --- the detection suite --------------------------------------------------------------------
@@ -97,11 +109,10 @@ def test_each_candidate_names_a_probe_of_the_discriminating_round() -> None:
         *IN_KNOB_SPACE,
         OUTSIDE_KNOB_SPACE,
     }
-    catalog = load_catalog(MATRIX)
     assert ROUND.fixture.model == "embedded"  # the model the model_source fixture loads
     for name, (probe_id, overrides) in IN_KNOB_SPACE.items():
         assert probe_id in ROUND.probes, name
-        probe_knobs = ROUND.knobs_for(catalog.get(probe_id))
+        probe_knobs = ROUND.probe(probe_id).knobs
         assert probe_knobs.differing_from(apply(BASE, overrides)) == {}, name
 
 
@@ -112,7 +123,7 @@ def test_candidate_equals_its_core_variant_bitwise(trace, candidate) -> None:
     core = trace("core", overrides)
     # Bitwise: exact float equality of every step's loss, then of everything else reported.
     assert losses(plugin) == losses(core)
-    assert plugin.rows == core.rows
+    assert reported(plugin) == reported(core)
     assert plugin.config == BASE.model_dump(mode="json")  # the plugin ran on the round's settings
     if overrides:  # the fixture discriminates: the defect is visible in the trace
         assert losses(core) != losses(trace("core"))
@@ -122,7 +133,7 @@ def test_token_accumulation_without_accumulation_is_mlx_lm(trace) -> None:
     # With grad_accum = 1 there is nothing to weigh: the core (and so the candidate) is mlx-lm.
     single = {"grad_accum": 1, "steps": 4}
     plugin = trace("plugin:candidates:train_token_accumulation", single)
-    assert plugin.rows == trace("core", single).rows
+    assert reported(plugin) == reported(trace("core", single))
 
 
 def test_cosine_schedule_matches_no_single_knob_variant(trace) -> None:
@@ -132,7 +143,7 @@ def test_cosine_schedule_matches_no_single_knob_variant(trace) -> None:
     # until the second update has been applied.
     second_update = 2 * BASE.grad_accum
     assert losses(cosine)[:second_update] == losses(mlx_lm)[:second_update]
-    assert cosine.rows[second_update - 1].lr < BASE.lr
+    assert cosine.rows[second_update - 1]["lr"] < BASE.lr
     from_step_2 = losses(cosine)[1:]
     for name, (_, overrides) in IN_KNOB_SPACE.items():
         variant = trace("core", overrides)
@@ -191,16 +202,28 @@ def fake_plugins(monkeypatch) -> str:
     ],
 )
 def test_a_bad_spec_is_a_trainer_error_naming_it(fake_plugins, spec, reason) -> None:
+    trainer = lookup(spec)  # a well-formed name: checked for form only, nothing imported yet
+    assert trainer.is_plugin and trainer.name == spec
     with pytest.raises(TrainerError) as info:
-        resolve_trainer(spec)
+        trainer.load()
+    assert isinstance(info.value, PluginError)
     assert repr(spec) in str(info.value)
     assert reason in str(info.value)
 
 
+@pytest.mark.parametrize(
+    "spec", ["plugin:", "plugin:a:b:c", "plugin:module:", "plugin:with space", "mine", "Core"]
+)
+def test_a_malformed_trainer_name_is_refused_without_importing(spec) -> None:
+    with pytest.raises(TrainerError, match="trainer") as info:
+        lookup(spec)
+    assert repr(spec) in str(info.value)
+
+
 def test_a_bad_spec_fails_the_cell_before_any_seed(tmp_path, model_source) -> None:
-    probe = Probe(id="missing", trainer="plugin:candidates:train_missing")
+    probe = probe_of("missing", "plugin:candidates:train_missing", BASE)
     with pytest.raises(TrainerError, match="train_missing"):
-        run_cell(ROUND.id, probe, BASE, ROUND.fixture, [SEED], tmp_path, source=model_source)
+        run_cell(ROUND.id, probe, ROUND.fixture, [SEED], tmp_path, source=model_source)
     assert not list(tmp_path.iterdir())
 
 
@@ -211,27 +234,38 @@ def test_a_bad_spec_fails_the_cell_before_any_seed(tmp_path, model_source) -> No
         ("repeats", "step 1 reported, expected step 2"),
     ],
 )
-def test_a_step_out_of_order_is_a_plugin_error(fake_plugins, function, message) -> None:
-    train = resolve_trainer(f"{fake_plugins}:{function}")
-    with pytest.raises(PluginError, match=message):
+def test_a_step_out_of_order_is_the_seeds_error(
+    fake_plugins, model_source, function, message
+) -> None:
+    spec = f"{fake_plugins}:{function}"
+    train = lookup(spec).load()
+    with pytest.raises(StepOrderError, match=message):
         train(None, None, [], BASE, SEED)
+    result = run_seed(ROUND.id, probe_of(function, spec, BASE), ROUND.fixture, model_source, SEED)
+    assert result.status == "error" and not result.passed
+    assert result.error.splitlines()[-1] == f"mlx_parity.steps.StepOrderError: {message}"
+    assert [row["step"] for row in result.rows] == [1]  # the steps reported in order are kept
 
 
 def test_a_nonfinite_loss_is_recorded_and_stops_the_plugin(fake_plugins, model_source) -> None:
-    probe = Probe(id="nan", trainer=f"{fake_plugins}:nan")
-    result = run_seed(ROUND.id, probe, BASE, ROUND.fixture, model_source, SEED)
+    probe = probe_of("nan", f"{fake_plugins}:nan", BASE)
+    result = run_seed(ROUND.id, probe, ROUND.fixture, model_source, SEED)
     assert result.status == "nonfinite" and result.error is None
-    assert [row.step for row in result.rows] == [1, 2]
-    assert result.rows[0].loss == 2.0 and math.isnan(result.rows[1].loss)
+    assert [row["step"] for row in result.rows] == [1, 2]
+    assert result.rows[0]["loss"] == 2.0 and math.isnan(result.rows[1]["loss"])
     assert AFTER_NAN == []
     assert not result.passed
 
 
 def test_a_plugin_that_reports_nothing_is_an_error(fake_plugins, model_source) -> None:
-    probe = Probe(id="silent", trainer=f"{fake_plugins}:silent")
-    result = run_seed(ROUND.id, probe, BASE, ROUND.fixture, model_source, SEED)
+    probe = probe_of("silent", f"{fake_plugins}:silent", BASE)
+    result = run_seed(ROUND.id, probe, ROUND.fixture, model_source, SEED)
     assert result.status == "error"
-    assert result.error == "mlx_parity.protocol.PluginError: the plugin reported no step"
+    # The full traceback is recorded; its last line names the error.
+    assert result.error.startswith("Traceback (most recent call last)")
+    assert result.error.splitlines()[-1] == (
+        "mlx_parity.protocol.PluginError: the plugin reported no step"
+    )
     assert result.rows == []
 
 
@@ -247,6 +281,6 @@ def test_an_entry_point_plugin_is_found_by_name(tmp_path, monkeypatch) -> None:
 
     candidates = importlib.import_module("candidates")
     assert load_plugin("plugin:parity-mlx-lm") is candidates.train_mlx_lm
-    assert callable(resolve_trainer("plugin:parity-mlx-lm"))
+    assert callable(lookup("plugin:parity-mlx-lm").load())
     with pytest.raises(TrainerError, match=r"installed: .*parity-mlx-lm"):
-        resolve_trainer("plugin:parity-mlx-lm-typo")
+        lookup("plugin:parity-mlx-lm-typo").load()

@@ -12,7 +12,8 @@ from pathlib import Path
 
 from mlx_parity import artifact
 from mlx_parity.commands.run import plan_tasks
-from mlx_parity.matrix import load_catalog, load_round
+from mlx_parity.matrix import resolve_round
+from mlx_parity.names import probe_context, round_context
 
 SMOKE_CELLS = 6  # 3 probes x 2 seeds
 
@@ -66,7 +67,8 @@ def test_smoke_round_runs_and_collects(tmp_path) -> None:
     assert "| probe" in stdout and "`clip-legacy`" in stdout  # the probe table
     report = json.loads((out / "report.json").read_text())
     assert report["passed"] is True
-    assert {s["context"] for s in report["statuses"]} >= {"mlx-parity", "mlx-parity/core"}
+    contexts = {s["context"] for s in report["statuses"]}
+    assert contexts >= {round_context("smoke"), probe_context("smoke", "core")}
     assert (out / "report.html").read_text().count("<svg") >= 2
 
 
@@ -108,11 +110,13 @@ def test_ctrl_c_stops_cleanly_and_keeps_finished_seeds(tmp_path) -> None:
 
 
 def test_resume_skips_only_valid_finished_seeds(tmp_path) -> None:
-    rnd, catalog = load_round("smoke"), load_catalog()
-    tasks, skipped = plan_tasks(rnd, catalog, tmp_path, resume=True)
+    rnd = resolve_round("smoke")
+    tasks, skipped = plan_tasks(rnd, tmp_path, resume=True)
     assert (len(tasks), skipped) == (SMOKE_CELLS, 0)
+    assert {t.key for t in tasks} == {(p, s) for p in rnd.probes for s in rnd.seeds}
+    assert all(t.probe is rnd.probe(t.probe.id) for t in tasks)  # knobs travel with the probe
     (tmp_path / artifact.artifact_name("smoke", "core", 1)).write_text('{"truncated": ')
-    tasks, skipped = plan_tasks(rnd, catalog, tmp_path, resume=True)
+    tasks, skipped = plan_tasks(rnd, tmp_path, resume=True)
     assert skipped == 0  # a broken artifact is retrained, not trusted
 
 
