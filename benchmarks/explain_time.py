@@ -2,7 +2,7 @@
 
     .venv/bin/python benchmarks/explain_time.py
 
-Each candidate trainer (tests/plugins/candidates.py) trains the discriminating round's three
+Each candidate trainer (examples/candidates/candidates.py) trains the discriminating round's three
 seeds, then explain searches the core's knob space. Measured two ways in one run: a cold search
 (a new runner: base and single-knob traces trained for this candidate alone, what one
 `mlx-parity explain` call costs) and a warm one (a runner shared across candidates, as the
@@ -25,7 +25,7 @@ from mlx_parity.trainers import lookup
 
 # The candidate trainers (plugin:candidates:<function>) and their table live with the test
 # suite; they are put on the path here (and imported by name when a probe loads them).
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests" / "plugins"))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "examples" / "candidates"))
 
 from detection_cases import CASES, ROUND, SEEDS  # noqa: E402
 

@@ -16,11 +16,11 @@ if TYPE_CHECKING:
     from mlx_parity.cell import ModelSource
 
 # The detection suite's candidate trainers (``plugin:candidates:<function>``) and their table.
-PLUGINS = Path(__file__).parent / "plugins"
+PLUGINS = Path(__file__).resolve().parents[1] / "examples" / "candidates"
 
 
 def use_plugins() -> None:
-    """Make ``tests/plugins`` importable, so ``plugin:candidates:...`` loads."""
+    """Make ``examples/candidates`` importable, so ``plugin:candidates:...`` loads."""
     if str(PLUGINS) not in sys.path:
         sys.path.insert(0, str(PLUGINS))
 

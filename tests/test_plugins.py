@@ -1,9 +1,10 @@
 """Trainer plugins: a detection suite of user-style trainers, each with one defect, probed through
 the real harness on the discriminating fixture, plus the plugin protocol's failure modes.
 
-The candidates live in ``tests/plugins/candidates.py`` and are named ``plugin:candidates:...``;
-each in-knob-space candidate must reproduce the core with the matching knob bit for bit, and the
-one defect outside the knob space (a cosine schedule) must match no single-knob variant.
+The candidates live in ``examples/candidates/candidates.py`` and are named
+``plugin:candidates:...``; each in-knob-space candidate must reproduce the core with the
+matching knob bit for bit, and the one defect outside the knob space (a cosine schedule) must
+match no single-knob variant.
 """
 
 from __future__ import annotations

@@ -48,7 +48,7 @@ from typing import Any
 import numpy as np
 
 from .knobs import KNOB_NAMES, Knobs
-from .steps import StepCallback, StepLog, StepRecord, StopTraining
+from .steps import StepCallback, StepLog, StepRecord, StopTraining, batch_fingerprint
 from .trainers import ENTRY_POINT_GROUP, PLUGIN_PREFIX, TrainerError
 
 
@@ -137,8 +137,12 @@ class TrainRequest:
         input_shape: tuple[int, int],
         grad_norm: float | None = None,
         lr: float | None = None,
+        batch: Any = None,
+        updates: int | None = None,
     ) -> None:
-        """Report one micro-step (1-based, consecutive). Non-finite loss stops training."""
+        """Report one micro-step (1-based, consecutive). Non-finite loss stops training.
+        ``batch`` is the ``(tokens, lengths)`` the step trained on (recorded as a fingerprint)
+        and ``updates`` the optimizer updates made so far; both are optional."""
         self.log.add(
             StepRecord(
                 step=step,
@@ -147,6 +151,8 @@ class TrainRequest:
                 ntoks=int(ntoks),
                 input_shape=(int(input_shape[0]), int(input_shape[1])),
                 lr=float("nan") if lr is None else float(lr),
+                batch=None if batch is None else batch_fingerprint(*batch),
+                updates=updates,
             )
         )
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from ..errors import ExitCode, UsageError
 from ..knobs import apply, parse_assignment
-from ..matrix import LOCAL_ROUND, ResolvedProbe, ResolvedRound, local_round, resolve_round
+from ..matrix import ResolvedProbe, ResolvedRound, local_round, resolve_round
 from . import add_matrix_option, parse_seed_list
 
 
@@ -59,9 +59,8 @@ def _run(args: argparse.Namespace) -> int:
     fixture = rnd.fixture
     if args.model:
         fixture = fixture.model_copy(update={"model": args.model})
-    round_id = rnd.id if args.round_id else LOCAL_ROUND
     progress = CellProgress(not args.quiet)
-    results = run_cell(round_id, probe, fixture, seeds, args.out, progress, device=rnd.round.device)
+    results = run_cell(rnd.id, probe, fixture, seeds, args.out, progress, device=rnd.round.device)
     for r in results:
         verdict = "pass" if r.passed else "fail"
         print(

@@ -9,7 +9,7 @@ from collections import Counter
 from pathlib import Path
 
 from .. import artifact
-from ..errors import UsageError
+from ..errors import ExitCode, UsageError
 from ..matrix import MATRIX_HELP, ResolvedRound, resolve_round
 from ..pool import Event, Task, default_workers, run_tasks
 
@@ -131,7 +131,7 @@ def _run(args: argparse.Namespace) -> int:
             f"rerun with --resume to complete the round",
             file=sys.stderr,
         )
-        return 130
+        return ExitCode.INTERRUPTED
     progress.close()
     print(f"trained {len(tasks)} seeds in {time.perf_counter() - tic:.1f}s", file=sys.stderr)
     if lost:

@@ -8,7 +8,7 @@ candidate swaps exactly one piece for a defect a real trainer shipped or could s
 the defects are points of mlx-parity's knob space, the last (a cosine schedule) is not.
 
 Each function is a plugin: a probe names it ``trainer = "plugin:candidates:train_<name>"``
-with ``tests/plugins`` on ``sys.path``. Nothing here imports ``mlx_parity.core``: this is the
+with ``examples/candidates`` on ``sys.path``. Nothing here imports ``mlx_parity.core``: this is the
 trainer under test, not the harness.
 """
 
