@@ -53,10 +53,10 @@ from packaging.specifiers import SpecifierSet
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
+from helpers import check_run_response, conforming
 from mlx_parity.artifact import Environment, SeedResult, save
 from mlx_parity.commands.plan import matrix_entries, resolve_plan
 from mlx_parity.names import probe_context, round_context
-from test_github_client import check_run_response, conforming
 
 ROOT = Path(__file__).resolve().parents[1]
 WORKFLOW = ROOT / ".github" / "workflows" / "mlx-parity.yml"

@@ -8,13 +8,23 @@ from __future__ import annotations
 import json
 import math
 import os
-import struct
 from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
 
-from mlx_parity.artifact import Environment, Row, SeedResult, artifact_name, save
+from helpers import (
+    ENVIRONMENT,
+    ROUND,
+    SEEDS_15,
+    collect,
+    full_round,
+    make_result,
+    make_round,
+    trace,
+    write,
+)
+from mlx_parity.artifact import SeedResult, artifact_name, save
 from mlx_parity.cli import main
 from mlx_parity.collect.compare import RoundReport
 from mlx_parity.collect.gather import gather
@@ -29,21 +39,7 @@ from mlx_parity.collect.report import build_statuses, parse_report, report_json
 from mlx_parity.commands.collect import ReportOutputs, collect_and_report, collect_round
 from mlx_parity.commands.compare import UNCHANGED, compare_reports, load_report
 from mlx_parity.errors import UsageError
-from mlx_parity.knobs import Knobs
-from mlx_parity.matrix import Catalog, Gates, ResolvedRound, Round, resolve
-from mlx_parity.probes import BUILTIN_PROBES, Probe
-
-ROUND = "T1"
-SEEDS_15 = [1, 7, 42, 123, 456, 789, 999, 1234, 3407, 5678, 9012, 12345, 22222, 31415, 65535]
-ENVIRONMENT = Environment(
-    mlx="0.30.0",
-    mlx_lm="0.30.0",
-    python="3.11.9",
-    platform="macOS-15.5-arm64",
-    device="gpu",
-    runner="macos-15",
-)
-ANSWER = "<<HELLO!!>> My name is Unsloth!"
+from mlx_parity.matrix import ResolvedRound
 
 
 @pytest.fixture(autouse=True)
@@ -54,117 +50,6 @@ def outside_github_actions(monkeypatch):
 
 
 # --- factories -------------------------------------------------------------------------------
-
-
-def float32(value: float) -> float:
-    return struct.unpack("f", struct.pack("f", value))[0]
-
-
-def trace(seed: int, steps: int = 30) -> list[float]:
-    """A memorisation curve like the smoke fixture's: ~5.2 falling to ~0.002."""
-    return [
-        float32(5.2 * math.exp(-0.3 * t) + 0.002 * (1 + math.sin(seed + t))) for t in range(steps)
-    ]
-
-
-def make_result(
-    probe: str,
-    seed: int,
-    *,
-    losses: list[float] | None = None,
-    shape: tuple[int, int] = (6, 33),
-    shapes: dict[int, tuple[int, int]] | None = None,
-    ntoks: int = 96,
-    cf_loss: float | None = 0.0004,
-    passed: bool = True,
-    generation: str | None = ANSWER,
-    status: str = "ok",
-    round_id: str = ROUND,
-    error: str | None = None,
-    grad_norm: float = 1.5,
-    batches: dict[int, str] | None = None,
-    updates: dict[int, int] | None = None,
-) -> SeedResult:
-    losses = trace(seed) if losses is None else losses
-    shapes = shapes or {}
-    rows = [
-        Row(
-            step=i + 1,
-            loss=loss,
-            grad_norm=grad_norm,
-            ntoks=ntoks,
-            input_shape=shapes.get(i + 1, shape),
-            lr=1e-3,
-            batch=(batches or {}).get(i + 1, f"batch-{i % 4}"),
-            updates=(updates or {}).get(i + 1, i + 1),
-        )
-        for i, loss in enumerate(losses)
-    ]
-    # What the probe resolves to in these rounds (no settings): what a real run records.
-    recorded = CATALOG.probes[probe] if probe in CATALOG.probes else Probe(id=probe)
-    return SeedResult(
-        round_id=round_id,
-        probe_id=probe,
-        seed=seed,
-        trainer=recorded.trainer,
-        fixture={"name": "smoke"},
-        config=recorded.resolved(Knobs()).model_dump(mode="json"),
-        environment=ENVIRONMENT,
-        rows=rows,
-        post_train_loss=0.001,
-        cf_loss=cf_loss,
-        generation=generation,
-        passed=passed,
-        status=status,
-        error=error,
-    )
-
-
-CATALOG = Catalog(
-    probes={
-        **BUILTIN_PROBES,
-        "twin": Probe(id="twin", expect="identical"),
-        "near": Probe(id="near", knobs={"compile": False}, expect="close"),
-        "pad": Probe(id="pad", knobs={"padding": "multiple"}, expect="any"),
-        "mask": Probe(id="mask", knobs={"loss_mask": "exclusive"}, expect="diverges"),
-        "clip": Probe(id="clip", knobs={"clip_semantics": "legacy"}, expect="any"),
-    }
-)
-
-
-def make_round(probes=("reference", "core"), seeds=(1, 7, 42), **gates) -> ResolvedRound:
-    round_ = Round(
-        id=ROUND,
-        hypothesis="test <round> hypothesis",
-        probes=list(probes),
-        seeds=list(seeds),
-        gates=Gates(**gates),
-    )
-    return resolve(round_, CATALOG)
-
-
-def write(directory: Path, *results: SeedResult) -> None:
-    for result in results:
-        save(result, directory)
-
-
-def full_round(
-    directory: Path,
-    round_: ResolvedRound,
-    overrides: dict[tuple[str, int], SeedResult | None] | None = None,
-) -> None:
-    """Every planned (probe, seed), identical to the baseline unless ``overrides`` says so:
-    ``overrides[(probe, seed)]`` is a SeedResult or None (= leave the cell out)."""
-    for probe in round_.probes:
-        for seed in round_.seeds:
-            key = (probe, seed)
-            result = (overrides or {}).get(key, make_result(probe, seed))
-            if result is not None:
-                save(result, directory)
-
-
-def collect(directory: Path, round_: ResolvedRound) -> RoundReport:
-    return collect_round(directory, round_)
 
 
 # --- trace ladder ----------------------------------------------------------------------------

@@ -8,21 +8,37 @@ fake cannot drift into a shape GitHub never sends. Undeclared keys count as fail
 
 from __future__ import annotations
 
-import io
 import json
 import socket
-import zipfile
 from pathlib import Path
 from typing import Any
 
 import pytest
 from githubkit_schemas.v2022_11_28 import models as gh
-from pydantic import BaseModel
 from pytest_httpserver import HTTPServer
 from requests.structures import CaseInsensitiveDict
 from werkzeug import Request, Response
 
-from mlx_parity.github.client import API_VERSION, GitHubClient
+from helpers import (
+    NOW,
+    OWNER,
+    REPO,
+    REPO_PATH,
+    RUN_ID,
+    SHA,
+    TOKEN,
+    artifact,
+    artifact_page,
+    assert_api_headers,
+    check_run_response,
+    conforming,
+    github_error,
+    requests_to,
+    sent_json,
+    status_response,
+    zip_bytes,
+)
+from mlx_parity.github.client import GitHubClient
 from mlx_parity.github.env import GitHubContext
 from mlx_parity.github.errors import (
     ArtifactExpired,
@@ -42,152 +58,7 @@ from mlx_parity.github.models import Artifact, CommitStatus
 from mlx_parity.github.retry import MINIMUM_WAIT, SECONDARY_LIMIT_WAIT, rate_limit_wait
 from mlx_parity.github.statuses import READ_ONLY_EXPLANATION, post_statuses_or_explain
 
-TOKEN = "ghs_l00kM4NoLeaks0123456789abcdefABCDEF"
-OWNER, REPO = "octo-org", "parity"
-REPO_PATH = f"/repos/{OWNER}/{REPO}"
-SHA = "6dcb09b5b57875f334f61aebed695e2e4193db5e"
-RUN_ID = 4242
-NOW = 1_780_000_000.0
-TIMESTAMP = "2026-05-28T12:00:00Z"
-
-
 # -- GitHub's schemas ------------------------------------------------------------------------------
-
-
-def conforming(model: type[BaseModel], payload: dict[str, Any]) -> dict[str, Any]:
-    """``payload`` if it validates against GitHub's ``model`` with no undeclared keys."""
-    instance = model.model_validate(payload)
-    # Models that ignore extras drop undeclared keys, so the round trip would lose them.
-    assert instance.model_dump(mode="json", by_alias=True, exclude_unset=True) == payload
-    _assert_no_extras(instance)
-    return payload
-
-
-def _assert_no_extras(value: Any) -> None:
-    # Models that allow extras keep them aside; only a model that declares no field at all (a
-    # workflow's inputs) is meant to carry free-form keys.
-    if isinstance(value, BaseModel):
-        if type(value).model_fields:
-            assert not value.model_extra, f"undeclared keys in {type(value).__name__}"
-        for name in type(value).model_fields:
-            _assert_no_extras(getattr(value, name))
-    elif isinstance(value, list):
-        for item in value:
-            _assert_no_extras(item)
-
-
-def sent_json(request: Request) -> dict[str, Any]:
-    assert request.headers["Content-Type"] == "application/json"
-    return json.loads(request.get_data())
-
-
-def user() -> dict[str, Any]:
-    base = "https://api.github.com/users/github-actions%5Bbot%5D"
-    return {
-        "login": "github-actions[bot]",
-        "id": 41898282,
-        "node_id": "MDM6Qm90NDE4OTgyODI=",
-        "avatar_url": "https://avatars.githubusercontent.com/in/15368?v=4",
-        "gravatar_id": "",
-        "url": base,
-        "html_url": "https://github.com/apps/github-actions",
-        "followers_url": f"{base}/followers",
-        "following_url": f"{base}/following{{/other_user}}",
-        "gists_url": f"{base}/gists{{/gist_id}}",
-        "starred_url": f"{base}/starred{{/owner}}{{/repo}}",
-        "subscriptions_url": f"{base}/subscriptions",
-        "organizations_url": f"{base}/orgs",
-        "repos_url": f"{base}/repos",
-        "events_url": f"{base}/events{{/privacy}}",
-        "received_events_url": f"{base}/received_events",
-        "type": "Bot",
-        "site_admin": False,
-    }
-
-
-def status_response(body: dict[str, Any], status_id: int = 1) -> dict[str, Any]:
-    return conforming(
-        gh.Status,
-        {
-            "url": f"https://api.github.com{REPO_PATH}/statuses/{SHA}",
-            "avatar_url": None,
-            "id": status_id,
-            "node_id": "SC_kwDOAAABc8",
-            "state": body["state"],
-            "description": body.get("description"),
-            "target_url": body.get("target_url"),
-            "context": body.get("context", "default"),
-            "created_at": TIMESTAMP,
-            "updated_at": TIMESTAMP,
-            "creator": user(),
-        },
-    )
-
-
-def check_run_response(body: dict[str, Any]) -> dict[str, Any]:
-    return conforming(
-        gh.CheckRun,
-        {
-            "id": 77,
-            "head_sha": body["head_sha"],
-            "node_id": "CR_kwDOAAABc8",
-            "external_id": None,
-            "url": f"https://api.github.com{REPO_PATH}/check-runs/77",
-            "html_url": f"https://github.com/{OWNER}/{REPO}/runs/77",
-            "details_url": None,
-            "status": "completed",
-            "conclusion": body["conclusion"],
-            "started_at": TIMESTAMP,
-            "completed_at": TIMESTAMP,
-            "output": {
-                "title": body["output"]["title"],
-                "summary": body["output"]["summary"],
-                "text": None,
-                "annotations_count": 0,
-                "annotations_url": f"https://api.github.com{REPO_PATH}/check-runs/77/annotations",
-            },
-            "name": body["name"],
-            "check_suite": {"id": 5},
-            "app": None,
-            "pull_requests": [],
-        },
-    )
-
-
-def artifact(server: HTTPServer, artifact_id: int, name: str, *, expired: bool = False) -> dict:
-    return {
-        "id": artifact_id,
-        "node_id": f"MDg6QXJ0aWZhY3Qx{artifact_id}",
-        "name": name,
-        "size_in_bytes": 1024 + artifact_id,
-        "url": server.url_for(f"{REPO_PATH}/actions/artifacts/{artifact_id}"),
-        "archive_download_url": server.url_for(f"{REPO_PATH}/actions/artifacts/{artifact_id}/zip"),
-        "expired": expired,
-        "created_at": TIMESTAMP,
-        "expires_at": "2026-08-26T12:00:00Z",
-        "updated_at": TIMESTAMP,
-        "digest": "sha256:" + "ab" * 32,
-        "workflow_run": {"id": RUN_ID, "head_sha": SHA, "head_branch": "main"},
-    }
-
-
-def artifact_page(artifacts: list[dict], total: int) -> dict[str, Any]:
-    return conforming(
-        gh.ReposOwnerRepoActionsRunsRunIdArtifactsGetResponse200,
-        {"total_count": total, "artifacts": artifacts},
-    )
-
-
-def github_error(message: str, doc: str = "https://docs.github.com/rest") -> dict[str, Any]:
-    return conforming(gh.BasicError, {"message": message, "documentation_url": doc})
-
-
-def zip_bytes(members: dict[str, bytes]) -> bytes:
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
-        for name, data in members.items():
-            archive.writestr(name, data)
-    return buffer.getvalue()
 
 
 # -- fixtures --------------------------------------------------------------------------------------
@@ -220,16 +91,6 @@ def sleeps() -> list[float]:
 @pytest.fixture
 def client(context: GitHubContext, sleeps: list[float]) -> GitHubClient:
     return GitHubClient(context, sleep=sleeps.append, clock=lambda: NOW)
-
-
-def requests_to(server: HTTPServer, path: str) -> list[Request]:
-    return [request for request, _ in server.log if request.path == path]
-
-
-def assert_api_headers(request: Request) -> None:
-    assert request.headers["Authorization"] == f"Bearer {TOKEN}"
-    assert request.headers["X-GitHub-Api-Version"] == API_VERSION
-    assert request.headers["Accept"] == "application/vnd.github+json"
 
 
 # -- the environment -------------------------------------------------------------------------------

@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
+from helpers import actionlint, schema_check, zizmor
 from mlx_parity.cli import main
 from mlx_parity.commands.init import TEMPLATES, probe_id_for, with_extra
 from mlx_parity.errors import ExitCode, UsageError
 from mlx_parity.matrix import resolve_round
-from test_workflow import actionlint, schema_check, zizmor
 
 WORKFLOW = ".github/workflows/mlx-parity.yml"
 PLUGIN = "sample_trainer.parity:train"

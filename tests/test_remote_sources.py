@@ -7,6 +7,19 @@ from pathlib import Path
 import pytest
 from pytest_httpserver import HTTPServer
 
+from helpers import (
+    OWNER,
+    REPO,
+    REPO_PATH,
+    artifact,
+    artifact_page,
+    collect,
+    full_round,
+    make_result,
+    make_round,
+    trace,
+    zip_bytes,
+)
 from mlx_parity.cell import run_cell
 from mlx_parity.cli import main
 from mlx_parity.collect.report import report_json
@@ -15,8 +28,6 @@ from mlx_parity.knobs import Knobs
 from mlx_parity.matrix import ResolvedProbe
 from mlx_parity.probes import BUILTIN_PROBES
 from mlx_parity.trainers import lookup
-from test_collect import collect, full_round, make_result, make_round, trace
-from test_github_client import OWNER, REPO, REPO_PATH, artifact, artifact_page, zip_bytes
 
 
 @pytest.fixture

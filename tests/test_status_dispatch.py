@@ -16,12 +16,7 @@ from githubkit_schemas.v2022_11_28 import models as gh
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
-from mlx_parity.cli import main
-from mlx_parity.collect.report import report_json
-from mlx_parity.github.limits import CHECK_SUMMARY_LIMIT
-from mlx_parity.github.statuses import READ_ONLY_EXPLANATION
-from test_collect import collect, full_round, make_result, make_round
-from test_github_client import (
+from helpers import (
     OWNER,
     REPO,
     REPO_PATH,
@@ -30,12 +25,20 @@ from test_github_client import (
     TOKEN,
     assert_api_headers,
     check_run_response,
+    collect,
     conforming,
+    full_round,
     github_error,
+    make_result,
+    make_round,
     requests_to,
     sent_json,
     status_response,
 )
+from mlx_parity.cli import main
+from mlx_parity.collect.report import report_json
+from mlx_parity.github.limits import CHECK_SUMMARY_LIMIT
+from mlx_parity.github.statuses import READ_ONLY_EXPLANATION
 
 MATRIX = Path(__file__).resolve().parent.parent / "matrix"
 STATUSES_PATH = f"{REPO_PATH}/statuses/{SHA}"

@@ -6,14 +6,13 @@ from __future__ import annotations
 
 import re
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 from ruamel.yaml import YAML
 
+from helpers import actionlint, schema_check, zizmor
 from mlx_parity import cli
 from mlx_parity.workflow.generate import render_workflow
 from mlx_parity.workflow.settings import (
@@ -24,40 +23,9 @@ from mlx_parity.workflow.settings import (
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 CHECKED_IN = REPO_ROOT / ".github" / "workflows" / "mlx-parity.yml"
-# The linters are PyPI packages installed into the same environment as the test runner.
-TOOLS_DIR = Path(sys.executable).parent
 PINNED_USES = re.compile(
     r"^\s*(- )?uses: [A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+(/[a-z]+)?@[0-9a-f]{40} # v\d+\.\d+\.\d+$"
 )
-
-
-def tool(name: str) -> str:
-    path = TOOLS_DIR / name
-    assert path.exists(), f"{name} is not installed next to {sys.executable}"
-    return str(path)
-
-
-def run_tool(*args: str) -> subprocess.CompletedProcess[str]:
-    # The workflow's own directory as cwd: no project config of this repository applies.
-    cwd = Path(args[-1]).parent
-    env = {"PATH": f"{TOOLS_DIR}:/usr/bin:/bin", "HOME": str(Path.home()), "NO_COLOR": "1"}
-    return subprocess.run(
-        args, cwd=cwd, env=env, capture_output=True, text=True, timeout=120, check=False
-    )
-
-
-def actionlint(workflow: Path) -> subprocess.CompletedProcess[str]:
-    # -shellcheck names the venv's shellcheck, so run: scripts are always shell-checked.
-    return run_tool(tool("actionlint"), "-shellcheck", tool("shellcheck"), str(workflow))
-
-
-def zizmor(workflow: Path, *flags: str) -> subprocess.CompletedProcess[str]:
-    return run_tool(tool("zizmor"), "--offline", *flags, str(workflow))
-
-
-def schema_check(workflow: Path) -> subprocess.CompletedProcess[str]:
-    schema = "vendor.github-workflows"
-    return run_tool(tool("check-jsonschema"), "--builtin-schema", schema, str(workflow))
 
 
 def load_yaml(path: Path) -> dict[str, Any]:
