@@ -3,10 +3,12 @@
     .venv/bin/python benchmarks/collect_10k.py [--probes 20] [--seeds 500] [--steps 30]
 
 Writes a matrix (a catalog of ``--probes`` probes, one round over ``--seeds`` seeds) and one
-artifact per (probe, seed) into a temporary directory, then runs the command exactly as CI does
-(Markdown, JSON and HTML reports, job summary) twice: in this process, which excludes
-interpreter start-up, and as a fresh ``python -m mlx_parity`` subprocess, which includes it.
-The target is under 5 s for 10,000 artifacts on a 2-core machine.
+artifact per (probe, seed) into a temporary directory, then, side by side in one run: merely
+reading every file and ``json.loads``-ing it (the floor any collector pays), and the command
+exactly as CI runs it (Markdown, JSON and HTML reports, job summary) in this process, which
+excludes interpreter start-up, and as a fresh ``python -m mlx_parity`` subprocess, which
+includes it. Each is the median of ``--repeats`` runs. The target: collect in process within
+2x of reading and parsing.
 """
 
 from __future__ import annotations
@@ -14,8 +16,10 @@ from __future__ import annotations
 import argparse
 import contextlib
 import io
+import json
 import math
 import os
+import statistics
 import struct
 import subprocess
 import sys
@@ -114,6 +118,13 @@ def write_artifacts(directory: Path, round_: ResolvedRound, seeds: int, steps: i
     return count
 
 
+def read_and_parse(files: list[Path]) -> float:
+    tic = time.perf_counter()
+    for path in files:
+        json.loads(path.read_bytes())
+    return time.perf_counter() - tic
+
+
 def run_in_process(argv: list[str]) -> tuple[int, float]:
     tic = time.perf_counter()
     with contextlib.redirect_stdout(io.StringIO()):
@@ -132,6 +143,7 @@ def main_benchmark() -> None:
     parser.add_argument("--probes", type=int, default=20)
     parser.add_argument("--seeds", type=int, default=500)
     parser.add_argument("--steps", type=int, default=30)
+    parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
 
     probes = ["reference"] + [f"p{i:02d}" for i in range(1, args.probes)]
@@ -157,13 +169,22 @@ def main_benchmark() -> None:
             "--html",
             str(root / "report.html"),
         ]
-        for label, run in (("in process", run_in_process), ("subprocess", run_subprocess)):
-            summary.unlink(missing_ok=True)
-            status, seconds = run(argv)
-            print(
-                f"collect ({label}): {seconds:.2f}s, {count / seconds:,.0f} artifacts/s, "
-                f"exit {status}"
-            )
+        files = sorted((root / "artifacts").rglob("*.json"))
+        floor = statistics.median(read_and_parse(files) for _ in range(args.repeats))
+        print(f"{'':<34}{'seconds':>8}{'× read+parse':>15}")
+        print(f"{'read + json.loads every file':<34}{floor:>8.2f}{1:>14.2f}x")
+        for label, run in (
+            ("collect, in process", run_in_process),
+            ("collect, subprocess", run_subprocess),
+        ):
+            seconds = []
+            for _ in range(args.repeats):
+                summary.unlink(missing_ok=True)
+                status, elapsed = run(argv)
+                assert status == 0, f"collect exited {status}"
+                seconds.append(elapsed)
+            median = statistics.median(seconds)
+            print(f"{label:<34}{median:>8.2f}{median / floor:>14.2f}x")
         for name in ("report.md", "report.json", "report.html", "summary.md"):
             print(f"  {name}: {(root / name).stat().st_size / 1e6:.2f} MB")
 

@@ -228,6 +228,14 @@ def first_structural_difference(
     its trained target tokens, its rows and their order (the batch fingerprint), or the
     number of optimizer updates made so far. Signals a seed result lacks are not compared."""
     for mine, theirs in zip(probe_rows, baseline_rows, strict=False):
+        # The common case first, inline: every signal equal (collect runs this 300,000 times).
+        if (
+            mine["input_shape"] == theirs["input_shape"]
+            and mine["ntoks"] == theirs["ntoks"]
+            and mine.get("batch") == theirs.get("batch")
+            and mine.get("updates") == theirs.get("updates")
+        ):
+            continue
         step = mine["step"]
         if mine["input_shape"] != theirs["input_shape"]:
             what = f"{mine['input_shape']} vs {theirs['input_shape']}"
@@ -241,7 +249,7 @@ def first_structural_difference(
                 "(gradient accumulation)"
             )
         else:
-            continue
+            continue  # a signal only one side recorded
         return step, f"structural divergence at step {step}: {what}"
     return None
 
