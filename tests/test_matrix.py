@@ -118,10 +118,19 @@ def test_shipped_catalog_has_the_motivating_probes(catalog: Catalog) -> None:
         "no-bias-correction": "diverges",
         "legacy-trainer": "diverges",
     }
+    # The published trainers' adapters, each mapped faithfully and with its own defaults.
+    peers = {
+        f"{name}{mode}": f"plugin:{name}"
+        for name in ("unsloth-zoo", "mlx-tune", "mlx-lm-lora")
+        for mode in ("", "-defaults")
+    }
+    expected |= dict.fromkeys(peers, "any")
     assert {pid: p.expect for pid, p in catalog.probes.items()} == expected
     assert all(p.description for p in catalog.probes.values())
     assert catalog.get("reference").trainer == "reference"
-    assert all(p.trainer == "core" for pid, p in catalog.probes.items() if pid != "reference")
+    for pid, probe in catalog.probes.items():
+        assert probe.trainer == peers.get(pid, "reference" if pid == "reference" else "core")
+        assert probe.options == ({"defaults": True} if pid.endswith("-defaults") else {})
 
 
 def test_shipped_probe_knobs_resolve_as_described(catalog: Catalog) -> None:

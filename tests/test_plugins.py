@@ -93,7 +93,14 @@ def losses(result: SeedResult) -> list[float]:
 
 # What a plugin reporting its steps directly (report_step) records per step; the harness's own
 # trainers record more (a batch fingerprint, the update count), which a plugin cannot.
-REPORTED = [name for name in inspect.signature(TrainRequest.report_step).parameters][1:]
+# What the candidates report (report_step's batch and update count are optional; they leave
+# them out, as a hand-written loop may).
+OPTIONAL_SIGNALS = ("batch", "updates")
+REPORTED = [
+    name
+    for name in list(inspect.signature(TrainRequest.report_step).parameters)[1:]
+    if name not in OPTIONAL_SIGNALS
+]
 
 
 def reported(result: SeedResult) -> list[dict]:
