@@ -257,14 +257,19 @@ def captured_output(tail: list[str]) -> Iterator[None]:
     sys.stdout.flush()
     sys.stderr.flush()
     saved = [os.dup(1), os.dup(2)]
+    streams = sys.stdout, sys.stderr
     with tempfile.TemporaryFile() as sink:
         os.dup2(sink.fileno(), 1)
         os.dup2(sink.fileno(), 2)
+        # Python's own streams too, where they are not backed by fds 1 and 2 (under pytest).
+        sys.stdout = open(1, "w", buffering=1, closefd=False)  # noqa: SIM115
+        sys.stderr = open(2, "w", buffering=1, closefd=False)  # noqa: SIM115
         try:
             yield
         finally:
             sys.stdout.flush()
             sys.stderr.flush()
+            sys.stdout, sys.stderr = streams
             for fd, original in zip((1, 2), saved, strict=True):
                 os.dup2(original, fd)
                 os.close(original)

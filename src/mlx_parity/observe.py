@@ -62,6 +62,7 @@ class MlxLmObserver(TrainingCallback):
         self.batches: list[str] = []
         self._optimizer = None
         self._tokens_so_far = 0
+        self._updates_so_far = 0
 
     def iterate_batches(self, source: Callable[..., Iterator] = mlx_trainer.iterate_batches):
         """``source`` recording the shape of every training batch (validation passes, which
@@ -84,17 +85,23 @@ class MlxLmObserver(TrainingCallback):
     def on_train_loss_report(self, info: dict) -> None:
         step = info["iteration"]
         tokens = int(info["trained_tokens"])
-        updated = step % self.grad_accum == 0 and self._optimizer is not None
+        # An update happened when the optimizer's own step count moved (a trainer may ignore
+        # the accumulation it was given); without a watched optimizer, trust grad_accum.
+        updates = None if self._optimizer is None else int(self._optimizer.step.item())
+        if updates is None:
+            updated = step % self.grad_accum == 0
+        else:
+            updated, self._updates_so_far = updates > self._updates_so_far, updates
         self.log.add(
             StepRecord(
                 step=step,
                 loss=float(info["train_loss"]),
-                grad_norm=last_grad_norm(self._optimizer) if updated else None,
+                grad_norm=last_grad_norm(self._optimizer) if updated and updates else None,
                 ntoks=tokens - self._tokens_so_far,
                 input_shape=self.shapes[step - 1],
                 lr=float(info["learning_rate"]),
                 batch=self.batches[step - 1],
-                updates=None if self._optimizer is None else int(self._optimizer.step.item()),
+                updates=updates,
             )
         )
         self._tokens_so_far = tokens

@@ -239,10 +239,10 @@ def first_structural_difference(
         step = mine["step"]
         if mine["input_shape"] != theirs["input_shape"]:
             what = f"{mine['input_shape']} vs {theirs['input_shape']}"
-        elif mine["ntoks"] != theirs["ntoks"]:
-            what = f"{mine['ntoks']} vs {theirs['ntoks']} target tokens (the loss mask?)"
         elif _differs(mine, theirs, "batch"):
             what = "other rows or another order in the batch (sampling or shuffling)"
+        elif mine["ntoks"] != theirs["ntoks"]:
+            what = f"{mine['ntoks']} vs {theirs['ntoks']} target tokens (the loss mask?)"
         elif _differs(mine, theirs, "updates"):
             what = (
                 f"{mine['updates']} vs {theirs['updates']} optimizer updates so far "
