@@ -1,0 +1,103 @@
+"""Regenerate the README's "Parity of published MLX trainers" section from a real run.
+
+    .venv/bin/python tools/peers_section.py [--out out] [--workers 2]
+
+Runs the ``peers`` and ``peers-discriminate`` rounds (mlx-lm, the core and every published
+trainer's adapter, faithful and with the trainer's own defaults), then rewrites the section
+between the README's ``<!-- peers:start -->`` and ``<!-- peers:end -->`` markers: the versions,
+the date, and per trainer what the reports found against mlx-lm.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import subprocess
+import sys
+from importlib import metadata
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+README = ROOT / "README.md"
+START, END = "<!-- peers:start -->", "<!-- peers:end -->"
+ROUNDS = ("peers", "peers-discriminate")
+TRAINERS = {"unsloth-zoo": "unsloth-zoo", "mlx-tune": "mlx-tune", "mlx-lm-lora": "mlx-lm-lora"}
+
+
+def run_round(round_id: str, out: Path, workers: int) -> dict:
+    folder = out / round_id
+    command = [sys.executable, "-m", "mlx_parity", "run", "--round", round_id, "--quiet"]
+    command += ["--out", str(folder), "--workers", str(workers)]
+    subprocess.run(command, cwd=ROOT, stdout=subprocess.DEVNULL, check=False)
+    return json.loads((folder / "report.json").read_text(encoding="utf-8"))
+
+
+def finding(probe: dict) -> str:
+    """What the report says of one probe, in one cell."""
+    seeds = [s for s in probe["seeds"] if s.get("trace") not in (None, "unavailable")]
+    first = min(
+        (s for s in seeds if s.get("divergence_step")),
+        key=lambda s: s["divergence_step"],
+        default=None,
+    )
+    parts = []
+    if first is not None:
+        size = first.get("divergence_size")
+        parts.append(
+            f"diverges at step {first['divergence_step']}"
+            + (f" by {size:.3g}" if isinstance(size, float) else "")
+        )
+    elif seeds:
+        parts.append(seeds[0]["trace_detail"])
+    structural = next((s["structural"] for s in seeds if s.get("structural")), None)
+    if structural:
+        parts.append(structural.removeprefix("structural divergence "))
+    if probe.get("unhonoured"):
+        parts.append("cannot honour: " + ", ".join(probe["unhonoured"]))
+    if probe.get("seed_insensitive"):
+        parts.append("seeds have no effect")
+    return "; ".join(parts)
+
+
+def section(reports: dict[str, dict]) -> str:
+    versions = ", ".join(
+        f"{name} {metadata.version(name)}" for name in ("mlx", "mlx-lm", *TRAINERS.values())
+    )
+    lines = [
+        START,
+        "",
+        f"Measured {datetime.date.today().isoformat()} on the embedded model, 3 seeds "
+        f"(`tools/peers_section.py` regenerates this): {versions}. Each cell is what the "
+        "collector reports against mlx-lm: the first step a loss departs, the first "
+        "structural difference, and what the adapter declared its trainer cannot honour.",
+        "",
+        "| trainer | mode | smoke fixture (`peers`) | discriminating (`peers-discriminate`) |",
+        "| --- | --- | --- | --- |",
+    ]
+    for trainer in TRAINERS:
+        for mode, probe_id in (("faithful", trainer), ("its defaults", f"{trainer}-defaults")):
+            cells = [
+                finding(next(p for p in reports[r]["probes"] if p["id"] == probe_id))
+                for r in ROUNDS
+            ]
+            lines.append(f"| {trainer} | {mode} | {cells[0]} | {cells[1]} |")
+    lines += ["", END]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=ROOT / "out")
+    parser.add_argument("--workers", type=int, default=2)
+    args = parser.parse_args()
+    reports = {r: run_round(r, args.out, args.workers) for r in ROUNDS}
+    text = README.read_text(encoding="utf-8")
+    before, _, rest = text.partition(START)
+    _, _, after = rest.partition(END)
+    README.write_text(before + section(reports) + after, encoding="utf-8")
+    print(section(reports))
+
+
+if __name__ == "__main__":
+    main()
