@@ -141,3 +141,101 @@ def test_optimizer_knobs_move_the_trace(model_source) -> None:
     assert losses(core(model_source, SMOKE.texts(), lr=1e-2))[1:] != base[1:]
     warm = core(model_source, SMOKE.texts(), schedule="linear_warmup", warmup_steps=2)
     assert warm[0].lr == 0.0 and warm[2].lr == pytest.approx(1e-3)
+
+
+# --- the sampling, accumulation, scale and optimizer defects published trainers ship ---------
+
+
+def varied_texts(tokenizer) -> list[str]:
+    """Four chunks of six rows with four different lengths: every batch is distinguishable."""
+    return [text_of_length(tokenizer, n) for n in (10, 14, 18, 22) for _ in range(6)]
+
+
+def fingerprints(records) -> list[str | None]:
+    return [r.batch for r in records]
+
+
+def test_reshuffle_draws_a_new_permutation_every_step(model_source, tokenizer) -> None:
+    texts = varied_texts(tokenizer)
+    epoch = core(model_source, texts)
+    reshuffle = core(model_source, texts, batch_order="reshuffle")
+    # Step 1 takes the first index of the same first permutation; from step 2 they part.
+    assert fingerprints(epoch)[0] == fingerprints(reshuffle)[0]
+    assert fingerprints(epoch)[1:] != fingerprints(reshuffle)[1:]
+    assert len(set(fingerprints(epoch))) == 4  # an epoch visits every chunk once
+
+
+def test_replacement_can_draw_a_chunk_twice_in_an_epoch(model_source, tokenizer) -> None:
+    texts = varied_texts(tokenizer)
+    drawn = fingerprints(core(model_source, texts, batch_order="replacement"))
+    assert len(set(drawn)) < 4  # seed 1 draws chunk indices with a repeat
+    assert drawn != fingerprints(core(model_source, texts))
+
+
+def test_a_validation_draw_shifts_the_batch_order(model_source, tokenizer) -> None:
+    texts = varied_texts(tokenizer)
+    plain = core(model_source, texts)
+    shifted = core(model_source, texts, val_draws_rng=True)
+    assert fingerprints(plain) != fingerprints(shifted)
+    assert sorted(fingerprints(plain)) == sorted(fingerprints(shifted))  # same chunks
+
+
+def test_sampling_knobs_leave_identical_batches_alone(model_source) -> None:
+    # Every SMOKE row is the same: whichever chunk is drawn, the trace is the same.
+    base = losses(core(model_source, SMOKE.texts()))
+    for change in ({"batch_order": "replacement"}, {"val_draws_rng": True}):
+        assert losses(core(model_source, SMOKE.texts(), **change)) == base
+
+
+def test_ignored_accumulation_updates_every_micro_step(model_source) -> None:
+    honoured = core(model_source, SMOKE.texts(), grad_accum=2)
+    ignored = core(model_source, SMOKE.texts(), grad_accum=2, accumulate=False)
+    assert [r.updates for r in honoured] == [0, 1, 1, 2]
+    assert [r.updates for r in ignored] == [1, 2, 3, 4]
+    assert all(r.grad_norm is not None for r in ignored)
+    assert losses(honoured)[0] == losses(ignored)[0]
+    assert losses(honoured)[1] != losses(ignored)[1]
+    # Without accumulation there is nothing to ignore.
+    assert losses(core(model_source, SMOKE.texts(), accumulate=False)) == losses(
+        core(model_source, SMOKE.texts())
+    )
+
+
+@pytest.mark.parametrize("scale", [0.5, 2.0])
+def test_grad_scale_shows_in_the_gradient_norm_more_than_in_the_losses(model_source, scale):
+    base = core(model_source, SMOKE.texts())
+    scaled = core(model_source, SMOKE.texts(), grad_scale=scale)
+    assert scaled[0].grad_norm == pytest.approx(scale * base[0].grad_norm, rel=1e-6)
+    assert losses(scaled)[0] == losses(base)[0]
+    # Adam divides the scale out (but for its epsilon): the losses barely move.
+    assert losses(scaled)[1:] != losses(base)[1:]
+    assert max(abs(a - b) for a, b in zip(losses(scaled), losses(base), strict=True)) < 1e-3
+
+
+def test_mlx_optimizer_defaults_mean_no_bias_correction_and_weight_decay(model_source) -> None:
+    mlx_defaults = losses(core(model_source, SMOKE.texts(), optimizer_defaults="mlx"))
+    spelled_out = losses(
+        core(model_source, SMOKE.texts(), bias_correction=False, weight_decay=0.01)
+    )
+    assert mlx_defaults == spelled_out
+    assert mlx_defaults != losses(core(model_source, SMOKE.texts()))
+
+
+def test_alpha_over_rank_divides_the_lora_scale_by_the_rank(model_source) -> None:
+    alpha = core(model_source, SMOKE.texts(), lora_scale_rule="alpha_over_rank")
+    explicit = core(model_source, SMOKE.texts(), lora_scale=SHORT.lora_scale / SHORT.lora_rank)
+    assert losses(alpha) == losses(explicit)
+    base = core(model_source, SMOKE.texts())
+    assert losses(alpha)[0] == losses(base)[0]  # LoRA's B starts at zero: step 1 is the base
+    # The first gradient reaches only B, through the scale: its norm scales by 1/rank.
+    assert alpha[0].grad_norm == pytest.approx(base[0].grad_norm / SHORT.lora_rank, rel=1e-5)
+
+
+def test_warmup_offset_runs_the_schedule_one_step_ahead(model_source) -> None:
+    warm = {"schedule": "linear_warmup", "warmup_steps": 3}
+    on_time = core(model_source, SMOKE.texts(), **warm)
+    ahead = core(model_source, SMOKE.texts(), **warm, warmup_offset=1)
+    assert [r.lr for r in ahead[:-1]] == pytest.approx([r.lr for r in on_time[1:]])
+    assert losses(ahead)[1:] != losses(on_time)[1:]
+    constant = losses(core(model_source, SMOKE.texts()))
+    assert losses(core(model_source, SMOKE.texts(), warmup_offset=1)) == constant

@@ -21,6 +21,9 @@ ClipKind = Literal["none", "value", "global_norm", "leaf_norm"]
 ClipSemantics = Literal["explicit", "legacy"]
 DType = Literal["as_loaded", "float16", "bfloat16", "float32"]
 AccumNorm = Literal["mean", "token"]
+BatchOrder = Literal["epoch", "reshuffle", "replacement"]
+OptimizerDefaults = Literal["explicit", "mlx"]
+LoraScaleRule = Literal["scale", "alpha_over_rank"]
 
 # mlx-lm pads batches to 1 + a multiple of this (mlx_lm/tuner/trainer.py, iterate_batches).
 PAD_TO = 32
@@ -126,9 +129,36 @@ class Knobs(BaseModel):
     clip_semantics: ClipSemantics = "explicit"
     compile: bool = Field(True, description="mx.compile the step (never changes a loss)")
     num_layers: int = Field(16, ge=-1, description="how many layers get LoRA (-1: all)")
+    # Seeding after LoRA init instead (with no dropout) trains exactly like not seeding.
     seed_after_load: bool = Field(True, description="seeding MLX's RNG before LoRA init")
     dtype: DType = Field("as_loaded", description="the dtype the base weights are cast to")
     bias_correction: bool = Field(True, description="Adam bias correction")
+    optimizer_defaults: OptimizerDefaults = Field(
+        "explicit",
+        description="the optimizer built with bias_correction and weight_decay as set, or with "
+        "MLX's own defaults (mlx: no bias correction, AdamW weight decay 0.01)",
+    )
+    batch_order: BatchOrder = Field(
+        "epoch",
+        description="how batches are drawn (epoch: a seeded permutation of the length-sorted "
+        "chunks per epoch; reshuffle: a fresh permutation every step; replacement: chunks "
+        "drawn with replacement)",
+    )
+    val_draws_rng: bool = Field(
+        False, description="a validation pass drawing from the batch RNG before training"
+    )
+    lora_scale_rule: LoraScaleRule = Field(
+        "scale", description="LoRA's multiplier: lora_scale, or lora_scale/lora_rank (alpha/rank)"
+    )
+    warmup_offset: int = Field(
+        0, ge=0, le=1, description="steps the warmup schedule runs ahead (1: off by one)"
+    )
+    accumulate: bool = Field(
+        True, description="grad_accum honoured (false: an update after every micro-step)"
+    )
+    grad_scale: float = Field(
+        1.0, gt=0, description="a constant the gradients are multiplied by before the update"
+    )
     accum_norm: AccumNorm = Field(
         "mean", description="how accumulated gradients are normalised (mean: ÷ steps)"
     )

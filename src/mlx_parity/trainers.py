@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .errors import UsageError
-from .knobs import Knobs
+from .knobs import BEHAVIOUR_KNOBS, CLIP_ARGUMENTS, Knobs
 
 PLUGIN_PREFIX = "plugin:"
 ENTRY_POINT_GROUP = "mlx_parity.trainers"
@@ -29,16 +29,15 @@ _PLUGIN_TARGET = re.compile(
     r"(?P<module>[A-Za-z_]\w*(\.[A-Za-z_]\w*)*):(?P<function>[A-Za-z_]\w*)|(?P<entry>[\w.-]+)"
 )
 
-# Knobs mlx-lm's trainer has no notion of: its code fixes them, so a reference probe that sets
-# them is refused instead of silently ignoring them.
+# The behaviour knobs mlx-lm's trainer lets a caller choose (the model's dtype, LoRA layers,
+# the RNG seeding around LoRA init, Adam's bias correction); every other one its code fixes at
+# its value, so a reference probe that sets one is refused instead of silently ignoring it.
+REFERENCE_CHOOSES = ("num_layers", "seed_after_load", "dtype", "bias_correction")
 FIXED_BY_MLX_LM: dict[str, Any] = {
-    "padding": "mlx-lm",
-    "pad_to": 32,
-    "loss_mask": "inclusive",
-    "clip": "none",
-    "compile": True,
-    "accum_norm": "mean",
-}
+    name: field.default
+    for name, field in Knobs.model_fields.items()
+    if name in BEHAVIOUR_KNOBS and name not in REFERENCE_CHOOSES and name not in CLIP_ARGUMENTS
+} | {"clip": "none"}
 
 Trainer = Callable[..., list]
 

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import mlx.core as mx
 import numpy as np
 
-from ..knobs import PaddingRule
+from ..knobs import BatchOrder, PaddingRule
 from .padding import pad_batch
 
 
@@ -30,17 +30,37 @@ def iterate_batches(
     seed: int,
     rule: PaddingRule = "mlx-lm",
     pad_to: int = 32,
+    order: BatchOrder = "epoch",
+    val_draws_rng: bool = False,
 ) -> Iterator[tuple[mx.array, mx.array]]:
-    """Endless (batch, lengths) pairs. Offsets are 0: the whole row is trained on."""
+    """Endless (batch, lengths) pairs. Offsets are 0: the whole row is trained on.
+
+    ``order`` and ``val_draws_rng`` are the sampling defects of ``mlx_parity/knobs.py``: a fresh
+    permutation per step, draws with replacement, a validation pass that shuffles with the
+    same generator before training starts."""
     if len(rows) < batch_size:
         raise ValueError(f"need at least batch_size={batch_size} rows, have {len(rows)}")
-    order = sorted(range(len(rows)), key=lambda i: len(rows[i]))
-    chunks = [order[i : i + batch_size] for i in range(0, len(order) - batch_size + 1, batch_size)]
+    by_length = sorted(range(len(rows)), key=lambda i: len(rows[i]))
+    starts = range(0, len(by_length) - batch_size + 1, batch_size)
+    chunks = [by_length[i : i + batch_size] for i in starts]
     # RandomState(seed) draws the same permutations as np.random.seed(seed) + np.random.*,
     # which is what mlx-lm's loop uses, without touching numpy's global state.
     rng = np.random.RandomState(seed)
+    if val_draws_rng:
+        rng.permutation(len(chunks))
     while True:
-        for chunk in rng.permutation(len(chunks)):
+        for chunk in _chunk_order(rng, len(chunks), order):
             members = [rows[j] for j in chunks[chunk]]
             batch, lengths = pad_batch(members, [0] * len(members), max_seq_length, rule, pad_to)
             yield mx.array(batch), mx.array(lengths)
+
+
+def _chunk_order(rng: np.random.RandomState, count: int, order: BatchOrder) -> Iterator[int]:
+    """One epoch's chunk indices."""
+    if order == "epoch":
+        yield from rng.permutation(count)
+    elif order == "reshuffle":
+        for _ in range(count):
+            yield rng.permutation(count)[0]
+    else:
+        yield from rng.randint(count, size=count)

@@ -25,9 +25,12 @@ def cast_weights(model: nn.Module, dtype: str) -> None:
 def lora_config(knobs: Knobs) -> dict:
     """mlx-lm's LoRA parameter dict (keys None = every linear layer of a block)."""
     keys = list(knobs.lora_keys) if knobs.lora_keys is not None else None
+    scale = knobs.lora_scale
+    if knobs.lora_scale_rule == "alpha_over_rank":
+        scale /= knobs.lora_rank  # lora_scale read as PEFT's alpha
     return {
         "rank": knobs.lora_rank,
-        "scale": knobs.lora_scale,
+        "scale": scale,
         "dropout": knobs.lora_dropout,
         "keys": keys,
     }
@@ -49,17 +52,23 @@ def learning_rate(knobs: Knobs):
     """A float for a constant rate (as mlx-lm passes it), or mlx-lm's warmup schedule."""
     if knobs.schedule == "constant":
         return knobs.lr
-    return build_schedule(
+    schedule = build_schedule(
         {
             "name": "linear_schedule",
             "arguments": [knobs.lr, knobs.lr, 1],
             "warmup": knobs.warmup_steps,
         }
     )
+    if knobs.warmup_offset:
+        offset = knobs.warmup_offset
+        return lambda step: schedule(step + offset)
+    return schedule
 
 
 def build_optimizer(knobs: Knobs) -> optim.Optimizer:
-    kwargs = {"learning_rate": learning_rate(knobs), "bias_correction": knobs.bias_correction}
-    if knobs.optimizer == "adam":
-        return optim.Adam(**kwargs)
-    return optim.AdamW(**kwargs, weight_decay=knobs.weight_decay)
+    kwargs = {"learning_rate": learning_rate(knobs)}
+    if knobs.optimizer_defaults == "explicit":
+        kwargs["bias_correction"] = knobs.bias_correction
+        if knobs.optimizer == "adamw":
+            kwargs["weight_decay"] = knobs.weight_decay
+    return (optim.Adam if knobs.optimizer == "adam" else optim.AdamW)(**kwargs)

@@ -34,7 +34,8 @@ def make_step(model: nn.Module, optimizer: optim.Optimizer, knobs: Knobs):
     """
     loss_value_and_grad = nn.value_and_grad(model, partial(shifted_loss, rule=knobs.loss_mask))
     clip = knobs.clip_policy
-    accum_steps = knobs.grad_accum
+    accum_steps = updates_every(knobs)
+    scale = knobs.grad_scale
     token_weighted = knobs.accum_norm == "token" and accum_steps > 1
 
     def step(batch, lengths, accumulated, do_update):
@@ -56,6 +57,8 @@ def make_step(model: nn.Module, optimizer: optim.Optimizer, knobs: Knobs):
             grad = tree_map(lambda g: g / toks_total.astype(g.dtype), grad)
         elif accum_steps > 1:
             grad = tree_map(lambda x: x / accum_steps, grad)
+        if scale != 1.0:
+            grad = tree_map(lambda g: (g * scale).astype(g.dtype), grad)
         norm = global_norm(grad)
         optimizer.update(model, clip_gradients(clip, grad))
         return lvalue, toks, None, norm
@@ -64,6 +67,11 @@ def make_step(model: nn.Module, optimizer: optim.Optimizer, knobs: Knobs):
     if knobs.compile:
         step = mx.compile(step, inputs=state, outputs=state)
     return step, state
+
+
+def updates_every(knobs: Knobs) -> int:
+    """Micro-steps per optimizer update: grad_accum, unless the trainer ignores it."""
+    return knobs.grad_accum if knobs.accumulate else 1
 
 
 def train(
@@ -81,9 +89,10 @@ def train(
     model.train()
     log = StepLog(on_step)
     accumulated = None
+    every = updates_every(knobs)
     with contextlib.suppress(StopTraining):
         for it, (batch, lengths) in zip(range(1, knobs.steps + 1), batches, strict=False):
-            do_update = it % knobs.grad_accum == 0
+            do_update = it % every == 0
             lvalue, toks, accumulated, norm = step(batch, lengths, accumulated, do_update)
             mx.eval(state, lvalue, toks, accumulated, norm)
             log.add(
@@ -118,6 +127,8 @@ def train_core(
         seed,
         knobs.padding,
         knobs.pad_to,
+        knobs.batch_order,
+        knobs.val_draws_rng,
     )
     return train(model, build_optimizer(knobs), batches, knobs, on_step)
 
