@@ -182,6 +182,9 @@ CATALOG = Catalog(
         "pad": Probe(id="pad", knobs={"padding": "multiple"}, expect="any"),
         "mask": Probe(id="mask", knobs={"loss_mask": "exclusive"}, expect="diverges"),
         "clip": Probe(id="clip", knobs={"clip_semantics": "legacy"}, expect="any"),
+        "reordered": Probe(id="reordered", knobs={"compile": False}, expect="equivalent"),
+        # A trainer under test with no declared expectation: held to parity by default.
+        "candidate": Probe(id="candidate", trainer="plugin:somebody.trainer:train"),
     }
 )
 

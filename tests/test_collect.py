@@ -74,11 +74,15 @@ def test_structural_divergence_names_step_and_shapes_probe_first(tmp_path):
     full_round(tmp_path, round_, overrides)
     report = collect(tmp_path, round_)
     pad = report.probe("pad")
-    expected = "structural divergence at step 1: (6, 32) vs (6, 33)"
+    expected = "structural divergence at step 1: batch shape (6, 32) vs (6, 33)"
     assert all(s.structural == expected for s in pad.seeds)
     assert pad.first_structural().structural_step == 1
-    # The losses are bitwise equal, and the trace verdict says so beside the structure.
-    assert pad.trace_counts() == {"identical": 3}
+    # The losses are bitwise equal, yet the batches differ: the verdict is structure first,
+    # and its detail says the losses agree.
+    assert pad.trace_counts() == {"diverges": 3}
+    assert pad.seeds[0].trace_detail == (
+        "diverges at step 1: batch shape (6, 32) vs (6, 33) (losses identical over 30 steps)"
+    )
     assert expected in render_markdown(report)
 
 
@@ -87,7 +91,7 @@ def test_structural_divergence_in_token_count_and_later_step(tmp_path):
     changed = make_result("pad", 1, shapes={4: (6, 65)})
     full_round(tmp_path, round_, {("pad", 1): changed})
     seed = collect(tmp_path, round_).probe("pad").seeds[0]
-    assert seed.structural == "structural divergence at step 4: (6, 65) vs (6, 33)"
+    assert seed.structural == "structural divergence at step 4: batch shape (6, 65) vs (6, 33)"
 
     ntoks_dir = tmp_path / "ntoks"
     full_round(ntoks_dir, round_, {("pad", 1): make_result("pad", 1, ntoks=90)})
@@ -881,8 +885,10 @@ def test_every_recorded_signal_is_compared_earliest_first(tmp_path, override, me
     round_ = make_round(probes=("reference", "core"), seeds=(1,))
     full_round(tmp_path, round_, {("core", 1): make_result("core", 1, **override)})
     core = collect(tmp_path, round_).probe("core")
-    assert core.seeds[0].trace == "identical"
+    assert core.seeds[0].trace == "diverges"
     assert core.seeds[0].structural == message
+    where = message.removeprefix("structural divergence at ")
+    assert core.seeds[0].trace_detail == f"diverges at {where} (losses identical over 30 steps)"
 
 
 def test_a_constant_gradient_scale_is_named_from_the_gradient_norm(tmp_path):
@@ -892,4 +898,9 @@ def test_a_constant_gradient_scale_is_named_from_the_gradient_norm(tmp_path):
     full_round(tmp_path, round_, half)
     report = collect(tmp_path, round_)
     assert report.probe("core").gradient_scale() == pytest.approx(0.5)
+    # Every loss equals the baseline's, yet the verdict is the gradient norm's.
+    assert report.probe("core").seeds[0].trace_detail == (
+        "diverges at step 1: gradient norm 0.5× (gradients scaled by 1/2) "
+        "(losses identical over 30 steps)"
+    )
     assert "gradient norm 0.50× the baseline's at the first update" in render_markdown(report)

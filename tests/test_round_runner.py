@@ -127,7 +127,7 @@ def test_pad_boundary_round_reports_the_structural_divergence(tmp_path) -> None:
     assert proc.returncode == 0, stderr + stdout
     report = json.loads((out / "report.json").read_text())
     probes = {p["id"]: p for p in report["probes"]}
-    assert "structural divergence at step 1: (6, 32) vs (6, 33)" in stdout
+    assert "structural divergence at step 1: batch shape (6, 32) vs (6, 33)" in stdout
     for seed in probes["pad-multiple"]["seeds"]:
         assert seed["trace"] == "diverges" and seed["divergence_step"] == 1
     assert all(s["trace"] == "identical" for s in probes["core"]["seeds"])

@@ -18,6 +18,8 @@ from typing import Annotated, Any, Literal, NotRequired
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from typing_extensions import TypedDict
 
+from .noise import NoiseSample
+
 SCHEMA = "mlx-parity/seed-result/v1"
 ROUND_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,39}$"
 PROBE_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
@@ -105,6 +107,9 @@ class SeedResult(BaseModel):
     unhonoured: dict[str, str] = Field(default_factory=dict)
     # The last lines the trainer printed (captured, never shown on the terminal).
     output_tail: str | None = None
+    # On a baseline's first seeds: how far equivalent variants of the core drift from this
+    # trace (mlx_parity/noise.py); the round's noise floor is built from these.
+    noise: NoiseSample | None = None
     timings: dict[str, float] = Field(default_factory=dict)
 
     def to_json(self) -> str:

@@ -14,7 +14,7 @@ import sys
 import tempfile
 import time
 import traceback
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,7 +28,9 @@ from .environment import capture
 from .errors import UsageError
 from .evaluate import evaluate
 from .fixture import Fixture
+from .knobs import Knobs
 from .matrix import ResolvedProbe
+from .noise import NoiseSample, sample_drift
 from .steps import StepRecord
 
 # The harness seeds MLX with this after every seed's model load, right before the trainer runs,
@@ -100,6 +102,38 @@ def prepare_model(source: ModelSource, dtype: str):
     return model
 
 
+# Trainers whose trace is the core's bit for bit (tests/test_core_parity.py): a baseline of
+# these is its own unperturbed reference for the noise floor.
+BITWISE_CORE = ("core", "reference")
+
+
+def measure_noise(
+    source: ModelSource,
+    fixture: Fixture,
+    knobs: Knobs,
+    seed: int,
+    trace: list[StepRecord] | None = None,
+) -> NoiseSample:
+    """How far each equivalent variant of the core (``core/variants.py``) drifts from the core's
+    trace on ``seed``; ``trace`` is that trace when the caller already has it."""
+    from .core.trainer import train_core
+    from .core.variants import VARIANTS, train_variant
+
+    tokenizer, texts = source.tokenizer(), fixture.texts()
+    if trace is None:
+        trace = train_core(prepare_model(source, knobs.dtype), tokenizer, texts, knobs, seed)
+    drifted = {
+        variant: train_variant(
+            variant, prepare_model(source, knobs.dtype), tokenizer, texts, knobs, seed
+        )
+        for variant in VARIANTS
+    }
+    return sample_drift(
+        [(r.loss, r.grad_norm) for r in trace],
+        {v: [(r.loss, r.grad_norm) for r in records] for v, records in drifted.items()},
+    )
+
+
 @dataclass
 class CellProgress:
     """Per-seed, per-step progress on stderr (tqdm), quiet when not wanted. It writes to its own
@@ -145,9 +179,11 @@ def run_seed(
     seed: int,
     on_step: Callable[[StepRecord], None] | None = None,
     device: DeviceCheck | Exception | None = None,
+    calibrate: bool = False,
 ) -> SeedResult:
     """Train and evaluate one seed; every failure becomes part of the result. ``device`` is
-    the self-check of the device it trains on, recorded with the result (or why it failed)."""
+    the self-check of the device it trains on, recorded with the result (or why it failed).
+    ``calibrate`` (a baseline's first seeds) also measures the noise floor on this seed."""
     knobs = probe.knobs
     timings: dict[str, float] = {}
     records: list[StepRecord] = []
@@ -155,6 +191,7 @@ def run_seed(
     evaluation = None
     unhonoured: dict[str, str] = {}
     output: list[str] = []
+    noise = None
     start = time.perf_counter()
 
     def record_step(record: StepRecord) -> None:
@@ -189,6 +226,11 @@ def run_seed(
         tic = time.perf_counter()
         evaluation = evaluate(model, tokenizer, fixture, knobs.max_new_tokens)
         timings["eval_s"] = time.perf_counter() - tic
+        if calibrate and status == "ok":
+            tic = time.perf_counter()
+            own = records if probe.trainer.name in BITWISE_CORE else None
+            noise = measure_noise(source, fixture, knobs, seed, own)
+            timings["noise_s"] = time.perf_counter() - tic
     except Exception as exc:  # a seed's failure is recorded, the cell goes on
         status = "error"
         error = "".join(traceback.format_exception(exc)).strip()
@@ -211,6 +253,7 @@ def run_seed(
         error=error,
         unhonoured=unhonoured,
         output_tail="\n".join(output) or None,
+        noise=noise,
         timings=timings,
     )
 
@@ -224,9 +267,10 @@ def run_cell(
     progress: CellProgress | None = None,
     source: ModelSource | None = None,
     device: DeviceChoice = "auto",
+    calibrate: Collection[int] = (),
 ) -> list[SeedResult]:
     """Check the device, then run every seed of the cell, writing each artifact as soon as its
-    seed finishes."""
+    seed finishes; the seeds in ``calibrate`` also measure the noise floor."""
     probe.trainer.check_knobs(probe.knobs)
     probe.trainer.load()  # a plugin that does not import fails here, before any seed
     source = source or ModelSource(fixture.model_path())
@@ -237,7 +281,9 @@ def run_cell(
     results = []
     for seed in seeds:
         progress.start_seed(f"{probe.id} seed {seed}", probe.knobs.steps)
-        result = run_seed(round_id, probe, fixture, source, seed, progress.step, check)
+        result = run_seed(
+            round_id, probe, fixture, source, seed, progress.step, check, seed in calibrate
+        )
         artifact.save(result, out_dir)
         verdict = "pass" if result.passed else "fail"
         progress.end_seed(f"{result.status} {verdict} cf={_fmt(result.cf_loss)}")

@@ -31,7 +31,8 @@ from .artifact import ROUND_ID_PATTERN, DeviceChoice
 from .errors import UsageError, display_path
 from .fixture import SMOKE, Fixture
 from .knobs import KnobError, Knobs, apply
-from .probes import BUILTIN_PROBES, Expectation, Probe
+from .noise import CALIBRATION_SEEDS
+from .probes import BUILTIN_PROBES, Expectation, Probe, default_expectation
 from .toml_index import KeyPath, SourceIndex, format_key
 from .trainers import TrainerError, TrainerSpec, lookup
 
@@ -207,8 +208,9 @@ class Gates(BaseModel):
     cf_loss_max: float = Field(0.5, gt=0)
     # A seed without a valid artifact fails the round (never silently dropped).
     require_all_seeds: bool = True
-    # Absolute per-step loss difference still called "close" (0: only bitwise equality).
-    trace_tolerance: float = Field(0.0, ge=0)
+    # An explicit per-step |Δloss| still called "close" (0: only bitwise equality). None: the
+    # noise floor the baseline's cell measured (mlx_parity/noise.py); bitwise without one.
+    trace_tolerance: float | None = Field(None, ge=0)
     # Seeds per probe allowed to end with status "error" before the round fails.
     max_error_seeds: int = Field(0, ge=0)
     # Fail the round when a probe's pass rate differs from the baseline's (paired exact McNemar,
@@ -336,7 +338,7 @@ class _ProbeEntry(BaseModel):
     description: str = ""
     knobs: dict[str, Any] = Field(default_factory=dict)
     options: dict[str, Any] = Field(default_factory=dict)
-    expect: Expectation = "any"
+    expect: Expectation | None = None
 
 
 # --- finding and loading --------------------------------------------------------------------
@@ -566,6 +568,13 @@ class ResolvedRound:
     def baseline(self) -> ResolvedProbe:
         return self.probes[self.round.baseline]
 
+    def calibration_seeds(self, probe_id: str) -> list[int]:
+        """The seeds on which ``probe_id``'s cell also measures the noise floor: the baseline's
+        first ``CALIBRATION_SEEDS`` (mlx_parity/noise.py), no others."""
+        if probe_id != self.round.baseline or self.gates.trace_tolerance is not None:
+            return []
+        return list(self.seeds[:CALIBRATION_SEEDS])
+
     def probe(self, probe_id: str) -> ResolvedProbe:
         if probe_id not in self.probes:
             known = ", ".join(self.probes)
@@ -605,11 +614,13 @@ def resolve(round_: Round, catalog: Catalog, matrix_dir: Path | None = None) -> 
     probes = {}
     for probe_id in round_.probes:
         probe = catalog.get(probe_id)
+        trainer = lookup(probe.trainer)
+        expect = round_.expect.get(probe_id) or probe.expect
         probes[probe_id] = ResolvedProbe(
             probe,
-            lookup(probe.trainer),
+            trainer,
             round_.knobs_for(probe),
-            round_.expect.get(probe_id, probe.expect),
+            expect or default_expectation(trainer.is_plugin),
         )
     return ResolvedRound(round_, catalog, probes, matrix_dir)
 

@@ -28,6 +28,8 @@ class Task:
     seed: int
     out_dir: str
     device: DeviceChoice = "auto"
+    # A baseline's first seeds also measure the noise floor (cell.measure_noise).
+    calibrate: bool = False
 
     @property
     def key(self) -> tuple[str, int]:
@@ -75,7 +77,14 @@ def _worker(index: int, tasks: mp.Queue, events: mp.Queue) -> None:
             events.put(Event("step", index, task.probe.id, task.seed, step=record.step))
 
         result = run_seed(
-            task.round_id, task.probe, task.fixture, source, task.seed, on_step, checks[key]
+            task.round_id,
+            task.probe,
+            task.fixture,
+            source,
+            task.seed,
+            on_step,
+            checks[key],
+            task.calibrate,
         )
         artifact.save(result, Path(task.out_dir))
         events.put(

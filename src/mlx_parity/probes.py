@@ -9,7 +9,16 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from .artifact import PROBE_ID_PATTERN
 from .knobs import Knobs, apply
 
-Expectation = Literal["identical", "close", "diverges", "any"]
+# What a probe's traces should be against the baseline's: "identical" (bit for bit),
+# "equivalent" (bitwise or inside the round's noise floor), "close" (that, or inside an explicit
+# trace_tolerance), "diverges" (some seed must diverge) or "any" (no claim).
+Expectation = Literal["identical", "equivalent", "close", "diverges", "any"]
+
+
+def default_expectation(is_plugin: bool) -> Expectation:
+    """A plugin is a trainer under test, held to parity unless its probe says otherwise; a
+    core probe varies knobs, whose effect depends on the fixture, so it claims nothing."""
+    return "equivalent" if is_plugin else "any"
 
 
 class Probe(BaseModel):
@@ -22,7 +31,8 @@ class Probe(BaseModel):
     # Passed to a plugin trainer as `request.options` (e.g. an adapter's "defaults" mode).
     options: dict[str, Any] = Field(default_factory=dict)
     # What the collector should find against the baseline; a mismatch fails the parity gate.
-    expect: Expectation = "any"
+    # None: default_expectation of its trainer.
+    expect: Expectation | None = None
 
     @field_validator("knobs")
     @classmethod

@@ -1,24 +1,81 @@
-"""When two per-step loss traces agree, and where they first part: the one definition the
+"""When two trainers' per-step records agree, and where they first part: the one definition the
 collector, bisect and explain share (no MLX needed).
 
-A verdict is ``identical`` (bitwise at every step), ``close`` (every |Δloss| within a
-tolerance), ``diverges`` (a step outside it, a non-finite loss on one side only, or traces of
-different lengths) or ``unavailable`` (nothing to compare).
+Every signal a seed result records is compared, step by step, earliest first:
+
+- **structure**: the batch's shape, its rows and their order (the batch fingerprint), the
+  trained target tokens, and the optimizer updates made so far — equal or not;
+- **gradient norm** at each update, before clipping — within the allowance's relative bound;
+- **loss** — within the allowance's |Δloss| at that step.
+
+At the same step, structure leads, then the gradient norm, then the loss: a batch one column
+wider explains its loss, not the other way round. The verdict is ``identical`` (bitwise at every
+step), ``equivalent`` (inside the round's noise floor, ``mlx_parity/noise.py``), ``close``
+(inside an explicit tolerance), ``diverges`` (a signal outside it, a non-finite loss on one side
+only, or traces of different lengths) or ``unavailable`` (nothing to compare).
 """
 
 from __future__ import annotations
 
 import math
 import operator
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
-TraceVerdict = Literal["identical", "close", "diverges", "unavailable"]
+TraceVerdict = Literal["identical", "equivalent", "close", "diverges", "unavailable"]
+Signal = Literal["structure", "grad_norm", "loss", "length"]
+AllowanceKind = Literal["bitwise", "tolerance", "noise"]
+# Relative gradient-norm difference tolerated when no noise floor says otherwise: four float32
+# eps (the same norm summed in another order).
+DEFAULT_GRAD_NORM_ALLOWANCE = 4 * 2.0**-23
+
+Row = Mapping[str, Any]
 
 
 def format_size(value: float) -> str:
     return f"{value:.3g}"
+
+
+@dataclass(frozen=True)
+class Allowance:
+    """How far a trace may stray from its target and still agree.
+
+    ``loss[k]`` is the |Δloss| allowed at step k+1 (later steps use the last value); ``grad_norm``
+    the relative gradient-norm difference. ``bitwise`` allows nothing, ``tolerance`` one fixed
+    |Δloss| (an explicit override), ``noise`` a measured noise floor.
+    """
+
+    loss: tuple[float, ...] = (0.0,)
+    grad_norm: float = DEFAULT_GRAD_NORM_ALLOWANCE
+    kind: AllowanceKind = "bitwise"
+
+    @classmethod
+    def of(cls, value: Allowance | float | None) -> Allowance:
+        """An allowance from an explicit tolerance (0 or None: bitwise)."""
+        if isinstance(value, Allowance):
+            return value
+        if not value:
+            return cls()
+        return cls((float(value),), kind="tolerance")
+
+    @classmethod
+    def from_floor(cls, loss: Sequence[float], grad_norm: float) -> Allowance:
+        return cls(tuple(loss), grad_norm, "noise")
+
+    def at(self, step: int) -> float:
+        """The |Δloss| allowed at ``step`` (1-based)."""
+        return self.loss[min(step, len(self.loss)) - 1]
+
+    def within(self, step: int, a: float, b: float) -> bool:
+        return same_loss(a, b, self.at(step))
+
+    def describe(self) -> str:
+        if self.kind == "bitwise":
+            return "bit for bit"
+        if self.kind == "tolerance":
+            return f"within {self.loss[0]:g} per step"
+        return f"within the noise floor (|Δloss| ≤ {self.loss[0]:.2g}…{self.loss[-1]:.2g})"
 
 
 def same_loss(a: float, b: float, tolerance: float = 0.0) -> bool:
@@ -33,26 +90,42 @@ def same_loss(a: float, b: float, tolerance: float = 0.0) -> bool:
 class TraceComparison:
     verdict: TraceVerdict
     steps: int
-    tolerance: float = 0.0
-    # Where the traces first part (diverges only): the step, |Δloss| there (None when one side
-    # is not finite or one trace ended), and that place in words.
+    allowance: Allowance = Allowance()
+    # Where the traces first part (diverges only): the step, the size of the difference there
+    # (|Δloss|, or the gradient-norm ratio; None for structure, a non-finite loss or an ended
+    # trace), which signal parted, and all that in words.
     step: int | None = None
     size: float | None = None
     where: str | None = None
     # The largest finite |Δloss| over the steps both traces have (None: no finite step).
     max_abs: float | None = None
+    signal: Signal | None = None
+    # The verdict of the losses alone, when another signal parted first.
+    loss_verdict: TraceVerdict | None = None
 
     @property
     def diverges(self) -> bool:
         return self.verdict == "diverges"
 
+    @property
+    def tolerance(self) -> float:
+        return self.allowance.loss[0]
+
     def describe(self) -> str:
         if self.verdict == "diverges":
-            return f"diverges at {self.where}"
+            text = f"diverges at {self.where}"
+            if self.loss_verdict in ("identical", "equivalent", "close"):
+                text += f" (losses {self.loss_verdict} over {self.steps} steps)"
+            return text
         if self.verdict == "close":
             return (
                 f"close over {self.steps} steps: max |Δloss| {format_size(self.max_abs or 0.0)} "
                 f"≤ {format_size(self.tolerance)}"
+            )
+        if self.verdict == "equivalent":
+            return (
+                f"equivalent over {self.steps} steps: max |Δloss| "
+                f"{format_size(self.max_abs or 0.0)}, inside the noise floor"
             )
         if self.verdict == "identical":
             return f"identical over {self.steps} steps"
@@ -60,15 +133,16 @@ class TraceComparison:
 
 
 def compare_traces(
-    probe: Sequence[float], target: Sequence[float], tolerance: float = 0.0
+    probe: Sequence[float], target: Sequence[float], allowance: Allowance | float = 0.0
 ) -> TraceComparison:
     """``probe``'s losses against ``target``'s, step by step (step 1 is index 0)."""
+    allowance = Allowance.of(allowance)
     if not probe and not target:
-        return TraceComparison("unavailable", 0, tolerance)
+        return TraceComparison("unavailable", 0, allowance)
     if len(probe) == len(target) and all(map(operator.eq, probe, target)):
         # The common case, bitwise equal at every step, checked at C speed (NaN never equals
         # itself, so a trace with a NaN takes the loop below).
-        return TraceComparison("identical", len(probe), tolerance, max_abs=0.0)
+        return TraceComparison("identical", len(probe), allowance, max_abs=0.0)
     largest: float | None = None
     first: tuple[int, float | None, str] | None = None
     exact = True
@@ -82,25 +156,150 @@ def compare_traces(
         elif same_loss(a, b):
             continue
         exact = False
-        if first is None and not (finite and delta <= tolerance):
+        if first is None and not (finite and delta <= allowance.at(i + 1)):
             step = i + 1
             if finite:
-                first = (step, abs(a - b), f"step {step} by {format_size(abs(a - b))}")
+                first = (step, delta, f"step {step} by {format_size(delta)}")
             else:
                 first = (step, None, f"step {step}: loss {a:.4g} vs {b:.4g}")
     if first is None and len(probe) != len(target):
         step = min(len(probe), len(target)) + 1
         first = (step, None, f"step {step}: trace length {len(probe)} vs {len(target)} steps")
+        signal: Signal = "length"
+    else:
+        signal = "loss"
     if first is not None:
         step, size, where = first
-        return TraceComparison("diverges", len(probe), tolerance, step, size, where, largest)
-    verdict: TraceVerdict = "identical" if exact else "close"
-    return TraceComparison(verdict, len(probe), tolerance, max_abs=largest)
+        return TraceComparison(
+            "diverges", len(probe), allowance, step, size, where, largest, signal
+        )
+    within: TraceVerdict = "equivalent" if allowance.kind == "noise" else "close"
+    return TraceComparison("identical" if exact else within, len(probe), allowance, max_abs=largest)
 
 
 def first_divergence(
-    probe: Sequence[float], target: Sequence[float], tolerance: float = 0.0
+    probe: Sequence[float], target: Sequence[float], allowance: Allowance | float = 0.0
 ) -> TraceComparison | None:
     """The comparison when ``probe`` departs from ``target``; None when they agree."""
-    comparison = compare_traces(probe, target, tolerance)
+    comparison = compare_traces(probe, target, allowance)
     return comparison if comparison.diverges else None
+
+
+# --- every signal ------------------------------------------------------------------------------
+
+
+def first_structural_difference(
+    probe_rows: Sequence[Row], target_rows: Sequence[Row]
+) -> tuple[int, str] | None:
+    """(step, what) of the first step whose batch differs from the target's: its shape, its
+    rows and their order (the batch fingerprint), its trained target tokens, or the number of
+    optimizer updates made so far. Signals one side lacks are not compared. The probe's value
+    comes first and the target's second, here and in every "x vs y" written about traces."""
+    for mine, theirs in zip(probe_rows, target_rows, strict=False):
+        # The common case first, inline: every signal equal (collect runs this 300,000 times).
+        if (
+            mine["input_shape"] == theirs["input_shape"]
+            and mine["ntoks"] == theirs["ntoks"]
+            and mine.get("batch") == theirs.get("batch")
+            and mine.get("updates") == theirs.get("updates")
+        ):
+            continue
+        if tuple(mine["input_shape"]) != tuple(theirs["input_shape"]):
+            what = f"batch shape {tuple(mine['input_shape'])} vs {tuple(theirs['input_shape'])}"
+        elif _differs(mine, theirs, "batch"):
+            what = "other rows or another order in the batch (sampling or shuffling)"
+        elif mine["ntoks"] != theirs["ntoks"]:
+            what = f"{mine['ntoks']} vs {theirs['ntoks']} target tokens (the loss mask?)"
+        elif _differs(mine, theirs, "updates"):
+            what = (
+                f"{mine['updates']} vs {theirs['updates']} optimizer updates so far "
+                "(gradient accumulation)"
+            )
+        else:
+            continue  # a signal only one side recorded
+        return mine["step"], what
+    return None
+
+
+def _differs(mine: Row, theirs: Row, signal: str) -> bool:
+    a, b = mine.get(signal), theirs.get(signal)
+    return a is not None and b is not None and a != b
+
+
+def first_update_norm_ratio(probe_rows: Sequence[Row], target_rows: Sequence[Row]) -> float | None:
+    """The probe's gradient norm over the target's at the first update both made (before any
+    clipping): 0.5 means its gradients are half the size, a scale Adam hides in losses."""
+    for mine, theirs in zip(probe_rows, target_rows, strict=False):
+        a, b = mine["grad_norm"], theirs["grad_norm"]
+        if a is not None and b is not None:
+            return a / b if b else None
+    return None
+
+
+def describe_norm_ratio(ratio: float) -> str:
+    """ "gradients scaled by 1/2" for 0.5, "by 2" for 2.0: what a constant ratio means."""
+    if ratio <= 0 or not math.isfinite(ratio):
+        return "gradient norm not comparable"
+    inverse = 1 / ratio
+    if ratio < 1 and abs(inverse - round(inverse)) < 1e-3:
+        return f"gradients scaled by 1/{round(inverse)}"
+    return f"gradients scaled by {ratio:.3g}"
+
+
+def first_norm_departure(
+    probe_rows: Sequence[Row], target_rows: Sequence[Row], allowance: float
+) -> tuple[int, float] | None:
+    """(step, ratio) of the first update whose gradient norm differs from the target's by
+    more than ``allowance`` (relative)."""
+    for mine, theirs in zip(probe_rows, target_rows, strict=False):
+        a, b = mine["grad_norm"], theirs["grad_norm"]
+        if a is None or b is None or a == b:
+            continue
+        if not (math.isfinite(a) and math.isfinite(b)) or b == 0:
+            continue  # a non-finite loss says it first
+        if abs(a / b - 1) > allowance:
+            return mine["step"], a / b
+    return None
+
+
+def compare_steps(
+    probe_rows: Sequence[Row], target_rows: Sequence[Row], allowance: Allowance | float = 0.0
+) -> TraceComparison:
+    """Every signal of ``probe_rows`` against ``target_rows``; the earliest difference leads."""
+    allowance = Allowance.of(allowance)
+    losses = compare_traces(
+        [r["loss"] for r in probe_rows], [r["loss"] for r in target_rows], allowance
+    )
+    if losses.verdict == "unavailable":
+        return losses
+    structural = first_structural_difference(probe_rows, target_rows)
+    norms = first_norm_departure(probe_rows, target_rows, allowance.grad_norm)
+    found: list[tuple[int, int, TraceComparison]] = []
+    if structural is not None:
+        step, what = structural
+        found.append((step, 0, _parted(losses, step, None, f"step {step}: {what}", "structure")))
+    if norms is not None:
+        step, ratio = norms
+        where = f"step {step}: gradient norm {ratio:.3g}× ({describe_norm_ratio(ratio)})"
+        found.append((step, 1, _parted(losses, step, ratio, where, "grad_norm")))
+    if losses.diverges:
+        found.append((losses.step or 0, 2, losses))
+    if not found:
+        return losses
+    return min(found, key=lambda item: item[:2])[2]
+
+
+def _parted(
+    losses: TraceComparison, step: int, size: float | None, where: str, signal: Signal
+) -> TraceComparison:
+    return TraceComparison(
+        "diverges",
+        losses.steps,
+        losses.allowance,
+        step,
+        size,
+        where,
+        losses.max_abs,
+        signal,
+        losses.verdict,
+    )

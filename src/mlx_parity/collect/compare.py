@@ -2,13 +2,15 @@
 
 The ladder, in the order a reader needs it:
 
-1. **Structure** — per-step ``input_shape`` and ``ntoks``. The first difference reads
-   ``structural divergence at step k: <probe> vs <baseline>``: the probe's value always comes
-   first and the baseline's second, here and in every "x vs y" this module writes.
-2. **Trace** — per-step |Δloss| (:mod:`..traces`): ``identical``, ``close`` (within
-   ``gates.trace_tolerance``) or ``diverges at step k by x``. The verdict is about losses; a
-   structural difference is reported beside it, never folded into it, because a shape change
-   that leaves every loss bitwise equal (padding on a short row) is a finding.
+1. **Trace** — every recorded signal, step by step (:mod:`..traces`): the batch (shape, rows
+   and order, target tokens, updates so far), the gradient norm and the loss. ``identical``
+   (bitwise), ``equivalent`` (inside the round's noise floor, measured by the baseline's cell:
+   :mod:`..noise`), ``close`` (inside an explicit ``gates.trace_tolerance``) or ``diverges at
+   step k: …`` naming the earliest signal that parted. The first structural difference and the
+   gradient-norm ratio at the first update are also kept on their own: a shape change that
+   leaves every loss bitwise equal (padding on a short row) still diverges, and says so.
+2. **Structure** — ``structural divergence at step k: <probe> vs <baseline>``: the probe's
+   value always comes first and the baseline's second.
 3. **Outcome** — pass rates with Wilson intervals, paired agreement, exact McNemar, Holm
    across probes (baseline excluded), verdict and detectability: all from :mod:`..stats`.
 4. **Gates** — smoke (cf_loss), run errors, parity expectations, artifacts.
@@ -31,9 +33,10 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from ..artifact import Row, SeedResult
+from ..artifact import SeedResult
 from ..knobs import CLIP_ARGUMENTS
 from ..matrix import ResolvedProbe, ResolvedRound
+from ..noise import NoiseFloor, noise_floor
 from ..probes import Expectation
 from ..stats import (
     PairedOutcome,
@@ -43,7 +46,14 @@ from ..stats import (
     verdict,
     wilson_interval,
 )
-from ..traces import TraceVerdict, compare_traces, format_size
+from ..traces import (
+    Allowance,
+    TraceVerdict,
+    compare_steps,
+    first_structural_difference,
+    first_update_norm_ratio,
+    format_size,
+)
 from .gather import REPORT_SCHEMA, Gathered, Problem, gc_paused
 
 # Significance level of every outcome test in a report.
@@ -56,7 +66,19 @@ GateName = Literal["smoke", "errors", "parity", "artifacts", "outcome"]
 CommitState = Literal["success", "failure", "error"]
 
 # Report order of trace verdicts: the most alarming first.
-TRACE_ORDER: tuple[TraceVerdict, ...] = ("diverges", "close", "identical", "unavailable")
+TRACE_ORDER: tuple[TraceVerdict, ...] = (
+    "diverges",
+    "close",
+    "equivalent",
+    "identical",
+    "unavailable",
+)
+# The verdicts each parity expectation accepts on every compared seed ("diverges" needs one).
+ACCEPTS: dict[str, tuple[TraceVerdict, ...]] = {
+    "identical": ("identical",),
+    "equivalent": ("identical", "equivalent"),
+    "close": ("identical", "equivalent", "close"),
+}
 
 # Non-finite floats (a NaN loss, an infinite |Δ|) are written as "NaN"/"Infinity" strings.
 _REPORT_CONFIG = ConfigDict(extra="forbid", ser_json_inf_nan="strings")
@@ -201,6 +223,10 @@ class RoundReport(BaseModel):
     detectability: str
     files_seen: int
     passed: bool
+    # What the verdicts allowed: the measured noise floor (None: none recorded, or an explicit
+    # trace_tolerance set), and that allowance in words.
+    noise_floor: NoiseFloor | None = None
+    allowance: str = "bit for bit"
 
     def probe(self, probe_id: str) -> ProbeReport:
         for report in self.probes:
@@ -221,61 +247,11 @@ class RoundReport(BaseModel):
 # --- structure and trace ---------------------------------------------------------------------
 
 
-def first_structural_difference(
-    probe_rows: Sequence[Row], baseline_rows: Sequence[Row]
-) -> tuple[int, str] | None:
-    """(step, message) of the first step whose batch differs from the baseline's: its shape,
-    its trained target tokens, its rows and their order (the batch fingerprint), or the
-    number of optimizer updates made so far. Signals a seed result lacks are not compared."""
-    for mine, theirs in zip(probe_rows, baseline_rows, strict=False):
-        # The common case first, inline: every signal equal (collect runs this 300,000 times).
-        if (
-            mine["input_shape"] == theirs["input_shape"]
-            and mine["ntoks"] == theirs["ntoks"]
-            and mine.get("batch") == theirs.get("batch")
-            and mine.get("updates") == theirs.get("updates")
-        ):
-            continue
-        step = mine["step"]
-        if mine["input_shape"] != theirs["input_shape"]:
-            what = f"{mine['input_shape']} vs {theirs['input_shape']}"
-        elif _differs(mine, theirs, "batch"):
-            what = "other rows or another order in the batch (sampling or shuffling)"
-        elif mine["ntoks"] != theirs["ntoks"]:
-            what = f"{mine['ntoks']} vs {theirs['ntoks']} target tokens (the loss mask?)"
-        elif _differs(mine, theirs, "updates"):
-            what = (
-                f"{mine['updates']} vs {theirs['updates']} optimizer updates so far "
-                "(gradient accumulation)"
-            )
-        else:
-            continue  # a signal only one side recorded
-        return step, f"structural divergence at step {step}: {what}"
-    return None
-
-
-def _differs(mine: Row, theirs: Row, signal: str) -> bool:
-    a, b = mine.get(signal), theirs.get(signal)
-    return a is not None and b is not None and a != b
-
-
-def first_update_norm_ratio(
-    probe_rows: Sequence[Row], baseline_rows: Sequence[Row]
-) -> float | None:
-    """The probe's gradient norm over the baseline's at the first update both made (before
-    any clipping): 0.5 means its gradients are half the size, a scale Adam hides in losses."""
-    for mine, theirs in zip(probe_rows, baseline_rows, strict=False):
-        a, b = mine["grad_norm"], theirs["grad_norm"]
-        if a is not None and b is not None:
-            return a / b if b else None
-    return None
-
-
 def compare_seed(
     seed: int,
     probe: SeedResult | None,
     baseline: SeedResult | None,
-    tolerance: float,
+    allowance: Allowance,
     file: str | None,
     is_baseline: bool,
 ) -> SeedComparison:
@@ -308,7 +284,7 @@ def compare_seed(
     assert baseline is not None  # _why_unavailable said so
     structural = first_structural_difference(probe.rows, baseline.rows)
     ratio = first_update_norm_ratio(probe.rows, baseline.rows)
-    trace = compare_traces(fields["losses"], [row["loss"] for row in baseline.rows], tolerance)
+    trace = compare_steps(probe.rows, baseline.rows, allowance)
     detail = trace.describe()
     cross = None
     if probe.environment.device != baseline.environment.device:
@@ -323,7 +299,9 @@ def compare_seed(
         divergence_step=trace.step,
         divergence_size=trace.size,
         max_abs_dloss=trace.max_abs,
-        structural=structural[1] if structural else None,
+        structural=f"structural divergence at step {structural[0]}: {structural[1]}"
+        if structural
+        else None,
         structural_step=structural[0] if structural else None,
     )
 
@@ -401,21 +379,19 @@ def parity_gate(
     compared = [s for s in seeds if s.trace not in (None, "unavailable")]
     counts = ", ".join(
         f"{v} {sum(1 for s in compared if s.trace == v)}/{len(compared)}"
-        for v in TRACE_ORDER[:3]
+        for v in TRACE_ORDER[:4]
         if any(s.trace == v for s in compared)
     )
     if not compared:
         detail = f"expects {expect}, but no seed could be compared"
         return GateResult(name="parity", probe=probe_id, passed=False, detail=detail)
-    if expect == "identical":
-        passed = all(s.trace == "identical" for s in compared)
-    elif expect == "close":
-        passed = all(s.trace in ("identical", "close") for s in compared)
-    else:  # diverges
+    if expect == "diverges":
         passed = any(s.trace == "diverges" for s in compared)
+    else:
+        passed = all(s.trace in ACCEPTS[expect] for s in compared)
     detail = f"expects {expect}: {counts}"
     structural = [s for s in compared if s.structural_step is not None]
-    if structural and expect in ("identical", "close"):
+    if structural and expect in ACCEPTS:
         detail += f" (structure differs on {len(structural)} seed(s))"
     return GateResult(name="parity", probe=probe_id, passed=passed, detail=detail)
 
@@ -522,6 +498,7 @@ def build_report(round_: ResolvedRound, gathered: Gathered) -> RoundReport:
     baseline_id = round_.baseline.id
     baseline_results = gathered.results.get(baseline_id, {})
     baseline_config = recorded_config(round_.baseline, baseline_results)
+    floor, allowance = round_allowance(gates_config.trace_tolerance, baseline_results)
     order = [baseline_id] + [p for p in round_.probes if p != baseline_id]
     compared_ids = order[1:]
     # Holm over m probes, worst case: the detectable gap is stated at alpha / m.
@@ -539,7 +516,7 @@ def build_report(round_: ResolvedRound, gathered: Gathered) -> RoundReport:
                     seed,
                     results.get(seed),
                     baseline_results.get(seed),
-                    gates_config.trace_tolerance,
+                    allowance,
                     gathered.files.get((probe_id, seed)),
                     is_baseline,
                 )
@@ -614,4 +591,21 @@ def build_report(round_: ResolvedRound, gathered: Gathered) -> RoundReport:
         detectability=describe_detectability(len(round_.seeds), baseline_rate, family_alpha),
         files_seen=gathered.files_seen,
         passed=all(g.passed for g in all_gates),
+        noise_floor=floor,
+        allowance=allowance.describe(),
     )
+
+
+def round_allowance(
+    tolerance: float | None, baseline: dict[int, SeedResult]
+) -> tuple[NoiseFloor | None, Allowance]:
+    """An explicit tolerance when the round sets one; else the noise floor its baseline's seeds
+    measured; bitwise when they measured none (results from before the floor existed)."""
+    if tolerance is not None:
+        return None, Allowance.of(tolerance)
+    samples = {seed: r.noise for seed, r in baseline.items() if r.noise is not None}
+    losses = {seed: [row["loss"] for row in r.rows] for seed, r in baseline.items()}
+    floor = noise_floor(samples, losses)
+    if floor is None:
+        return None, Allowance()
+    return floor, Allowance.from_floor(floor.loss, floor.grad_norm)

@@ -256,7 +256,7 @@ def render_markdown(report: RoundReport) -> str:
         "",
         f"Baseline `{report.baseline}` · {n_probes} probes × {n_seeds} seeds · "
         f"smoke gate cf_loss < {settings.get('cf_loss_max')} · "
-        f"trace tolerance {settings.get('trace_tolerance')} · "
+        f"traces compared {report.allowance} · "
         f"{report.files_seen} JSON files read",
         "",
         *table(SUMMARY_HEADERS, summary_rows(report)),
@@ -265,6 +265,7 @@ def render_markdown(report: RoundReport) -> str:
         *_gate_lines(report),
         "",
         *device_lines(report),
+        *noise_lines(report),
         *seed_lines(report),
         *_problem_lines(report.problems),
         f"**Detectability:** {report.detectability} ({family_note(report)}).",
@@ -300,6 +301,20 @@ def pass_rate_chart(report: RoundReport) -> list[str]:
         "```",
         "",
     ]
+
+
+def noise_lines(report: RoundReport) -> list[str]:
+    """What "equivalent" rests on: the measured floor, or why verdicts are bitwise."""
+    floor = report.noise_floor
+    if floor is not None:
+        return [f"**Noise floor:** {floor.describe()}.", ""]
+    if report.gate_settings.get("trace_tolerance") is None:
+        return [
+            "**Noise floor:** none recorded by the baseline's seeds, so only bitwise-identical "
+            "traces agree.",
+            "",
+        ]
+    return []
 
 
 def seed_lines(report: RoundReport) -> list[str]:

@@ -60,7 +60,16 @@ def _run(args: argparse.Namespace) -> int:
     if args.model:
         fixture = fixture.model_copy(update={"model": args.model})
     progress = CellProgress(not args.quiet)
-    results = run_cell(rnd.id, probe, fixture, seeds, args.out, progress, device=rnd.round.device)
+    results = run_cell(
+        rnd.id,
+        probe,
+        fixture,
+        seeds,
+        args.out,
+        progress,
+        device=rnd.round.device,
+        calibrate=rnd.calibration_seeds(probe.id),
+    )
     for r in results:
         verdict = "pass" if r.passed else "fail"
         print(

@@ -32,7 +32,9 @@ def plan_tasks(rnd: ResolvedRound, out_dir: Path, resume: bool) -> tuple[list[Ta
             if resume and _finished(out_dir, rnd.id, probe.id, seed):
                 skipped += 1
                 continue
-            tasks.append(Task(rnd.id, probe, rnd.fixture, seed, str(out_dir), rnd.round.device))
+            calibrate = seed in rnd.calibration_seeds(probe.id)
+            task = Task(rnd.id, probe, rnd.fixture, seed, str(out_dir), rnd.round.device, calibrate)
+            tasks.append(task)
     return tasks, skipped
 
 

@@ -25,14 +25,14 @@ from .loss import shifted_loss
 from .setup import attach_lora, build_optimizer
 
 
-def make_step(model: nn.Module, optimizer: optim.Optimizer, knobs: Knobs):
+def make_step(model: nn.Module, optimizer: optim.Optimizer, knobs: Knobs, loss=shifted_loss):
     """Build the (optionally compiled) train step and the state it threads through compile.
 
     The step takes (batch, lengths, accumulated, do_update) and returns
     (loss, ntoks, accumulated, grad_norm). ``accumulated`` is the running gradient sum (and,
     for token-weighted accumulation, the token count) or None right after an update.
     """
-    loss_value_and_grad = nn.value_and_grad(model, partial(shifted_loss, rule=knobs.loss_mask))
+    loss_value_and_grad = nn.value_and_grad(model, partial(loss, rule=knobs.loss_mask))
     clip = knobs.clip_policy
     accum_steps = updates_every(knobs)
     scale = knobs.grad_scale
@@ -80,12 +80,13 @@ def train(
     batches: Iterator[tuple[mx.array, mx.array]],
     knobs: Knobs,
     on_step: StepCallback | None = None,
+    loss=shifted_loss,
 ) -> list[StepRecord]:
     """Train for ``knobs.steps`` micro-steps; return one record per step.
 
     A callback may raise :class:`StopTraining` to end early; the records so far are returned.
     """
-    step, state = make_step(model, optimizer, knobs)
+    step, state = make_step(model, optimizer, knobs, loss)
     model.train()
     log = StepLog(on_step)
     accumulated = None
@@ -117,9 +118,15 @@ def train_core(
     knobs: Knobs,
     seed: int,
     on_step: StepCallback | None = None,
+    loss=shifted_loss,
+    after_lora=None,
 ) -> list[StepRecord]:
-    """The ``core`` trainer: LoRA, optimizer and batches set up by the knobs, then :func:`train`."""
+    """The ``core`` trainer: LoRA, optimizer and batches set up by the knobs, then :func:`train`.
+
+    ``loss`` and ``after_lora`` exist for the equivalent variants of ``core/variants.py``."""
     attach_lora(model, knobs, seed)
+    if after_lora is not None:
+        after_lora(model)
     batches = iterate_batches(
         encode_rows(tokenizer, texts),
         knobs.batch_size,
@@ -130,7 +137,7 @@ def train_core(
         knobs.batch_order,
         knobs.val_draws_rng,
     )
-    return train(model, build_optimizer(knobs), batches, knobs, on_step)
+    return train(model, build_optimizer(knobs), batches, knobs, on_step, loss)
 
 
 def _current_lr(optimizer: optim.Optimizer) -> float:

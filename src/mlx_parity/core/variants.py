@@ -1,0 +1,81 @@
+"""Mathematically equivalent variants of the core: the yardstick of the noise floor.
+
+Two correct trainers rarely agree bit for bit: they sum in another order, fuse other kernels,
+compile or not. Each variant here changes only how the core's arithmetic is rounded, never what
+it computes, so how far its trace drifts from the core's is float noise on this fixture, this
+platform and this device, step by step. ``mlx_parity/noise.py`` turns those drifts into the
+envelope verdicts are judged against.
+
+- ``reordered``: the loss summed row by row, then over the rows, and the step run eagerly
+  (compile off): another reduction order, and on a GPU other kernels.
+- ``reassociated``: LoRA's product taken as ``x @ (A @ B)`` instead of ``(x @ A) @ B``; the
+  gradients round differently from the first update on, and Adam carries that forward.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Literal, get_args
+
+import mlx.core as mx
+import mlx.nn as nn
+from mlx_lm.tuner.lora import LoRALinear
+
+from ..knobs import Knobs, MaskRule
+from ..steps import StepCallback, StepRecord
+from .loss import shifted_loss, target_mask
+
+Variant = Literal["reordered", "reassociated"]
+VARIANTS: tuple[Variant, ...] = get_args(Variant)
+
+
+def row_by_row_loss(
+    model: nn.Module, batch: mx.array, lengths: mx.array, rule: MaskRule = "inclusive"
+) -> tuple[mx.array, mx.array]:
+    """``shifted_loss`` with the masked cross-entropy summed per row first."""
+    inputs, targets = batch[:, :-1], batch[:, 1:]
+    mask = target_mask(lengths, targets.shape[1], rule)
+    ce = nn.losses.cross_entropy(model(inputs), targets) * mask
+    ntoks = mask.sum()
+    return ce.astype(mx.float32).sum(axis=1).sum() / ntoks, ntoks
+
+
+class ReassociatedLoRALinear(LoRALinear):
+    """mlx-lm's LoRA layer with its low-rank product associated the other way."""
+
+    def __call__(self, x):
+        y = self.linear(x)
+        z = self.dropout(x) @ (self.lora_a @ self.lora_b)
+        return y + (self.scale * z).astype(x.dtype)
+
+
+def reassociate_lora(model: nn.Module) -> None:
+    for _, module in model.named_modules():
+        if type(module) is LoRALinear:
+            module.__class__ = ReassociatedLoRALinear
+
+
+def train_variant(
+    variant: Variant,
+    model: nn.Module,
+    tokenizer,
+    texts: list[str],
+    knobs: Knobs,
+    seed: int,
+    on_step: StepCallback | None = None,
+) -> list[StepRecord]:
+    """The core at ``knobs`` on ``seed``, with ``variant``'s rounding."""
+    from . import trainer
+
+    loss: Callable = shifted_loss
+    after_lora: Callable[[nn.Module], None] | None = None
+    if variant == "reordered":
+        knobs = knobs.model_copy(update={"compile": False})
+        loss = row_by_row_loss
+    elif variant == "reassociated":
+        after_lora = reassociate_lora
+    else:
+        raise ValueError(f"unknown variant {variant!r}; known: {', '.join(VARIANTS)}")
+    return trainer.train_core(
+        model, tokenizer, texts, knobs, seed, on_step, loss=loss, after_lora=after_lora
+    )

@@ -1,0 +1,128 @@
+"""The noise floor: how far a correct trainer's trace may stray from the baseline's, per step.
+
+Two correct trainers seldom agree bit for bit. To tell "correct but rounded differently" from
+"wrong", each round measures it: the baseline's cell also trains mathematically equivalent
+variants of the core (``mlx_parity/core/variants.py``: another reduction order, eager instead of
+compiled, LoRA's product reassociated) on its first seeds, and records per step how far their
+losses and gradient norms drift from the baseline's trace (a :class:`NoiseSample` on the seed
+result). :func:`noise_floor` turns those samples into the allowance verdicts are judged by:
+
+- loss, per step k: ``MARGIN`` × the largest drift seen at any step up to k (float noise does
+  not heal), and never less than ``MARGIN`` units in the last place of the float32 loss;
+- gradient norm: ``MARGIN`` × the largest relative drift seen, at least ``MARGIN`` float32 eps.
+
+A trace inside it is *equivalent* (within float noise); bitwise equal is *identical*; anything
+else *diverges*. ``--tolerance`` / ``gates.trace_tolerance`` replace it with a fixed allowance.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+# How many times the largest drift seen a probe may drift before it diverges: the variants
+# sample a few seeds and two roundings, not every rounding a correct trainer could choose.
+MARGIN = 4.0
+# Seeds of the baseline whose variants are trained (the floor is the max over them).
+CALIBRATION_SEEDS = 2
+# Machine epsilon of float32, the precision losses and gradients are computed in.
+FLOAT32_EPS = float(np.finfo(np.float32).eps)
+
+_CONFIG = ConfigDict(extra="forbid", ser_json_inf_nan="strings")
+
+
+class NoiseSample(BaseModel):
+    """What one baseline seed measured: per step, the largest drift of any variant's trace."""
+
+    model_config = _CONFIG
+
+    variants: list[str]
+    # |Δloss| against the seed's own trace (NaN where a variant's loss was not finite).
+    loss: list[float]
+    # |probe / baseline − 1| of the gradient norm (None between optimizer updates).
+    grad_norm: list[float | None]
+
+
+class NoiseFloor(BaseModel):
+    """The allowance a round's verdicts use, and what it rests on."""
+
+    model_config = _CONFIG
+
+    seeds: list[int]
+    variants: list[str]
+    margin: float = MARGIN
+    # Allowed |Δloss| at each step (step k at index k−1; later steps use the last value).
+    loss: list[float] = Field(min_length=1)
+    # Allowed relative gradient-norm difference.
+    grad_norm: float
+
+    def describe(self) -> str:
+        variants = ", ".join(self.variants)
+        return (
+            f"noise floor from {variants} on seed(s) {', '.join(map(str, self.seeds))}: "
+            f"|Δloss| ≤ {self.loss[0]:.2g} at step 1 to {self.loss[-1]:.2g} at step "
+            f"{len(self.loss)}, gradient norm within {self.grad_norm:.2g} (×{self.margin:g})"
+        )
+
+
+def sample_drift(
+    reference: Sequence[tuple[float, float | None]],
+    variants: Mapping[str, Sequence[tuple[float, float | None]]],
+) -> NoiseSample:
+    """The per-step drift of each variant's (loss, grad_norm) steps from the reference's."""
+    steps = len(reference)
+    loss = [0.0] * steps
+    grad: list[float | None] = [None] * steps
+    for trace in variants.values():
+        for i in range(steps):
+            ref_loss, ref_norm = reference[i]
+            if i >= len(trace):  # the variant stopped early: nothing measured there
+                loss[i] = math.nan
+                continue
+            var_loss, var_norm = trace[i]
+            delta = abs(var_loss - ref_loss)
+            if not math.isfinite(delta):  # a non-finite loss on either side: not measured
+                loss[i] = math.nan
+            elif math.isfinite(loss[i]):
+                loss[i] = max(loss[i], delta)
+            if ref_norm and var_norm is not None:
+                drift = abs(var_norm / ref_norm - 1)
+                grad[i] = drift if grad[i] is None else max(grad[i], drift)
+    return NoiseSample(variants=list(variants), loss=loss, grad_norm=grad)
+
+
+def noise_floor(
+    samples: Mapping[int, NoiseSample], baseline_losses: Mapping[int, Sequence[float]]
+) -> NoiseFloor | None:
+    """The round's allowance from its baseline seeds' samples; None when none was recorded."""
+    usable = {seed: s for seed, s in samples.items() if s.loss}
+    if not usable:
+        return None
+    steps = max(len(s.loss) for s in usable.values())
+    loss: list[float] = []
+    running = 0.0
+    for i in range(steps):
+        seen = [s.loss[i] for s in usable.values() if i < len(s.loss)]
+        finite = [d for d in seen if math.isfinite(d)]
+        running = max([running, *finite])
+        ulp = max(
+            (_float32_ulp(trace[i]) for trace in baseline_losses.values() if i < len(trace)),
+            default=0.0,
+        )
+        loss.append(MARGIN * max(running, ulp))
+    grads = [g for s in usable.values() for g in s.grad_norm if g is not None and math.isfinite(g)]
+    return NoiseFloor(
+        seeds=sorted(usable),
+        variants=sorted({v for s in usable.values() for v in s.variants}),
+        loss=loss,
+        grad_norm=MARGIN * max([FLOAT32_EPS, *grads]),
+    )
+
+
+def _float32_ulp(value: float) -> float:
+    if not math.isfinite(value):
+        return 0.0
+    return float(np.spacing(np.float32(abs(value))))
