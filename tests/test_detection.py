@@ -11,11 +11,13 @@ import pytest
 
 from helpers import probe_of, use_plugins
 from mlx_parity.cell import run_cell
+from mlx_parity.commands.explain import measured_allowance
 from mlx_parity.diagnose.bisect import bisect
 from mlx_parity.diagnose.explain import context_from, explain, targets_from
-from mlx_parity.diagnose.space import Change
+from mlx_parity.diagnose.space import Change, baseline_of
 from mlx_parity.diagnose.traces import TraceRunner
 from mlx_parity.matrix import ResolvedRound, resolve_round
+from mlx_parity.traces import Allowance
 
 use_plugins()  # the candidates (plugin:candidates:<function>) and their table
 
@@ -33,6 +35,25 @@ def runner(discriminate, model_source) -> TraceRunner:
     return TraceRunner(discriminate.fixture, model_source)
 
 
+@pytest.fixture(scope="session")
+def floor(discriminate, model_source) -> Allowance:
+    """The noise floor explain measures for every candidate (they share one base)."""
+    base = baseline_of(discriminate.probe("core").knobs)
+    return measured_allowance(model_source, discriminate.fixture, base, SEEDS[0])
+
+
+# What explain must say it saw in a candidate's own seed results, before any search.
+SIGNALS = {
+    "train_pad_no_plus_one": "batch shape (4, 32) vs (4, 33)",
+    "train_exclusive_mask": "target tokens (the loss mask?)",
+    "train_halved_gradients": "gradient norm 0.5× mlx-lm's at the first update "
+    "(gradients scaled by 1/2)",
+    "train_summed_accumulation": "gradient norm 2× mlx-lm's at the first update",
+    "train_reshuffled": "from step 2: other rows or another order in the batch",
+    "train_ignores_accumulation": "optimizer updates so far (gradient accumulation)",
+}
+
+
 def candidate_results(case: Case, discriminate: ResolvedRound, model_source, out: Path):
     settings = discriminate.probe("core").knobs
     probe = probe_of(case.function.replace("_", "-"), case.trainer, settings)
@@ -44,20 +65,28 @@ def candidate_results(case: Case, discriminate: ResolvedRound, model_source, out
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.function for c in CASES])
-def test_explain_names_the_hidden_defect(case, discriminate, model_source, runner, tmp_path):
+def test_explain_names_the_hidden_defect(case, discriminate, model_source, runner, floor, tmp_path):
     results = candidate_results(case, discriminate, model_source, tmp_path)
     base, _ = context_from(results)
-    explanation = explain(runner, base, targets_from(results, len(SEEDS)))
+    explanation = explain(runner, base, targets_from(results, len(SEEDS)), floor)
     if not case.explained:
         assert explanation.matched is None
         assert explanation.headline().startswith("unexplained")
         assert explanation.closest.divergence is not None
+    elif case.equivalent:
+        assert explanation.matched == () and explanation.matched_verdict == "equivalent"
+        assert explanation.headline().startswith("equivalent to the core at mlx-lm's values")
+        assert "within the noise floor" in explanation.headline()
     elif case.defect is None:
-        assert explanation.matched == ()
+        assert explanation.matched == () and explanation.matched_verdict == "identical"
         assert explanation.headline().startswith("identical to the core")
     else:
         assert explanation.matched == (Change(*case.defect),), explanation.report()
         assert Change(*case.defect).describe() in explanation.headline()
+    if case.function in SIGNALS:
+        assert any(SIGNALS[case.function] in line for line in explanation.signals), (
+            explanation.report()
+        )
     # The discriminating fixture makes every defect class visible.
     assert explanation.invisible == []
     assert explanation.seeds == list(SEEDS)
@@ -88,14 +117,25 @@ def test_bisect_finds_the_one_knob_that_matters_among_several(discriminate, runn
 
 
 def test_bisect_reports_an_inert_difference(model_source):
-    # On the smoke fixture (13-token rows) multiple padding changes no loss: nothing to name.
+    # Without accumulation, token-weighted accumulation changes nothing at all: nothing to name.
+    smoke = resolve_round("smoke")
+    runner = TraceRunner(smoke.fixture, model_source)
+    core = smoke.probe("core").knobs.model_copy(update={"steps": 3})
+    result = bisect(runner, core, core.model_copy(update={"accum_norm": "token"}), [1])
+    assert not result.b_diverges and result.culprit is None
+    assert "inert" in result.report()
+    assert "cannot see: accum_norm=token" in result.report()
+
+
+def test_bisect_sees_a_batch_shape_even_where_every_loss_agrees(model_source):
+    # On the smoke fixture (13-token rows) multiple padding changes no loss, but every batch is
+    # one column narrower: a difference bisect names.
     smoke = resolve_round("smoke")
     runner = TraceRunner(smoke.fixture, model_source)
     core = smoke.probe("core").knobs.model_copy(update={"steps": 3})
     result = bisect(runner, core, core.model_copy(update={"padding": "multiple"}), [1])
-    assert not result.b_diverges and result.culprit is None
-    assert "inert" in result.report()
-    assert "cannot see: padding=multiple" in result.report()
+    assert result.b_diverges and result.culprit == (Change("padding", "multiple"),)
+    assert "step 1: batch shape (6, 32) vs (6, 33)" in result.report()
 
 
 def test_bisect_cli_writes_a_confirming_round(tmp_path, capsys):
@@ -129,3 +169,15 @@ def test_bisect_refuses_a_non_core_probe(capsys):
 
     assert main(["bisect", "--round", ROUND, "--from", "reference", "--to", "core"]) == 2
     assert "both probes must be core probes" in capsys.readouterr().err
+
+
+def test_explain_cli_calls_the_reordered_control_equivalent(
+    discriminate, model_source, tmp_path, capsys
+):
+    from mlx_parity.cli import main
+
+    case = next(c for c in CASES if c.equivalent)
+    candidate_results(case, discriminate, model_source, tmp_path)
+    assert main(["explain", str(tmp_path), "--quiet", "--seeds", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "equivalent to the core at mlx-lm's values (within the noise floor, seeds 1)" in out

@@ -4,8 +4,10 @@ One manual LoRA loop in the style of the motivating thread's probe 31 (mlx-lm's 
 out by hand: seed, freeze, ``linear_to_lora_layers``, TextDataset tokenization, mlx-lm's batch
 order and padding, ``default_loss``, a compiled step with gradient accumulation, AdamW), built
 from a :class:`Pieces` record. ``train_mlx_lm`` uses mlx-lm's piece everywhere; every other
-candidate swaps exactly one piece for a defect a real trainer shipped or could ship. Nine of
-the defects are points of mlx-parity's knob space, the last (a cosine schedule) is not.
+candidate swaps exactly one piece for a defect a real trainer shipped or could ship. All but
+one of the defects are points of mlx-parity's knob space (a cosine schedule is not), and one
+candidate is correct but rounds differently (it sums the loss row by row): it must come out
+equivalent, not wrong.
 
 Each function is a plugin: a probe names it ``trainer = "plugin:candidates:train_<name>"``
 with ``examples/candidates`` on ``sys.path``. Nothing here imports ``mlx_parity.core``: this is the
@@ -56,6 +58,17 @@ def exclusive_loss(model: nn.Module, batch: mx.array, lengths: mx.array):
     return ce.astype(mx.float32).sum() / ntoks, ntoks
 
 
+def row_by_row_loss(model: nn.Module, batch: mx.array, lengths: mx.array):
+    """``default_loss`` summed per row, then over the rows: the same loss, rounded otherwise."""
+    inputs, targets = batch[:, :-1], batch[:, 1:]
+    logits = model(inputs)
+    steps = mx.arange(1, targets.shape[1] + 1)
+    mask = mx.logical_and(steps >= lengths[:, 0:1], steps <= lengths[:, 1:])
+    ce = nn.losses.cross_entropy(logits, targets) * mask
+    ntoks = mask.sum()
+    return ce.astype(mx.float32).sum(axis=1).sum() / ntoks, ntoks
+
+
 class MeanAccumulation:
     """mlx-lm: sum the micro-step gradients, divide by the number of steps on update."""
 
@@ -67,6 +80,20 @@ class MeanAccumulation:
 
     def average(self, running: Any) -> dict:
         return running if self.steps == 1 else tree_map(lambda x: x / self.steps, running)
+
+
+class SummedAccumulation(MeanAccumulation):
+    """The micro-step gradients summed and never divided: ``grad_accum`` times too large."""
+
+    def average(self, running: Any) -> dict:
+        return running
+
+
+class HalvedAccumulation(MeanAccumulation):
+    """The mean, then halved again (a division by 2·steps)."""
+
+    def average(self, running: Any) -> dict:
+        return tree_map(lambda g: g * 0.5, super().average(running))
 
 
 class TokenAccumulation:
@@ -97,12 +124,27 @@ def clip_elementwise(grad: dict) -> dict:
     return tree_map(lambda g: mx.clip(g, -1.0, 1.0), grad)
 
 
+def clip_each_tensor(grad: dict) -> dict:
+    """Every gradient tensor scaled down to an L2 norm of at most 1.0, separately."""
+
+    def capped(g: mx.array) -> mx.array:
+        norm = mx.sqrt(mx.square(g.astype(mx.float32)).sum())
+        return (g * mx.minimum(1.0 / (norm + 1e-6), 1.0)).astype(g.dtype)
+
+    return tree_map(capped, grad)
+
+
 def adamw(settings, learning_rate) -> optim.Optimizer:
     return optim.AdamW(
         learning_rate=learning_rate,
         weight_decay=settings.weight_decay,
         bias_correction=settings.bias_correction,
     )
+
+
+def adamw_mlx_defaults(settings, learning_rate) -> optim.Optimizer:
+    """AdamW as MLX builds it when given only a learning rate."""
+    return optim.AdamW(learning_rate=learning_rate)
 
 
 def adamw_bias_correction_flipped(settings, learning_rate) -> optim.Optimizer:
@@ -133,6 +175,22 @@ def no_seed(seed: int) -> None:
     pass
 
 
+def seed_before_lora(seed: int) -> None:
+    mx.random.seed(seed)
+
+
+def seed_after_lora(seed: int) -> None:
+    pass  # run() seeds after LoRA init when this is the piece
+
+
+def given_lora_scale(settings) -> float:
+    return settings.lora_scale
+
+
+def alpha_over_rank(settings) -> float:
+    return settings.lora_scale / settings.lora_rank
+
+
 def configured_layers(settings) -> int:
     return settings.num_layers
 
@@ -152,8 +210,15 @@ class Pieces:
     optimizer: Callable[[Any, Any], optim.Optimizer] = adamw
     learning_rate: Callable[[Any], Any] = constant_lr
     lora_layers: Callable[[Any], int] = configured_layers
+    lora_scale: Callable[[Any], float] = given_lora_scale
     cast: Callable[[nn.Module], None] = keep_dtype
-    seed_lora: Callable[[int], None] = mx.random.seed
+    seed_lora: Callable[[int], None] = seed_before_lora
+    # How the chunks are drawn: "epoch" (mlx-lm), "reshuffle" or "replacement".
+    order: str = "epoch"
+    # A validation pass that shuffles with the training batches' generator first.
+    validation_draw: bool = False
+    # Whether grad_accum is honoured at all.
+    accumulate: bool = True
 
 
 MLX_LM = Pieces()
@@ -172,15 +237,33 @@ def tokenize(tokenizer, texts: list[str]) -> list[list[int]]:
     return rows
 
 
+def draw_chunks(rng: np.random.RandomState, count: int, order: str) -> list[int]:
+    """One epoch of chunk indices."""
+    if order == "reshuffle":
+        return [rng.permutation(count)[0] for _ in range(count)]
+    if order == "replacement":
+        return list(rng.randint(count, size=count))
+    return list(rng.permutation(count))
+
+
 def iterate_batches(
-    rows: list[list[int]], batch_size: int, max_seq_length: int, seed: int, width_of
+    rows: list[list[int]],
+    batch_size: int,
+    max_seq_length: int,
+    seed: int,
+    width_of,
+    order: str = "epoch",
+    validation_draw: bool = False,
 ) -> Iterator[tuple[mx.array, mx.array]]:
     """mlx-lm's order: sort by length, chunk, a seeded permutation of the chunks per epoch."""
-    order = sorted(range(len(rows)), key=lambda i: len(rows[i]))
-    chunks = [order[i : i + batch_size] for i in range(0, len(order) - batch_size + 1, batch_size)]
+    by_length = sorted(range(len(rows)), key=lambda i: len(rows[i]))
+    starts = range(0, len(by_length) - batch_size + 1, batch_size)
+    chunks = [by_length[i : i + batch_size] for i in starts]
     rng = np.random.RandomState(seed)
+    if validation_draw:
+        rng.permutation(len(chunks))
     while True:
-        for c in rng.permutation(len(chunks)):
+        for c in draw_chunks(rng, len(chunks), order):
             members = [rows[j] for j in chunks[c]]
             width = width_of(max(len(r) for r in members), max_seq_length)
             batch = np.zeros((len(members), width), np.int32)
@@ -209,14 +292,17 @@ def run(request: TrainRequest, pieces: Pieces = MLX_LM) -> None:
     keys = list(settings.lora_keys) if settings.lora_keys is not None else None
     lora = {
         "rank": settings.lora_rank,
-        "scale": settings.lora_scale,
+        "scale": pieces.lora_scale(settings),
         "dropout": settings.lora_dropout,
         "keys": keys,
     }
     linear_to_lora_layers(model, pieces.lora_layers(settings), lora)
+    if pieces.seed_lora is seed_after_lora:
+        mx.random.seed(seed)
 
     optimizer = pieces.optimizer(settings, pieces.learning_rate(settings))
-    accumulation = pieces.accumulation(settings.grad_accum)
+    every = settings.grad_accum if pieces.accumulate else 1
+    accumulation = pieces.accumulation(every)
     loss_and_grad = nn.value_and_grad(model, pieces.loss)
     state = [model.state, optimizer.state, mx.random.state]
 
@@ -234,12 +320,18 @@ def run(request: TrainRequest, pieces: Pieces = MLX_LM) -> None:
 
     rows = tokenize(request.tokenizer, request.texts)
     batches = iterate_batches(
-        rows, settings.batch_size, settings.max_seq_length, seed, pieces.pad_width
+        rows,
+        settings.batch_size,
+        settings.max_seq_length,
+        seed,
+        pieces.pad_width,
+        pieces.order,
+        pieces.validation_draw,
     )
     model.train()
     running = None
     for it, (batch, lengths) in zip(range(1, settings.steps + 1), batches, strict=False):
-        do_update = it % settings.grad_accum == 0
+        do_update = it % every == 0
         lvalue, toks, running, norm = step(batch, lengths, running, do_update)
         mx.eval(state, lvalue, toks, running, norm)
         request.report_step(
@@ -249,6 +341,8 @@ def run(request: TrainRequest, pieces: Pieces = MLX_LM) -> None:
             input_shape=batch.shape,
             grad_norm=None if norm is None else norm.item(),
             lr=optimizer.learning_rate.item(),
+            batch=(batch, lengths),
+            updates=optimizer.step.item(),
         )
 
 
@@ -308,3 +402,58 @@ def train_all_layers(request: TrainRequest) -> None:
 def train_cosine_schedule(request: TrainRequest) -> None:
     """Cosine-decayed learning rate: a defect no knob describes."""
     run(request, swap(learning_rate=cosine_lr))
+
+
+def train_reordered_loss(request: TrainRequest) -> None:
+    """Correct, but sums the loss row by row: equivalent within float noise, not identical."""
+    run(request, swap(loss=row_by_row_loss))
+
+
+def train_summed_accumulation(request: TrainRequest) -> None:
+    """Accumulated gradients summed, not averaged (core: grad_scale = grad_accum)."""
+    run(request, swap(accumulation=SummedAccumulation))
+
+
+def train_halved_gradients(request: TrainRequest) -> None:
+    """Accumulated gradients divided twice over (core: grad_scale = 0.5)."""
+    run(request, swap(accumulation=HalvedAccumulation))
+
+
+def train_reshuffled(request: TrainRequest) -> None:
+    """A fresh permutation drawn for every batch (core: batch_order = "reshuffle")."""
+    run(request, swap(order="reshuffle"))
+
+
+def train_with_replacement(request: TrainRequest) -> None:
+    """Batches drawn with replacement (core: batch_order = "replacement")."""
+    run(request, swap(order="replacement"))
+
+
+def train_validation_first(request: TrainRequest) -> None:
+    """A validation pass shuffles with the batch generator first (core: val_draws_rng)."""
+    run(request, swap(validation_draw=True))
+
+
+def train_ignores_accumulation(request: TrainRequest) -> None:
+    """An update after every micro-step whatever grad_accum says (core: accumulate = false)."""
+    run(request, swap(accumulate=False))
+
+
+def train_leaf_norm_clip(request: TrainRequest) -> None:
+    """Each gradient tensor capped at L2 norm 1.0 (core: clip = "leaf_norm:1")."""
+    run(request, swap(grad_transform=clip_each_tensor))
+
+
+def train_mlx_adamw_defaults(request: TrainRequest) -> None:
+    """AdamW built with MLX's defaults (core: optimizer_defaults = "mlx")."""
+    run(request, swap(optimizer=adamw_mlx_defaults))
+
+
+def train_alpha_over_rank(request: TrainRequest) -> None:
+    """LoRA scale read as alpha and divided by the rank (core: lora_scale_rule)."""
+    run(request, swap(lora_scale=alpha_over_rank))
+
+
+def train_seeded_after_lora(request: TrainRequest) -> None:
+    """MLX's RNG seeded after LoRA init, not before (core: seed_after_load = false)."""
+    run(request, swap(seed_lora=seed_after_lora))

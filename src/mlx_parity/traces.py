@@ -57,7 +57,9 @@ class Allowance:
             return value
         if not value:
             return cls()
-        return cls((float(value),), kind="tolerance")
+        # A tolerance wide enough for losses from another platform is as wide for norms.
+        grad_norm = max(float(value), DEFAULT_GRAD_NORM_ALLOWANCE)
+        return cls((float(value),), grad_norm, "tolerance")
 
     @classmethod
     def from_floor(cls, loss: Sequence[float], grad_norm: float) -> Allowance:
@@ -260,6 +262,16 @@ def first_norm_departure(
         if abs(a / b - 1) > allowance:
             return mine["step"], a / b
     return None
+
+
+def step_agrees(mine: Row, theirs: Row, allowance: Allowance) -> bool:
+    """One step, every signal: the same batch and updates, the gradient norm and the loss
+    within ``allowance``."""
+    if first_structural_difference([mine], [theirs]) is not None:
+        return False
+    if first_norm_departure([mine], [theirs], allowance.grad_norm) is not None:
+        return False
+    return allowance.within(mine["step"], mine["loss"], theirs["loss"])
 
 
 def compare_steps(

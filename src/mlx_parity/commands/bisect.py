@@ -116,7 +116,7 @@ def write_confirming_round(round_id: str, resolved: ResolvedRound, result) -> Pa
         *(f"{k} = {_toml(v)}" for k, v in rnd.settings.items()),
         "",
         "[gates]",
-        *(f"{k} = {_toml(v)}" for k, v in rnd.gates.model_dump().items()),
+        *(f"{k} = {_toml(v)}" for k, v in rnd.gates.model_dump().items() if v is not None),
         "",
     ]
     catalog_file = matrix / "probes.toml"

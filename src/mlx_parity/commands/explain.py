@@ -12,6 +12,8 @@ from .. import artifact
 from ..errors import ExitCode, UsageError
 from ..github.runs import fetch_run_artifacts, parse_run_source
 from ..names import SEED_ARTIFACT_PATTERN
+from ..noise import noise_floor
+from ..traces import Allowance
 from . import parse_seed_list
 
 # Across platforms (another BLAS, Metal vs CPU) the last bits differ; this is the default
@@ -34,8 +36,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--tolerance",
         type=float,
-        help="per-step |Δloss| allowed (default: 0 on this platform, "
-        f"{CROSS_PLATFORM_TOLERANCE:g} for results from another platform)",
+        help="per-step |Δloss| allowed, overriding the default: the noise floor measured here "
+        "for results from this platform and device, "
+        f"{CROSS_PLATFORM_TOLERANCE:g} for results from another (0: bit for bit)",
     )
     parser.add_argument("--quiet", action="store_true", help="no progress lines")
     parser.set_defaults(handler=_run)
@@ -62,16 +65,37 @@ def load_candidate(directory: Path, probe: str | None) -> list[artifact.SeedResu
     return selected
 
 
-def default_tolerance(results: list[artifact.SeedResult]) -> float:
+def recorded_here(results: list[artifact.SeedResult]) -> bool:
+    """Whether every result was recorded on this platform, device and MLX version."""
     from ..environment import capture
 
     here = capture()
-    same = all(
-        (r.environment.platform, r.environment.device, r.environment.mlx)
-        == (here.platform, here.device, here.mlx)
+    mine = (here.platform, here.mlx, device_kind(here))
+    return all(
+        (r.environment.platform, r.environment.mlx, device_kind(r.environment)) == mine
         for r in results
     )
-    return 0.0 if same else CROSS_PLATFORM_TOLERANCE
+
+
+def device_kind(environment: artifact.Environment) -> str:
+    """gpu or cpu: what a seed trained on (its self-check), or what MLX's default device was."""
+    if environment.device_check is not None:
+        return environment.device_check.trained_on
+    return "gpu" if "gpu" in environment.device.lower() else "cpu"
+
+
+def measured_allowance(source, fixture, base, seed: int) -> Allowance:
+    """The noise floor of ``base`` on ``seed``, measured here (mlx_parity/noise.py)."""
+    from ..cell import measure_noise, prepare_model
+    from ..core.trainer import train_core
+
+    eager = base.model_copy(update={"compile": False})
+    model = prepare_model(source, eager.dtype)
+    trace = train_core(model, source.tokenizer(), fixture.texts(), eager, seed)
+    sample = measure_noise(source, fixture, eager, seed, trace)
+    floor = noise_floor({seed: sample}, {seed: [r.loss for r in trace]})
+    assert floor is not None  # one sample with steps always makes a floor
+    return Allowance.from_floor(floor.loss, floor.grad_norm)
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -110,14 +134,18 @@ def explain_results(
     targets = targets_from(results, len(seeds) if seeds else DEFAULT_SEEDS)
     if not targets:
         raise UsageError("no usable seed results (every one errored or has no steps)")
-    if tolerance is None:
-        tolerance = default_tolerance(results)
     source = ModelSource(fixture.model_path())
     source.tokenizer()
+    if tolerance is not None:
+        allowance = Allowance.of(tolerance)
+    elif recorded_here(results):
+        allowance = measured_allowance(source, fixture, base, next(iter(targets)))
+    else:
+        allowance = Allowance.of(CROSS_PLATFORM_TOLERANCE)
     probe = results[0].probe_id
     print(
         f"explaining {probe} ({results[0].trainer}) on fixture {fixture.name!r}, seeds "
-        f"{', '.join(map(str, targets))}, tolerance {tolerance:g} "
+        f"{', '.join(map(str, targets))}, compared {allowance.describe()} "
         f"(recorded on {results[0].environment.platform}, "
         f"here {sys.platform}-{platform.machine()})",
         file=sys.stderr,
@@ -127,6 +155,6 @@ def explain_results(
         if not quiet:
             print(f"  … {text}", file=sys.stderr)
 
-    explanation = explain(TraceRunner(fixture, source), base, targets, tolerance, progress)
+    explanation = explain(TraceRunner(fixture, source), base, targets, allowance, progress)
     print(f"{probe}: {explanation.report()}")
     return ExitCode.OK if explanation.matched is not None else ExitCode.DIFFERENCE

@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass
 
 from ..knobs import Knobs
-from ..traces import TraceComparison, first_divergence
+from ..traces import Allowance, TraceComparison, compare_steps
 from .space import Change, applied, describe
 from .traces import TraceRunner
 
@@ -93,6 +93,11 @@ def _first(by_seed: dict[int, TraceComparison | None]) -> str:
     return f"{divergence.where} (seed {seed}; {len(hits)}/{len(by_seed)} seeds diverge)"
 
 
+def _departure(rows, target, tolerance: float) -> TraceComparison | None:
+    comparison = compare_steps(rows, target, Allowance.of(tolerance))
+    return comparison if comparison.diverges else None
+
+
 def differing_changes(a: Knobs, b: Knobs) -> tuple[Change, ...]:
     return tuple(sorted(Change(k, v) for k, v in b.differing_from(a).items()))
 
@@ -122,11 +127,11 @@ def bisect(
         traces = {s: runner.trace(knobs, s) for s in seeds}
         return SubsetResult(
             changes,
-            {s: first_divergence(traces[s], traces_a[s], tolerance) for s in seeds},
-            all(first_divergence(traces[s], traces_b[s], tolerance) is None for s in seeds),
+            {s: _departure(traces[s], traces_a[s], tolerance) for s in seeds},
+            all(_departure(traces[s], traces_b[s], tolerance) is None for s in seeds),
         )
 
-    b_from_a = {s: first_divergence(traces_b[s], traces_a[s], tolerance) for s in seeds}
+    b_from_a = {s: _departure(traces_b[s], traces_a[s], tolerance) for s in seeds}
     if len(differing) == 1:
         # A with B's only difference is B itself: nothing more to run.
         singles = [SubsetResult(differing, b_from_a, True)]

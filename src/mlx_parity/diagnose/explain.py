@@ -1,31 +1,46 @@
-"""Explain a candidate trainer's traces as a configuration of the core.
+"""Explain a candidate trainer's seed results as a configuration of the core.
 
-Starting from the configuration the candidate was asked to run (its artifacts' ``config``),
-search the core's knob space for the configuration whose per-step losses match the
-candidate's, seed by seed:
+Starting from the configuration the candidate was asked to run (its artifacts' ``config``) with
+every behaviour knob at mlx-lm's value, search the core's knob space for the configuration
+whose every recorded signal — batch structure, gradient norm, loss — matches the candidate's,
+step by step, within an allowance (the noise floor measured here, by default):
 
 1. the base itself (the candidate behaves like mlx-lm);
 2. every single-knob change, run in full on the first seed — this also measures which defect
-   classes this fixture can see at all (a change that leaves the base trace unmoved is
-   invisible here, and the report says so);
-3. a beam of combinations grown from the changes that push the first divergence furthest.
+   classes this fixture can see at all (a change that leaves every signal of the base's trace
+   unmoved is invisible here, and the report says so). The candidate's own signals add
+   changes: a constant gradient-norm ratio is tried as that gradient scale;
+3. a beam of combinations grown from the closest changes. The signals prune it: when the
+   candidate's batches are mlx-lm's, no change that alters batches can be part of the answer.
 
-A configuration that matches on the first seed is confirmed on the others. When nothing
-matches, the answer is "unexplained", with the configuration that came closest and where it
-departs — never a forced guess.
+"Closest" is ranked by evidence: a configuration whose batches agree beats one whose do not,
+then one whose gradient norms agree, then the smaller loss difference measured in noise floors
+where the two first part. A configuration that matches on the first seed is confirmed on the
+others. When nothing matches, the answer is "unexplained", with what the candidate's signals
+show and the configuration that came closest — never a forced guess.
 """
 
 from __future__ import annotations
 
 import itertools
+import math
 import time
 from dataclasses import dataclass, field
 
-from ..artifact import SeedResult
+from ..artifact import Row, SeedResult
 from ..fixture import Fixture
 from ..knobs import Knobs
-from ..traces import TraceComparison, first_divergence
-from .space import Change, applied, baseline_of, describe, meaning, search_space
+from ..traces import (
+    Allowance,
+    TraceComparison,
+    TraceVerdict,
+    compare_steps,
+    compare_traces,
+    describe_norm_ratio,
+    first_structural_difference,
+    first_update_norm_ratio,
+)
+from .space import GRAD_SCALES, Change, applied, baseline_of, describe, meaning, search_space
 from .traces import TraceRunner
 
 BEAM_WIDTH = 3
@@ -34,38 +49,57 @@ MAX_CHANGES = 3
 
 @dataclass(frozen=True)
 class Candidate:
-    """A configuration tried, and how far it agreed with the target on the first seed."""
+    """A configuration tried, and how it compared with the target on the first seed."""
 
     changes: tuple[Change, ...]
-    divergence: TraceComparison | None  # None: matched every step
+    comparison: TraceComparison
 
-    def closeness(self) -> tuple[float, float]:
-        # Later first divergence is closer; at the same step, a smaller jump is closer.
-        if self.divergence is None:
-            return (float("inf"), 0.0)
-        size = self.divergence.size
-        return (self.divergence.step or 0, -(float("inf") if size is None else size))
+    @property
+    def divergence(self) -> TraceComparison | None:
+        return self.comparison if self.comparison.diverges else None
+
+    def evidence(self) -> tuple[int, float, int]:
+        """Smaller is closer: which signal parted (none < loss < gradient norm < structure),
+        how far outside the allowance the loss was where they parted (in allowances), and how
+        early (a later parting is closer only between otherwise equal candidates)."""
+        c = self.comparison
+        if not c.diverges:
+            return (0, 0.0, 0)
+        rank = {"loss": 1, "length": 1, "grad_norm": 2, "structure": 3}[c.signal or "loss"]
+        excess = math.inf
+        if c.signal == "loss" and c.size is not None and c.step is not None:
+            excess = c.size / max(c.allowance.at(c.step), 1e-30)
+        return (rank, excess, -(c.step or 0))
 
 
 @dataclass
 class Explanation:
     seeds: list[int]
-    tolerance: float
+    allowance: Allowance
     base: Knobs
     matched: tuple[Change, ...] | None
+    # How the match agreed on the first seed: identical, equivalent or close.
+    matched_verdict: TraceVerdict | None
     closest: Candidate
+    # What the candidate's own signals show against the base configuration.
+    signals: list[str]
     visible: list[str]
     invisible: list[str]
     tried: int
+    pruned: int
     steps_trained: int
     seconds: float
     confirmations: dict[int, TraceComparison | None] = field(default_factory=dict)
 
     def headline(self) -> str:
-        how = "bit for bit" if self.tolerance == 0 else f"within {self.tolerance:g} per step"
+        how = {
+            "identical": "bit for bit",
+            "equivalent": "within the noise floor",
+        }.get(self.matched_verdict or "", self.allowance.describe())
         evidence = f"({how}, seeds {_seeds(self.seeds)})"
         if self.matched == ():
-            return f"identical to the core at mlx-lm's values {evidence}"
+            word = "identical" if self.matched_verdict == "identical" else "equivalent"
+            return f"{word} to the core at mlx-lm's values {evidence}"
         if self.matched:
             return f"behaves like core with {describe(self.matched)} {evidence}"
         divergence = self.closest.divergence
@@ -77,10 +111,14 @@ class Explanation:
 
     def report(self) -> str:
         lines = [self.headline(), ""]
+        if self.signals:
+            lines.append("what its seed results show against mlx-lm's configuration:")
+            lines += [f"  - {signal}" for signal in self.signals]
         lines.append(
             f"searched {self.tried} configurations ({self.steps_trained} training steps) "
-            f"in {self.seconds:.1f}s"
+            f"in {self.seconds:.1f}s; {self.pruned} combinations pruned by the signals"
         )
+        lines.append(f"compared {self.allowance.describe()}")
         lines.append("this fixture can see:   " + (", ".join(self.visible) or "nothing"))
         lines.append("this fixture cannot see: " + (", ".join(self.invisible) or "nothing"))
         for knob in self.invisible:
@@ -92,20 +130,34 @@ def _seeds(seeds: list[int]) -> str:
     return ", ".join(str(s) for s in seeds)
 
 
-def targets_from(results: list[SeedResult], max_seeds: int) -> dict[int, list[float]]:
-    """The loss traces to explain, one per seed, from usable artifacts."""
+def targets_from(results: list[SeedResult], max_seeds: int) -> dict[int, list[Row]]:
+    """The traces to explain, one per seed, from usable artifacts."""
     usable = [r for r in sorted(results, key=lambda r: r.seed) if r.rows and r.status != "error"]
-    return {r.seed: [row["loss"] for row in r.rows] for r in usable[:max_seeds]}
+    return {r.seed: list(r.rows) for r in usable[:max_seeds]}
+
+
+def suggested_scale(ratio: float | None, allowance: Allowance) -> float | None:
+    """The gradient scale a constant norm ratio suggests, as the simple number a trainer would
+    have written (1/2, 2, 0.125); None when the ratio is 1 within the allowance."""
+    if ratio is None or not math.isfinite(ratio) or ratio <= 0:
+        return None
+    if abs(ratio - 1) <= allowance.grad_norm:
+        return None
+    for simple in (round(ratio), 1 / max(round(1 / ratio), 1)):
+        if simple and abs(ratio / simple - 1) < 1e-4:
+            return float(simple)
+    return float(f"{ratio:.4g}")
 
 
 def explain(
     runner: TraceRunner,
     base: Knobs,
-    targets: dict[int, list[float]],
-    tolerance: float = 0.0,
+    targets: dict[int, list[Row]],
+    allowance: Allowance | float = 0.0,
     progress=None,
 ) -> Explanation:
     tic = time.perf_counter()
+    allowance = Allowance.of(allowance)
     seeds = list(targets)
     first = seeds[0]
     steps = len(targets[first])
@@ -116,83 +168,137 @@ def explain(
             progress(text)
 
     def try_config(changes: tuple[Change, ...]) -> Candidate:
-        losses = runner.trace(applied(base, changes), first, targets[first], tolerance)
-        return Candidate(changes, first_divergence(losses, targets[first], tolerance))
+        rows = runner.trace(applied(base, changes), first, targets[first], allowance)
+        return Candidate(changes, compare_steps(rows, targets[first], allowance))
 
     def confirm(changes: tuple[Change, ...]) -> dict[int, TraceComparison | None]:
         knobs = applied(base, changes)
-        return {
-            s: first_divergence(
-                runner.trace(knobs, s, targets[s], tolerance), targets[s], tolerance
+        found = {}
+        for s in seeds[1:]:
+            comparison = compare_steps(
+                runner.trace(knobs, s, targets[s], allowance), targets[s], allowance
             )
-            for s in seeds[1:]
-        }
+            found[s] = comparison if comparison.diverges else None
+        return found
 
-    # Full traces of the base and of every single change on the first seed: they answer both
-    # "which change matches" and "which changes does this fixture make visible at all".
+    # What the candidate's signals say against the base, before any search.
     tell("base configuration")
-    base_trace = runner.trace(base, first)
-    base_candidate = Candidate((), first_divergence(base_trace, targets[first], tolerance))
+    base_rows = runner.trace(base, first)
+    base_candidate = Candidate((), compare_steps(base_rows, targets[first], allowance))
+    signals = observed_signals(base_candidate.comparison, base_rows, targets[first], allowance)
+    structure_agrees = first_structural_difference(base_rows, targets[first]) is None
+    scale = suggested_scale(gradient_ratio(targets[first], base_rows), allowance)
+    space = search_space(base, (scale,) if scale is not None else GRAD_SCALES)
+
     singles: list[Candidate] = []
-    visible, invisible = [], []
-    for change in search_space(base):
+    visible: list[str] = []
+    restructuring: set[Change] = set()
+    for change in space:
         tell(f"single change {change.describe()}")
-        trace = runner.trace(applied(base, (change,)), first)
-        moved = first_divergence(trace, base_trace, 0.0) is not None
-        if change.knob not in visible and moved:
+        rows = runner.trace(applied(base, (change,)), first)
+        if compare_steps(rows, base_rows).diverges and change.knob not in visible:
             visible.append(change.knob)
-        singles.append(Candidate((change,), first_divergence(trace, targets[first], tolerance)))
-    invisible = [k for k in dict.fromkeys(c.knob for c in search_space(base)) if k not in visible]
+        if first_structural_difference(rows, base_rows) is not None:
+            restructuring.add(change)
+        singles.append(Candidate((change,), compare_steps(rows, targets[first], allowance)))
+    invisible = [k for k in dict.fromkeys(c.knob for c in space) if k not in visible]
 
     tried = [base_candidate, *singles]
     matched, confirmations = None, {}
-    for candidate in [base_candidate, *singles]:
+    for candidate in sorted(tried, key=Candidate.evidence):
         if candidate.divergence is None:
             confirmations = confirm(candidate.changes)
             if all(d is None for d in confirmations.values()):
                 matched = candidate.changes
                 break
 
-    beam = sorted(singles, key=Candidate.closeness, reverse=True)[:BEAM_WIDTH]
+    # Batches that already agree with mlx-lm's rule out every change that alters them.
+    growable = [c for c in space if not (structure_agrees and c in restructuring)]
+    pruned = 0
+    beam = sorted(singles, key=Candidate.evidence)[:BEAM_WIDTH]
     size = 1
     while matched is None and size < MAX_CHANGES:
         size += 1
         grown: dict[tuple[Change, ...], Candidate] = {}
-        for parent, change in itertools.product(beam, search_space(base)):
+        for parent, change in itertools.product(beam, space):
             if change.knob in {c.knob for c in parent.changes}:
                 continue
             changes = tuple(sorted((*parent.changes, change)))
             if changes in grown:
                 continue
+            if change not in growable or any(c not in growable for c in parent.changes):
+                pruned += 1
+                continue
             tell(f"combination {describe(changes)}")
             grown[changes] = try_config(changes)
         tried += grown.values()
-        for candidate in sorted(grown.values(), key=Candidate.closeness, reverse=True):
+        for candidate in sorted(grown.values(), key=Candidate.evidence):
             if candidate.divergence is None:
                 confirmations = confirm(candidate.changes)
                 if all(d is None for d in confirmations.values()):
                     matched = candidate.changes
                     break
-        beam = sorted(grown.values(), key=Candidate.closeness, reverse=True)[:BEAM_WIDTH]
+        beam = sorted(grown.values(), key=Candidate.evidence)[:BEAM_WIDTH]
+        if not beam:
+            break
 
-    closest = max(tried, key=Candidate.closeness)
-    if matched is None and closest.divergence is None:
+    closest = min(tried, key=Candidate.evidence)
+    verdict = None
+    if matched is not None:
+        verdict = next(c.comparison.verdict for c in tried if c.changes == matched)
+    elif closest.divergence is None:
         # Matched the first seed but not the others: say where the confirmation failed.
         failing = next((d for d in confirmations.values() if d is not None), None)
-        closest = Candidate(closest.changes, failing)
+        if failing is not None:
+            closest = Candidate(closest.changes, failing)
     return Explanation(
         seeds=seeds,
-        tolerance=tolerance,
+        allowance=allowance,
         base=base,
         matched=matched,
+        matched_verdict=verdict,
         closest=closest,
+        signals=signals,
         visible=visible,
         invisible=invisible,
         tried=len(tried),
+        pruned=pruned,
         steps_trained=runner.steps_trained,
         seconds=time.perf_counter() - tic,
         confirmations=confirmations,
     )
+
+
+def observed_signals(
+    comparison: TraceComparison, base_rows: list[Row], target: list[Row], allowance: Allowance
+) -> list[str]:
+    """What the candidate's steps show against the base configuration's, earliest signal
+    first: its batches, its gradient norms, its losses."""
+    found = []
+    structural = first_structural_difference(target, base_rows)
+    if structural is not None:
+        step, what = structural
+        found.append(f"from step {step}: {what}")
+    ratio = gradient_ratio(target, base_rows)
+    if ratio is not None and abs(ratio - 1) > allowance.grad_norm:
+        found.append(
+            f"gradient norm {ratio:.3g}× mlx-lm's at the first update "
+            f"({describe_norm_ratio(ratio)})"
+        )
+    losses = compare_traces([r["loss"] for r in target], [r["loss"] for r in base_rows], allowance)
+    if losses.diverges:
+        found.append(f"losses depart at {losses.where}")
+    return found
+
+
+def gradient_ratio(target: list[Row], base_rows: list[Row]) -> float | None:
+    """The target's gradient norm over the base's at the first update — when both updates
+    trained on the same batches; after other batches the norms differ for that reason alone."""
+    update = next((r["step"] for r in base_rows if r["grad_norm"] is not None), None)
+    structural = first_structural_difference(target, base_rows)
+    if update is None or (structural is not None and structural[0] <= update):
+        return None
+    return first_update_norm_ratio(target, base_rows)
 
 
 def context_from(results: list[SeedResult]) -> tuple[Knobs, Fixture]:
