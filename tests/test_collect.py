@@ -555,7 +555,7 @@ def test_html_is_well_formed_with_a_plot_per_probe_and_escaped_text(tmp_path):
     assert "&lt;script&gt;alert(&#x27;x&#x27;)&lt;/script&gt; &amp; Unsloth" in page
     assert set(checker.svg_per_section) == {f"probe-{p}" for p in round_.probes}
     assert all(count >= 1 for count in checker.svg_per_section.values())
-    assert checker.svg_per_section["probe-core"] == 2  # one per seed with data
+    assert checker.svg_per_section["probe-core"] == 2 + 1  # one per seed with data, one Δ plot
     assert 'class="diverge"' in page and 'class="structural"' in page
     assert "http" not in page.replace("http://www.w3.org/2000/svg", "")  # no external assets
 
@@ -567,7 +567,7 @@ def test_html_caps_plots_on_large_rounds(tmp_path):
     full_round(tmp_path, round_, {("clip", 39): make_result("clip", 39, losses=losses)})
     page = render_html(collect(tmp_path, round_))
     section = page[page.index('id="probe-clip"') :]
-    assert section.count("<svg") == 30
+    assert section.count("<svg") == 30 + 1  # and the probe's difference plot
     assert "Showing 30 of 40 seeds" in section
     # The diverging seed is plotted even though it is last in round order.
     assert "seed 39: diverges at step 4" in section

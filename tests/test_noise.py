@@ -125,3 +125,36 @@ def test_a_plugin_probe_is_held_to_parity_by_default(tmp_path) -> None:
     gate = next(g for g in report.failed_gates() if g.name == "parity")
     assert gate.probe == "candidate" and gate.detail == "expects equivalent: diverges 2/2"
     assert not report.passed
+
+
+# --- in the HTML report ----------------------------------------------------------------------
+
+
+def test_symlog_is_linear_near_zero_and_logarithmic_beyond() -> None:
+    from mlx_parity.collect.html import symlog
+
+    assert symlog(0.0, 1e-7) == 0.0
+    assert symlog(1e-7, 1e-7) == pytest.approx(math.log10(2))
+    assert symlog(-9e-7, 1e-7) == pytest.approx(-1.0)
+    assert symlog(0.1, 1e-7) == pytest.approx(-symlog(-0.1, 1e-7))
+
+
+def test_the_html_report_shows_the_floor_band_and_the_pass_rate_intervals(tmp_path) -> None:
+    from mlx_parity.collect.html import render_html
+
+    round_ = make_round(probes=("reference", "reordered", "core"), seeds=(1, 7))
+    overrides = {("reference", s): calibrated(s) for s in (1, 7)}
+    overrides |= {("reordered", s): nudged("reordered", s, 2e-6) for s in (1, 7)}
+    overrides |= {("core", s): nudged("core", s, 1e-4) for s in (1, 7)}
+    full_round(tmp_path, round_, overrides)
+    page = render_html(collect(tmp_path, round_))
+    # One difference plot per compared probe, each with the band and one line per seed.
+    assert page.count('<polygon class="floor"') == 2
+    core = page[page.index('id="probe-core"') :]
+    plot = core[: core.index("</svg>")]
+    assert plot.count('class="delta diverges"') == 2
+    band = plot[plot.index('class="floor" points="') :].split('"')[3].split()
+    assert len(band) == 2 * 30  # upper edge forward, lower edge back
+    # Pass rates: a bar and a Wilson whisker per probe.
+    assert page.count('class="ci"') == 3 and page.count('class="bar"') == 3
+    assert "Traces compared within the noise floor" in page

@@ -1,10 +1,12 @@
 """The round report as one self-contained HTML page: inline CSS, inline SVG, no script.
 
-Each probe gets loss-curve plots, baseline against probe, one small plot per seed with the
-first loss divergence (and the first structural difference) marked. A round of hundreds of
-seeds shows the seeds that diverge first and says how many were left out; the per-seed
-table below each probe always lists every seed. Every text taken from the report (probe IDs,
-generations, errors, hypothesis) goes through :func:`html.escape`.
+What a verdict rests on comes first: pass rates with their Wilson intervals, and per probe the
+step-by-step loss difference to the baseline on a symmetric log scale with the round's noise
+floor shaded (inside the band is "equivalent"). Then loss-curve plots, baseline against probe,
+one small plot per seed with the first divergence (and the first structural difference)
+marked. A round of hundreds of seeds shows the seeds that diverge first and says how many
+were left out; the per-seed table below each probe always lists every seed. Every text taken
+from the report (probe IDs, generations, errors, hypothesis) goes through :func:`html.escape`.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import html
 import math
 from collections.abc import Callable, Sequence
 
+from ..noise import NoiseFloor
 from .compare import ProbeReport, RoundReport, SeedComparison, format_size
 from .markdown import (
     DASH,
@@ -42,7 +45,7 @@ th{background:#f6f8fa}
 blockquote{color:#57606a;border-left:4px solid #d0d7de;margin:0;padding:0 1em}
 .pass{color:#1a7f37}.fail{color:#cf222e}.warn{color:#9a6700}
 .plots{display:flex;flex-wrap:wrap;gap:8px}
-figure{margin:0;border:1px solid #d0d7de;padding:4px}
+figure{margin:0 0 8px;border:1px solid #d0d7de;padding:4px;width:fit-content}
 figcaption{font-size:11px;max-width:240px;color:#57606a}
 svg text{font-size:9px;fill:#57606a}
 .axis{stroke:#8c959f;stroke-width:1}
@@ -51,6 +54,12 @@ svg text{font-size:9px;fill:#57606a}
 .diverge{stroke:#cf222e;stroke-width:1;stroke-dasharray:4 2}
 .structural{stroke:#8250df;stroke-width:1;stroke-dasharray:1 2}
 .nonfinite{fill:#cf222e}
+.floor{fill:#2da44e;fill-opacity:.15;stroke:none}
+.zero{stroke:#8c959f;stroke-width:.8}
+.delta{fill:none;stroke:#fb8500;stroke-width:1;stroke-opacity:.8}
+.delta.diverges{stroke:#cf222e}
+.bar{fill:#0969da;fill-opacity:.75}
+.ci{stroke:#1b1f24;stroke-width:1.2}
 .legend span{margin-right:1.5em}
 """
 
@@ -174,6 +183,112 @@ def loss_plot(
     return "".join(parts)
 
 
+# The difference plot and the pass-rate chart are wider than the per-seed plots.
+WIDE, TALL = 520, 200
+# Room left of the difference plot for signed tick labels.
+AXIS_W = 58
+
+
+def _svg_open(width: int, height: int, title: str) -> str:
+    return (
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+        f'viewBox="0 0 {width} {height}" role="img"><title>{esc(title)}</title>'
+    )
+
+
+def symlog(value: float, linear_below: float) -> float:
+    """Symmetric log: linear within ±``linear_below``, logarithmic beyond, sign kept — so a
+    1e-7 rounding difference and a 0.5 jump both show."""
+    return math.copysign(math.log10(1 + abs(value) / linear_below), value)
+
+
+def difference_plot(
+    probe: ProbeReport, baseline: ProbeReport, floor: NoiseFloor | None, tolerance: float | None
+) -> str:
+    """Per step, probe loss − baseline loss for every seed (symmetric log scale), with the band
+    a verdict allows shaded: the noise floor, or an explicit tolerance."""
+    baseline_losses = {s.seed: s.losses for s in baseline.seeds}
+    series = []
+    for s in _plot_order([s for s in probe.seeds if s.present])[:MAX_PLOTS_PER_PROBE]:
+        reference = baseline_losses.get(s.seed) or []
+        deltas = [a - b for a, b in zip(s.losses, reference, strict=False)]
+        series.append((s, deltas))
+    steps = max((len(d) for _, d in series), default=0)
+    title = f"{probe.id} − {baseline.id}: loss difference per step"
+    if steps == 0:
+        return _svg_open(WIDE, TALL, title) + "<text x='20' y='40'>no data</text></svg>"
+    band = list(floor.loss) if floor is not None else [tolerance or 0.0]
+    band = [band[min(i, len(band) - 1)] for i in range(steps)]
+    finite = [abs(d) for _, deltas in series for d in deltas if math.isfinite(d) and d]
+    linear_below = min([b for b in band if b > 0] + finite + [1e-7])
+    top = max([symlog(v, linear_below) for v in finite + band] + [1.0])
+    plot_w, plot_h = WIDE - AXIS_W - RIGHT, TALL - TOP - BOTTOM
+
+    def x(step: float) -> float:
+        return AXIS_W + plot_w * ((step - 1) / max(steps - 1, 1))
+
+    def y(value: float) -> float:
+        return TOP + plot_h * (0.5 - symlog(value, linear_below) / (2 * top))
+
+    upper = " ".join(f"{x(k + 1):.1f},{y(b):.1f}" for k, b in enumerate(band))
+    lower = " ".join(f"{x(k + 1):.1f},{y(-b):.1f}" for k, b in reversed(list(enumerate(band))))
+    largest = 10**top * linear_below - linear_below  # the value at the top edge
+    parts = [
+        _svg_open(WIDE, TALL, title),
+        f'<polygon class="floor" points="{upper} {lower}"/>',
+        f'<line class="zero" x1="{AXIS_W}" x2="{WIDE - RIGHT}" y1="{y(0):.1f}" y2="{y(0):.1f}"/>',
+        f'<line class="axis" x1="{AXIS_W}" x2="{AXIS_W}" y1="{TOP}" y2="{TALL - BOTTOM}"/>',
+        f'<text x="{AXIS_W - 3}" y="{TOP + 4}" text-anchor="end">+{largest:.2g}</text>',
+        f'<text x="{AXIS_W - 3}" y="{y(0) + 3:.1f}" text-anchor="end">0</text>',
+        f'<text x="{AXIS_W - 3}" y="{TALL - BOTTOM}" text-anchor="end">−{largest:.2g}</text>',
+        f'<text x="{AXIS_W}" y="{TALL - 8}">1</text>',
+        f'<text x="{WIDE - RIGHT}" y="{TALL - 8}" text-anchor="end">{steps}</text>',
+        f'<text x="{AXIS_W + plot_w / 2}" y="{TALL - 8}" text-anchor="middle">'
+        "step (Δloss, symmetric log scale)</text>",
+    ]
+    for s, deltas in series:
+        css = "delta diverges" if s.trace == "diverges" else "delta"
+        parts += _polylines(deltas, x, lambda v: y(v), css)
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def pass_rate_chart(report: RoundReport) -> str:
+    """Each probe's pass rate as a bar with its 95% Wilson interval as a whisker."""
+    probes = [p for p in report.probes if p.seeds_run()]
+    row, label_w, count_w = 22, 150, 48
+    height = TOP + BOTTOM + row * max(len(probes), 1)
+    plot_w = WIDE - label_w - count_w
+
+    def x(rate: float) -> float:
+        return label_w + plot_w * rate
+
+    parts = [_svg_open(WIDE, height, "pass rate per probe with 95% Wilson intervals")]
+    for i, p in enumerate(probes):
+        top = TOP + i * row
+        middle = top + row / 2
+        rate = p.passes() / p.seeds_run()
+        low, high = p.pass_ci
+        parts += [
+            f'<text x="{label_w - 6}" y="{middle + 3:.1f}" text-anchor="end">{esc(p.id)}</text>',
+            f'<rect class="bar" x="{label_w}" y="{top + 4}" width="{x(rate) - label_w:.1f}" '
+            f'height="{row - 8}"/>',
+            f'<line class="ci" x1="{x(low):.1f}" x2="{x(high):.1f}" y1="{middle:.1f}" '
+            f'y2="{middle:.1f}"/>',
+            f'<text x="{x(1) + 6:.1f}" y="{middle + 3:.1f}">{p.passes()}/{p.seeds_run()}</text>',
+        ]
+    axis_y = height - BOTTOM
+    parts += [
+        f'<line class="axis" x1="{label_w}" x2="{x(1):.1f}" y1="{axis_y}" y2="{axis_y}"/>',
+        *(
+            f'<text x="{x(t):.1f}" y="{axis_y + 12}" text-anchor="middle">{round(100 * t)}%</text>'
+            for t in (0, 0.25, 0.5, 0.75, 1)
+        ),
+        "</svg>",
+    ]
+    return "".join(parts)
+
+
 def _plot_order(seeds: Sequence[SeedComparison]) -> list[SeedComparison]:
     """Seeds worth looking at first: diverging (earliest first), then structural, then the
     rest in round order."""
@@ -281,6 +396,11 @@ def render_html(report: RoundReport) -> str:
         f"<p>Baseline <b>{esc(report.baseline)}</b> · {len(report.probes)} probes × "
         f"{len(report.seeds)} seeds · {report.files_seen} JSON files read</p>",
         *summary_table(report),
+        f"<figure>{pass_rate_chart(report)}<figcaption>pass rate per probe, with its 95% "
+        "Wilson interval</figcaption></figure>",
+        f"<p>Traces compared {esc(report.allowance)}"
+        + (f"; {esc(report.noise_floor.describe())}" if report.noise_floor else "")
+        + ".</p>",
         "<h2>Gates</h2><ul>",
         *(
             f'<li class="{"pass" if g.passed else "fail"}">{"✅" if g.passed else "❌"} '
@@ -306,6 +426,7 @@ def render_html(report: RoundReport) -> str:
         '<span style="color:#8250df">┆ first structural difference</span>'
         '<span style="color:#cf222e">× non-finite loss</span></p>'
     )
+    tolerance = report.gate_settings.get("trace_tolerance")
     for probe in report.probes:
         role = " (baseline)" if probe.is_baseline else ""
         parts += [
@@ -314,6 +435,15 @@ def render_html(report: RoundReport) -> str:
             f"<p>{esc(probe.description)} · trainer {esc(probe.trainer)} · "
             f"expect {esc(probe.expect)} · {esc(pass_rate_text(probe))} pass · "
             f"{esc(trace_text(probe))}</p>",
+            *(
+                []
+                if probe.is_baseline
+                else [
+                    f"<figure>{difference_plot(probe, baseline, report.noise_floor, tolerance)}"
+                    "<figcaption>loss difference to the baseline per step, every seed; the "
+                    "shaded band is what the verdict allows</figcaption></figure>"
+                ]
+            ),
             *probe_plots(probe, baseline),
             *seed_table(probe),
             "</section>",
