@@ -5,7 +5,9 @@
 Runs the ``peers`` and ``peers-discriminate`` rounds (mlx-lm, the core and every published
 trainer's adapter, faithful and with the trainer's own defaults), then rewrites the section
 between the README's ``<!-- peers:start -->`` and ``<!-- peers:end -->`` markers: the versions,
-the date, and per trainer what the reports found against mlx-lm.
+the date, per trainer what the reports found against mlx-lm, and what ``mlx-parity explain``
+makes of each adapter's seed results on the discriminating fixture: the configuration of the
+core that reproduces it within the noise floor, or what it cannot explain.
 """
 
 from __future__ import annotations
@@ -60,7 +62,20 @@ def finding(probe: dict) -> str:
     return "; ".join(parts)
 
 
-def section(reports: dict[str, dict]) -> str:
+def explain_probe(folder: Path, probe_id: str) -> str:
+    """``mlx-parity explain``'s headline for one probe's seed results, with its exit code."""
+    command = [sys.executable, "-m", "mlx_parity", "explain", str(folder), "--probe", probe_id]
+    done = subprocess.run(
+        [*command, "--quiet"], cwd=ROOT, capture_output=True, text=True, check=False
+    )
+    lines = done.stdout.strip().splitlines()
+    if not lines:
+        return f"explain failed (exit {done.returncode}): {done.stderr.strip()[-200:]}"
+    headline = lines[0].removeprefix(f"{probe_id}: ")
+    return f"{headline} (exit {done.returncode})"
+
+
+def section(reports: dict[str, dict], explained: dict[str, str]) -> str:
     versions = ", ".join(
         f"{name} {metadata.version(name)}" for name in ("mlx", "mlx-lm", *TRAINERS.values())
     )
@@ -70,10 +85,12 @@ def section(reports: dict[str, dict]) -> str:
         f"Measured {datetime.date.today().isoformat()} on the embedded model, 3 seeds "
         f"(`tools/peers_section.py` regenerates this): {versions}. Each cell is what the "
         "collector reports against mlx-lm: the first step a loss departs, the first "
-        "structural difference, and what the adapter declared its trainer cannot honour.",
+        "structural difference, and what the adapter declared its trainer cannot honour. The "
+        "last column is `mlx-parity explain` on the discriminating fixture's seed results.",
         "",
-        "| trainer | mode | smoke fixture (`peers`) | discriminating (`peers-discriminate`) |",
-        "| --- | --- | --- | --- |",
+        "| trainer | mode | smoke fixture (`peers`) | discriminating (`peers-discriminate`) "
+        "| explain (discriminating) |",
+        "| --- | --- | --- | --- | --- |",
     ]
     for trainer in TRAINERS:
         for mode, probe_id in (("faithful", trainer), ("its defaults", f"{trainer}-defaults")):
@@ -81,7 +98,9 @@ def section(reports: dict[str, dict]) -> str:
                 finding(next(p for p in reports[r]["probes"] if p["id"] == probe_id))
                 for r in ROUNDS
             ]
-            lines.append(f"| {trainer} | {mode} | {cells[0]} | {cells[1]} |")
+            lines.append(
+                f"| {trainer} | {mode} | {cells[0]} | {cells[1]} | {explained[probe_id]} |"
+            )
     lines += ["", END]
     return "\n".join(lines)
 
@@ -92,11 +111,16 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     args = parser.parse_args()
     reports = {r: run_round(r, args.out, args.workers) for r in ROUNDS}
+    explained = {
+        probe_id: explain_probe(args.out / ROUNDS[1], probe_id)
+        for trainer in TRAINERS
+        for probe_id in (trainer, f"{trainer}-defaults")
+    }
     text = README.read_text(encoding="utf-8")
     before, _, rest = text.partition(START)
     _, _, after = rest.partition(END)
-    README.write_text(before + section(reports) + after, encoding="utf-8")
-    print(section(reports))
+    README.write_text(before + section(reports, explained) + after, encoding="utf-8")
+    print(section(reports, explained))
 
 
 if __name__ == "__main__":

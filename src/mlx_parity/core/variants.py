@@ -6,10 +6,14 @@ it computes, so how far its trace drifts from the core's is float noise on this 
 platform and this device, step by step. ``mlx_parity/noise.py`` turns those drifts into the
 envelope verdicts are judged against.
 
-- ``reordered``: the loss summed row by row, then over the rows, and the step run eagerly
-  (compile off): another reduction order, and on a GPU other kernels.
+- ``reordered``: the loss summed row by row, then over the rows: another reduction order
+  (the reported loss rounds differently; the gradients do not change);
 - ``reassociated``: LoRA's product taken as ``x @ (A @ B)`` instead of ``(x @ A) @ B``; the
   gradients round differently from the first update on, and Adam carries that forward.
+
+Both run eagerly (compile off), which on a GPU runs other kernels than the compiled baseline
+and on the CPU gives the same bits (tests/test_core_parity.py); it also spares a cold C++
+compile of graphs no other run uses.
 """
 
 from __future__ import annotations
@@ -69,8 +73,8 @@ def train_variant(
 
     loss: Callable = shifted_loss
     after_lora: Callable[[nn.Module], None] | None = None
+    knobs = knobs.model_copy(update={"compile": False})
     if variant == "reordered":
-        knobs = knobs.model_copy(update={"compile": False})
         loss = row_by_row_loss
     elif variant == "reassociated":
         after_lora = reassociate_lora
