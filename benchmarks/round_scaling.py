@@ -29,8 +29,17 @@ def timed_round(round_id: str, workers: int, out: Path) -> float:
     return time.perf_counter() - tic
 
 
+# Seconds spent training: each seed's trainer, and on the baseline's first seeds the
+# noise floor's equivalent variants (training runs too, just not the probe's own).
+TRAINING_TIMINGS = ("train_s", "noise_s")
+
+
 def training_seconds(out: Path) -> float:
-    return sum(artifact.load(p).timings.get("train_s", 0.0) for p in out.glob("*__seed*.json"))
+    return sum(
+        artifact.load(p).timings.get(name, 0.0)
+        for p in out.glob("*__seed*.json")
+        for name in TRAINING_TIMINGS
+    )
 
 
 def main() -> None:

@@ -208,3 +208,20 @@ def test_float32_losses_round_trip_exactly(tmp_path) -> None:
     row = artifact.Row(step=1, loss=value, grad_norm=None, ntoks=1, input_shape=(1, 2), lr=1e-3)
     rows = TypeAdapter(artifact.Row)
     assert rows.validate_json(rows.dump_json(row))["loss"] == value
+
+
+def test_calibrating_seeds_record_the_drift_of_the_equivalent_variants(tmp_path, model_source):
+    results = run_cell("r1", core(), SMOKE, [1, 2], tmp_path, source=model_source, calibrate=[1])
+    calibrated, plain = results
+    assert plain.noise is None and "noise_s" not in plain.timings
+    noise = calibrated.noise
+    assert noise is not None and noise.variants == ["reordered", "reassociated"]
+    assert len(noise.loss) == len(noise.grad_norm) == FEW.steps
+    # Float noise: below a thousandth of the loss, and not all zero (the variants do round
+    # otherwise). Every step is an update here (no accumulation), so every norm is compared.
+    assert all(
+        0 <= d < 1e-3 * row["loss"] for d, row in zip(noise.loss, calibrated.rows, strict=True)
+    )
+    assert any(d > 0 for d in noise.loss)
+    assert all(g is not None and g < 1e-4 for g in noise.grad_norm)
+    assert artifact.load(tmp_path / artifact.artifact_name("r1", "core", 1)).noise == noise

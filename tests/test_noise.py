@@ -77,13 +77,18 @@ def nudged(probe: str, seed: int, by: float, at: int = 5):
     return make_result(probe, seed, losses=losses)
 
 
-def test_a_trace_inside_the_floor_is_equivalent_and_outside_diverges(tmp_path) -> None:
+def floor_round(directory):
+    """A calibrated baseline; "reordered" 2e-6 off from step 5 (inside), "core" 1e-4 (outside)."""
     round_ = make_round(probes=("reference", "reordered", "core"), seeds=(1, 7))
     overrides = {("reference", s): calibrated(s) for s in (1, 7)}
     overrides |= {("reordered", s): nudged("reordered", s, 2e-6) for s in (1, 7)}
     overrides |= {("core", s): nudged("core", s, 1e-4) for s in (1, 7)}
-    full_round(tmp_path, round_, overrides)
-    report = collect(tmp_path, round_)
+    full_round(directory, round_, overrides)
+    return collect(directory, round_)
+
+
+def test_a_trace_inside_the_floor_is_equivalent_and_outside_diverges(tmp_path) -> None:
+    report = floor_round(tmp_path)
     assert report.noise_floor is not None and report.noise_floor.seeds == [1, 7]
     reordered = report.probe("reordered")
     assert reordered.trace_counts() == {"equivalent": 2}
@@ -142,12 +147,7 @@ def test_symlog_is_linear_near_zero_and_logarithmic_beyond() -> None:
 def test_the_html_report_shows_the_floor_band_and_the_pass_rate_intervals(tmp_path) -> None:
     from mlx_parity.collect.html import render_html
 
-    round_ = make_round(probes=("reference", "reordered", "core"), seeds=(1, 7))
-    overrides = {("reference", s): calibrated(s) for s in (1, 7)}
-    overrides |= {("reordered", s): nudged("reordered", s, 2e-6) for s in (1, 7)}
-    overrides |= {("core", s): nudged("core", s, 1e-4) for s in (1, 7)}
-    full_round(tmp_path, round_, overrides)
-    page = render_html(collect(tmp_path, round_))
+    page = render_html(floor_round(tmp_path))
     # One difference plot per compared probe, each with the band and one line per seed.
     assert page.count('<polygon class="floor"') == 2
     core = page[page.index('id="probe-core"') :]

@@ -15,6 +15,7 @@ from mlx_parity.commands.run import plan_tasks
 from mlx_parity.matrix import resolve_round
 from mlx_parity.names import probe_context, round_context
 
+SMOKE_ROUND = resolve_round("smoke")
 SMOKE_CELLS = 6  # 3 probes x 2 seeds
 
 
@@ -67,6 +68,14 @@ def test_smoke_round_runs_and_collects(tmp_path) -> None:
     assert "| probe" in stdout and "`clip-legacy`" in stdout  # the probe table
     report = json.loads((out / "report.json").read_text())
     assert report["passed"] is True
+    # The baseline's first two seeds measured the noise floor; core is bitwise all the same.
+    floor = report["noise_floor"]
+    assert floor["seeds"] == SMOKE_ROUND.seeds[:2]
+    assert floor["variants"] == ["reassociated", "reordered"]
+    assert len(floor["loss"]) == SMOKE_ROUND.probe("core").knobs.steps
+    assert 0 < floor["loss"][0] <= floor["loss"][-1] < 1e-3
+    core = next(p for p in report["probes"] if p["id"] == "core")
+    assert {s["trace"] for s in core["seeds"]} == {"identical"}
     contexts = {s["context"] for s in report["statuses"]}
     assert contexts >= {round_context("smoke"), probe_context("smoke", "core")}
     assert (out / "report.html").read_text().count("<svg") >= 2

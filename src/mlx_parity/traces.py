@@ -253,6 +253,11 @@ def first_norm_departure(
 ) -> tuple[int, float] | None:
     """(step, ratio) of the first update whose gradient norm differs from the target's by
     more than ``allowance`` (relative)."""
+    norm = operator.itemgetter("grad_norm")
+    if len(probe_rows) == len(target_rows) and all(
+        map(operator.eq, map(norm, probe_rows), map(norm, target_rows))
+    ):
+        return None  # the common case, every norm bitwise equal, at C speed
     for mine, theirs in zip(probe_rows, target_rows, strict=False):
         a, b = mine["grad_norm"], theirs["grad_norm"]
         if a is None or b is None or a == b:
