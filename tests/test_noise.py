@@ -97,7 +97,7 @@ def test_a_trace_inside_the_floor_is_equivalent_and_outside_diverges(tmp_path) -
     assert report.probe("core").seeds[0].divergence_step == 5
     assert report.passed  # "reordered" expects equivalent; core claims nothing
     markdown = render_markdown(report)
-    assert "**Noise floor:** noise floor from reordered on seed(s) 1, 7" in markdown
+    assert "**Noise floor:** measured from reordered on seed(s) 1, 7" in markdown
     assert "traces compared within the noise floor" in markdown
 
 

@@ -62,7 +62,7 @@ class NoiseFloor(BaseModel):
     def describe(self) -> str:
         variants = ", ".join(self.variants)
         return (
-            f"noise floor from {variants} on seed(s) {', '.join(map(str, self.seeds))}: "
+            f"measured from {variants} on seed(s) {', '.join(map(str, self.seeds))}: "
             f"|Δloss| ≤ {self.loss[0]:.2g} at step 1 to {self.loss[-1]:.2g} at step "
             f"{len(self.loss)}, gradient norm within {self.grad_norm:.2g} (×{self.margin:g})"
         )

@@ -399,7 +399,7 @@ def render_html(report: RoundReport) -> str:
         f"<figure>{pass_rate_chart(report)}<figcaption>pass rate per probe, with its 95% "
         "Wilson interval</figcaption></figure>",
         f"<p>Traces compared {esc(report.allowance)}"
-        + (f"; {esc(report.noise_floor.describe())}" if report.noise_floor else "")
+        + (f"; noise floor {esc(report.noise_floor.describe())}" if report.noise_floor else "")
         + ".</p>",
         "<h2>Gates</h2><ul>",
         *(
