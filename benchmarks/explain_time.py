@@ -1,6 +1,8 @@
 """Time for ``explain`` to name each defect of the detection suite on this machine.
 
-    .venv/bin/python benchmarks/explain_time.py
+    .venv/bin/python benchmarks/explain_time.py [CANDIDATE ...]
+
+With candidate function names (``train_cosine_schedule``), only those are measured.
 
 Each candidate trainer (examples/candidates/candidates.py) trains the discriminating round's three
 seeds, then explain measures the noise floor here and searches the core's knob space. Measured
@@ -40,7 +42,8 @@ def main() -> None:
     print(f"{'candidate':<32}{'cold':>8}{'warm':>8}{'configs':>9}  answer", flush=True)
     worst = 0.0
     with tempfile.TemporaryDirectory() as tmp:
-        for case in CASES:
+        chosen = sys.argv[1:]
+        for case in [c for c in CASES if not chosen or c.function in chosen]:
             probe_id = case.function.replace("_", "-")
             trainer = lookup(case.trainer)
             probe = ResolvedProbe(

@@ -46,9 +46,8 @@ def floor(discriminate, model_source) -> Allowance:
 SIGNALS = {
     "train_pad_no_plus_one": "batch shape (4, 32) vs (4, 33)",
     "train_exclusive_mask": "target tokens (the loss mask?)",
-    "train_halved_gradients": "gradient norm 0.5× mlx-lm's at the first update "
-    "(gradients scaled by 1/2)",
-    "train_summed_accumulation": "gradient norm 2× mlx-lm's at the first update",
+    "train_halved_gradients": "gradient norm 0.5× (gradients scaled by 1/2) at the first update",
+    "train_summed_accumulation": "gradient norm 2× (gradients scaled by 2) at the first update",
     "train_reshuffled": "from step 2: other rows or another order in the batch",
     "train_ignores_accumulation": "optimizer updates so far (gradient accumulation)",
 }
@@ -73,6 +72,8 @@ def test_explain_names_the_hidden_defect(case, discriminate, model_source, runne
         assert explanation.matched is None
         assert explanation.headline().startswith("unexplained")
         assert explanation.closest.divergence is not None
+        # Closest by the whole trace: no single change or tried combination is nearer.
+        assert explanation.closest.distance is not None and explanation.closest.distance > 0
     elif case.equivalent:
         assert explanation.matched == () and explanation.matched_verdict == "equivalent"
         assert explanation.headline().startswith("equivalent to the core at mlx-lm's values")

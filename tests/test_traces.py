@@ -4,7 +4,16 @@ from __future__ import annotations
 
 import math
 
-from mlx_parity.traces import compare_traces, first_divergence, same_loss
+import pytest
+
+from mlx_parity.traces import (
+    STRUCTURE_WEIGHT,
+    Allowance,
+    compare_traces,
+    distance,
+    first_divergence,
+    same_loss,
+)
 
 NAN = float("nan")
 INF = float("inf")
@@ -50,3 +59,43 @@ def test_verdicts_and_max_abs() -> None:
     diverges = compare_traces([1.0, 2.0005, 5.0], [1.0, 2.0, 3.0], 1e-3)
     assert (diverges.verdict, diverges.step, diverges.max_abs) == ("diverges", 3, 2.0)
     assert compare_traces([], []).verdict == "unavailable"
+
+
+def rows_of(losses, shapes=None, norms=None) -> list[dict]:
+    return [
+        {
+            "step": i + 1,
+            "loss": loss,
+            "grad_norm": (norms or {}).get(i + 1, 2.0),
+            "ntoks": 10,
+            "input_shape": (shapes or {}).get(i + 1, (2, 33)),
+            "lr": 1e-3,
+        }
+        for i, loss in enumerate(losses)
+    ]
+
+
+def test_distance_is_the_mean_disagreement_in_allowances() -> None:
+    allowance = Allowance.of(1e-3)
+    target = rows_of([1.0, 2.0, 3.0, 4.0])
+    assert distance(target, target, allowance) == 0.0
+    # One step 9 allowances off: log10(1 + 9) = 1, over 4 steps.
+    assert distance(rows_of([1.0, 2.009, 3.0, 4.0]), target, allowance) == pytest.approx(0.25)
+    # A batch of another shape counts STRUCTURE_WEIGHT whatever its loss.
+    wider = rows_of([1.0, 2.0, 3.0, 4.0], shapes={3: (2, 65)})
+    assert distance(wider, target, allowance) == pytest.approx(STRUCTURE_WEIGHT / 4)
+    # So does a step one trace lacks, and a NaN where the other is finite.
+    assert distance(rows_of([1.0, 2.0, 3.0]), target, allowance) == STRUCTURE_WEIGHT / 4
+    assert distance(rows_of([1.0, NAN, 3.0, 4.0]), target, allowance) == STRUCTURE_WEIGHT / 4
+    # The gradient norm, relative, in the allowance's own units: 2.0 vs 2.0·(1 + 9e-3).
+    norms = rows_of([1.0, 2.0, 3.0, 4.0], norms={1: 2.0 * (1 + 9e-3)})
+    assert distance(norms, target, allowance) == pytest.approx(0.25)
+
+
+def test_a_late_large_departure_is_farther_than_an_early_small_one() -> None:
+    # What "closest" must get right: by first departure step alone, the late one would win.
+    allowance = Allowance.of(1e-6)
+    target = rows_of([5.0] * 8)
+    early_small = rows_of([5.0 + 5e-6] * 8)
+    late_large = rows_of([5.0] * 4 + [5.1] * 4)
+    assert distance(early_small, target, allowance) < distance(late_large, target, allowance)

@@ -248,6 +248,13 @@ def describe_norm_ratio(ratio: float) -> str:
     return f"gradients scaled by {ratio:.3g}"
 
 
+def format_ratio(ratio: float) -> str:
+    """ "0.5× (gradients scaled by 1/2)"; a ratio near 1 with the digits that show how near."""
+    if abs(ratio - 1) < 0.01:
+        return f"{ratio:.6f}×"
+    return f"{ratio:.3g}× ({describe_norm_ratio(ratio)})"
+
+
 def first_norm_departure(
     probe_rows: Sequence[Row], target_rows: Sequence[Row], allowance: float
 ) -> tuple[int, float] | None:
@@ -267,6 +274,35 @@ def first_norm_departure(
         if abs(a / b - 1) > allowance:
             return mine["step"], a / b
     return None
+
+
+# What one step whose batch differs (or that one trace lacks) adds to a distance: more than
+# any loss difference a float32 loss can show in allowances (log10 of ~1e12).
+STRUCTURE_WEIGHT = 12.0
+
+
+def distance(probe_rows: Sequence[Row], target_rows: Sequence[Row], allowance: Allowance) -> float:
+    """How far two whole traces are apart, in every signal: per step, log10(1 + |Δloss| /
+    allowed) plus the same for the gradient norm, and ``STRUCTURE_WEIGHT`` for a step whose batch
+    differs or that one trace lacks; the mean over the steps. 0 when they agree everywhere."""
+    steps = max(len(probe_rows), len(target_rows))
+    if steps == 0:
+        return 0.0
+    total = STRUCTURE_WEIGHT * abs(len(probe_rows) - len(target_rows))
+    for i, (mine, theirs) in enumerate(zip(probe_rows, target_rows, strict=False)):
+        if first_structural_difference([mine], [theirs]) is not None:
+            total += STRUCTURE_WEIGHT
+            continue
+        delta = abs(mine["loss"] - theirs["loss"])
+        if not same_loss(mine["loss"], theirs["loss"]):
+            if not math.isfinite(delta):
+                total += STRUCTURE_WEIGHT
+            else:
+                total += math.log10(1 + delta / max(allowance.at(i + 1), 1e-30))
+        a, b = mine["grad_norm"], theirs["grad_norm"]
+        if a is not None and b and math.isfinite(a / b):
+            total += math.log10(1 + abs(a / b - 1) / max(allowance.grad_norm, 1e-30))
+    return total / steps
 
 
 def step_agrees(mine: Row, theirs: Row, allowance: Allowance) -> bool:
@@ -297,7 +333,7 @@ def compare_steps(
         found.append((step, 0, _parted(losses, step, None, f"step {step}: {what}", "structure")))
     if norms is not None:
         step, ratio = norms
-        where = f"step {step}: gradient norm {ratio:.3g}× ({describe_norm_ratio(ratio)})"
+        where = f"step {step}: gradient norm {format_ratio(ratio)}"
         found.append((step, 1, _parted(losses, step, ratio, where, "grad_norm")))
     if losses.diverges:
         found.append((losses.step or 0, 2, losses))

@@ -10,14 +10,18 @@ step by step, within an allowance (the noise floor measured here, by default):
    classes this fixture can see at all (a change that leaves every signal of the base's trace
    unmoved is invisible here, and the report says so). The candidate's own signals add
    changes: a constant gradient-norm ratio is tried as that gradient scale;
-3. a beam of combinations grown from the closest changes. The signals prune it: when the
-   candidate's batches are mlx-lm's, no change that alters batches can be part of the answer.
+3. a beam of combinations grown from the closest changes, each generation keeping only what
+   came closer than the best before it. The signals prune it: when the candidate's batches
+   are mlx-lm's, no change that alters batches can be part of the answer.
 
-"Closest" is ranked by evidence: a configuration whose batches agree beats one whose do not,
-then one whose gradient norms agree, then the smaller loss difference measured in noise floors
-where the two first part. A configuration that matches on the first seed is confirmed on the
-others. When nothing matches, the answer is "unexplained", with what the candidate's signals
-show and the configuration that came closest — never a forced guess.
+"Closest" is ranked by evidence over the whole trace, not by how late a configuration first
+departs: the mean per-step disagreement of every signal, measured in allowances (a step whose
+batch differs outweighs any loss difference; ``traces.distance``). Within a search generation,
+where traces stop at their first departure, candidates are ordered by which signal parted
+(structure before gradient norm before loss) and by how far outside the allowance. A
+configuration that matches on the first seed is confirmed on the others. When nothing
+matches, the answer is "unexplained", with what the candidate's signals show and the
+configuration that came closest — never a forced guess.
 """
 
 from __future__ import annotations
@@ -36,9 +40,10 @@ from ..traces import (
     TraceVerdict,
     compare_steps,
     compare_traces,
-    describe_norm_ratio,
+    distance,
     first_structural_difference,
     first_update_norm_ratio,
+    format_ratio,
 )
 from .space import GRAD_SCALES, Change, applied, baseline_of, describe, meaning, search_space
 from .traces import TraceRunner
@@ -53,6 +58,8 @@ class Candidate:
 
     changes: tuple[Change, ...]
     comparison: TraceComparison
+    # traces.distance of its whole trace from the target's (None: only run to its departure).
+    distance: float | None = None
 
     @property
     def divergence(self) -> TraceComparison | None:
@@ -104,9 +111,14 @@ class Explanation:
             return f"behaves like core with {describe(self.matched)} {evidence}"
         divergence = self.closest.divergence
         where = divergence.where if divergence else "a later seed"
+        apart = (
+            f" ({self.closest.distance:.2g} allowances apart per step on average)"
+            if self.closest.distance is not None
+            else ""
+        )
         return (
             "unexplained: no configuration of the core's knobs reproduces it; closest is core "
-            f"with {describe(self.closest.changes)}, which departs at {where}"
+            f"with {describe(self.closest.changes)}, which departs at {where}{apart}"
         )
 
     def report(self) -> str:
@@ -238,19 +250,25 @@ def explain(
                 if all(d is None for d in confirmations.values()):
                     matched = candidate.changes
                     break
-        beam = sorted(grown.values(), key=Candidate.evidence)[:BEAM_WIDTH]
+        # Only what came closer than the best so far is worth growing further.
+        best = min(c.evidence() for c in beam)
+        beam = sorted((c for c in grown.values() if c.evidence() < best), key=Candidate.evidence)[
+            :BEAM_WIDTH
+        ]
         if not beam:
             break
 
-    closest = min(tried, key=Candidate.evidence)
     verdict = None
     if matched is not None:
-        verdict = next(c.comparison.verdict for c in tried if c.changes == matched)
-    elif closest.divergence is None:
+        closest = next(c for c in tried if c.changes == matched)
+        verdict = closest.comparison.verdict
+    else:
+        closest = closest_by_distance(runner, base, first, tried, targets[first], allowance)
+    if matched is None and closest.divergence is None:
         # Matched the first seed but not the others: say where the confirmation failed.
         failing = next((d for d in confirmations.values() if d is not None), None)
         if failing is not None:
-            closest = Candidate(closest.changes, failing)
+            closest = Candidate(closest.changes, failing, closest.distance)
     return Explanation(
         seeds=seeds,
         allowance=allowance,
@@ -269,6 +287,29 @@ def explain(
     )
 
 
+def closest_by_distance(
+    runner: TraceRunner,
+    base: Knobs,
+    seed: int,
+    tried: list[Candidate],
+    target: list[Row],
+    allowance: Allowance,
+) -> Candidate:
+    """The configuration whose whole trace is nearest the target's: the base and every single
+    change (traced in full already) and the best few combinations, run to the end."""
+    pool = [c for c in tried if len(c.changes) <= 1]
+    pool += sorted((c for c in tried if len(c.changes) > 1), key=Candidate.evidence)[:BEAM_WIDTH]
+    measured = [
+        Candidate(
+            c.changes,
+            c.comparison,
+            distance(runner.trace(applied(base, c.changes), seed), target, allowance),
+        )
+        for c in pool
+    ]
+    return min(measured, key=lambda c: c.distance or 0.0)
+
+
 def observed_signals(
     comparison: TraceComparison, base_rows: list[Row], target: list[Row], allowance: Allowance
 ) -> list[str]:
@@ -281,10 +322,7 @@ def observed_signals(
         found.append(f"from step {step}: {what}")
     ratio = gradient_ratio(target, base_rows)
     if ratio is not None and abs(ratio - 1) > allowance.grad_norm:
-        found.append(
-            f"gradient norm {ratio:.3g}× mlx-lm's at the first update "
-            f"({describe_norm_ratio(ratio)})"
-        )
+        found.append(f"gradient norm {format_ratio(ratio)} at the first update, against mlx-lm's")
     losses = compare_traces([r["loss"] for r in target], [r["loss"] for r in base_rows], allowance)
     if losses.diverges:
         found.append(f"losses depart at {losses.where}")
