@@ -102,8 +102,18 @@ def write_artifacts(directory: Path, round_: ResolvedRound, seeds: int, steps: i
                 fixture={"name": "smoke", "model": "embedded"},
                 config=config,
                 environment=ENVIRONMENT,
+                # Every signal a harness records: the batch fingerprint and update count too.
                 rows=[
-                    Row(step=t + 1, loss=loss, grad_norm=1.5, ntoks=96, input_shape=SHAPE, lr=1e-3)
+                    Row(
+                        step=t + 1,
+                        loss=loss,
+                        grad_norm=1.5,
+                        ntoks=96,
+                        input_shape=SHAPE,
+                        lr=1e-3,
+                        batch=f"{(seed * 31 + t % 4):016x}",
+                        updates=t + 1,
+                    )
                     for t, loss in enumerate(trace(seed, steps, index))
                 ],
                 post_train_loss=0.001,

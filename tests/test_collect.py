@@ -32,6 +32,7 @@ from mlx_parity.collect.html import render_html
 from mlx_parity.collect.markdown import (
     DETAILS_END,
     DETAILS_START,
+    divergence_text,
     fit_summary,
     render_markdown,
 )
@@ -889,6 +890,9 @@ def test_every_recorded_signal_is_compared_earliest_first(tmp_path, override, me
     assert core.seeds[0].structural == message
     where = message.removeprefix("structural divergence at ")
     assert core.seeds[0].trace_detail == f"diverges at {where} (losses identical over 30 steps)"
+    assert core.seeds[0].divergence_signal == "structure"
+    step = message.split("step ")[1].split(":")[0]
+    assert f"step {step} batches differ (seed 1)" in divergence_text(core)
 
 
 def test_a_constant_gradient_scale_is_named_from_the_gradient_norm(tmp_path):
@@ -903,4 +907,6 @@ def test_a_constant_gradient_scale_is_named_from_the_gradient_norm(tmp_path):
         "diverges at step 1: gradient norm 0.5× (gradients scaled by 1/2) "
         "(losses identical over 30 steps)"
     )
-    assert "gradient norm 0.50× the baseline's at the first update" in render_markdown(report)
+    markdown = render_markdown(report)
+    assert "gradient norm 0.50× the baseline's at the first update" in markdown
+    assert "step 1 gradient norm 0.5× (seed 1)" in markdown  # the first divergence column

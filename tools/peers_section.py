@@ -1,6 +1,6 @@
 """Regenerate the README's "Parity of published MLX trainers" section from a real run.
 
-    .venv/bin/python tools/peers_section.py [--out out] [--workers 2]
+    .venv/bin/python tools/peers_section.py [--out out] [--workers 2] [--reuse]
 
 Runs the ``peers`` and ``peers-discriminate`` rounds (mlx-lm, the core and every published
 trainer's adapter, faithful and with the trainer's own defaults), then rewrites the section
@@ -27,10 +27,15 @@ ROUNDS = ("peers", "peers-discriminate")
 TRAINERS = {"unsloth-zoo": "unsloth-zoo", "mlx-tune": "mlx-tune", "mlx-lm-lora": "mlx-lm-lora"}
 
 
-def run_round(round_id: str, out: Path, workers: int) -> dict:
+def run_round(round_id: str, out: Path, workers: int, reuse: bool) -> dict:
+    """Run the round, or with ``reuse`` collect the seed results an earlier run left."""
     folder = out / round_id
-    command = [sys.executable, "-m", "mlx_parity", "run", "--round", round_id, "--quiet"]
-    command += ["--out", str(folder), "--workers", str(workers)]
+    if reuse and any(folder.glob("*__seed*.json")):
+        command = [sys.executable, "-m", "mlx_parity", "collect", str(folder)]
+        command += ["--round", round_id, "--json", str(folder / "report.json")]
+    else:
+        command = [sys.executable, "-m", "mlx_parity", "run", "--round", round_id, "--quiet"]
+        command += ["--out", str(folder), "--workers", str(workers)]
     subprocess.run(command, cwd=ROOT, stdout=subprocess.DEVNULL, check=False)
     return json.loads((folder / "report.json").read_text(encoding="utf-8"))
 
@@ -45,15 +50,11 @@ def finding(probe: dict) -> str:
     )
     parts = []
     if first is not None:
-        size = first.get("divergence_size")
-        parts.append(
-            f"diverges at step {first['divergence_step']}"
-            + (f" by {size:.3g}" if isinstance(size, float) else "")
-        )
+        parts.append(first["trace_detail"].split(" (losses")[0])
     elif seeds:
         parts.append(seeds[0]["trace_detail"])
     structural = next((s["structural"] for s in seeds if s.get("structural")), None)
-    if structural:
+    if structural and (first is None or first.get("divergence_signal") != "structure"):
         parts.append(structural.removeprefix("structural divergence "))
     if probe.get("unhonoured"):
         parts.append("cannot honour: " + ", ".join(probe["unhonoured"]))
@@ -109,8 +110,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=ROOT / "out")
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument(
+        "--reuse", action="store_true", help="collect the seed results already in --out"
+    )
     args = parser.parse_args()
-    reports = {r: run_round(r, args.out, args.workers) for r in ROUNDS}
+    reports = {r: run_round(r, args.out, args.workers, args.reuse) for r in ROUNDS}
     explained = {
         probe_id: explain_probe(args.out / ROUNDS[1], probe_id)
         for trainer in TRAINERS

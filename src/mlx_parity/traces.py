@@ -17,6 +17,7 @@ only, or traces of different lengths) or ``unavailable`` (nothing to compare).
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import operator
 from collections.abc import Mapping, Sequence
@@ -104,6 +105,8 @@ class TraceComparison:
     signal: Signal | None = None
     # The verdict of the losses alone, when another signal parted first.
     loss_verdict: TraceVerdict | None = None
+    # The first structural difference, (step, what), wherever the verdict came from.
+    structure: tuple[int, str] | None = None
 
     @property
     def diverges(self) -> bool:
@@ -197,6 +200,14 @@ def first_structural_difference(
     rows and their order (the batch fingerprint), its trained target tokens, or the number of
     optimizer updates made so far. Signals one side lacks are not compared. The probe's value
     comes first and the target's second, here and in every "x vs y" written about traces."""
+    # The common case, every signal of every step equal, checked at C speed (collect runs this
+    # for every seed of every probe); rows from before a signal existed lack its key.
+    try:
+        if all(map(operator.eq, map(_SIGNALS, probe_rows), map(_SIGNALS, target_rows))):
+            return None
+    except KeyError:
+        if all(map(operator.eq, map(_signals, probe_rows), map(_signals, target_rows))):
+            return None
     for mine, theirs in zip(probe_rows, target_rows, strict=False):
         # The common case first, inline: every signal equal (collect runs this 300,000 times).
         if (
@@ -223,6 +234,13 @@ def first_structural_difference(
     return None
 
 
+_SIGNALS = operator.itemgetter("input_shape", "ntoks", "batch", "updates")
+
+
+def _signals(row: Row) -> tuple:
+    return row["input_shape"], row["ntoks"], row.get("batch"), row.get("updates")
+
+
 def _differs(mine: Row, theirs: Row, signal: str) -> bool:
     a, b = mine.get(signal), theirs.get(signal)
     return a is not None and b is not None and a != b
@@ -238,21 +256,24 @@ def first_update_norm_ratio(probe_rows: Sequence[Row], target_rows: Sequence[Row
     return None
 
 
-def describe_norm_ratio(ratio: float) -> str:
-    """ "gradients scaled by 1/2" for 0.5, "by 2" for 2.0: what a constant ratio means."""
+def describe_norm_ratio(ratio: float) -> str | None:
+    """ "gradients scaled by 1/2" for 0.5, "by 2" for 2.0: what a ratio means when it is the
+    simple constant a trainer would have written; None for any other ratio."""
     if ratio <= 0 or not math.isfinite(ratio):
-        return "gradient norm not comparable"
-    inverse = 1 / ratio
-    if ratio < 1 and abs(inverse - round(inverse)) < 1e-3:
-        return f"gradients scaled by 1/{round(inverse)}"
-    return f"gradients scaled by {ratio:.3g}"
+        return None
+    for simple, text in ((round(ratio), f"{round(ratio)}"), (1 / max(round(1 / ratio), 1), "")):
+        if simple and abs(ratio / simple - 1) < 1e-4:
+            return f"gradients scaled by {text or f'1/{round(1 / ratio)}'}"
+    return None
 
 
 def format_ratio(ratio: float) -> str:
-    """ "0.5× (gradients scaled by 1/2)"; a ratio near 1 with the digits that show how near."""
+    """ "0.5× (gradients scaled by 1/2)", "0.981×"; a ratio near 1 with the digits that show how
+    near."""
     if abs(ratio - 1) < 0.01:
         return f"{ratio:.6f}×"
-    return f"{ratio:.3g}× ({describe_norm_ratio(ratio)})"
+    meaning = describe_norm_ratio(ratio)
+    return f"{ratio:.3g}×" + (f" ({meaning})" if meaning else "")
 
 
 def first_norm_departure(
@@ -316,16 +337,23 @@ def step_agrees(mine: Row, theirs: Row, allowance: Allowance) -> bool:
 
 
 def compare_steps(
-    probe_rows: Sequence[Row], target_rows: Sequence[Row], allowance: Allowance | float = 0.0
+    probe_rows: Sequence[Row],
+    target_rows: Sequence[Row],
+    allowance: Allowance | float = 0.0,
+    losses: tuple[Sequence[float], Sequence[float]] | None = None,
 ) -> TraceComparison:
-    """Every signal of ``probe_rows`` against ``target_rows``; the earliest difference leads."""
+    """Every signal of ``probe_rows`` against ``target_rows``; the earliest difference leads.
+    ``losses`` are the two loss traces when the caller already has them."""
     allowance = Allowance.of(allowance)
-    losses = compare_traces(
-        [r["loss"] for r in probe_rows], [r["loss"] for r in target_rows], allowance
-    )
-    if losses.verdict == "unavailable":
-        return losses
+    if losses is None:
+        losses = [r["loss"] for r in probe_rows], [r["loss"] for r in target_rows]
+    by_loss = compare_traces(*losses, allowance)
+    if by_loss.verdict == "unavailable":
+        return by_loss
     structural = first_structural_difference(probe_rows, target_rows)
+    if structural is not None:
+        by_loss = dataclasses.replace(by_loss, structure=structural)
+    losses = by_loss
     norms = first_norm_departure(probe_rows, target_rows, allowance.grad_norm)
     found: list[tuple[int, int, TraceComparison]] = []
     if structural is not None:
@@ -355,4 +383,5 @@ def _parted(
         losses.max_abs,
         signal,
         losses.verdict,
+        losses.structure,
     )

@@ -48,9 +48,9 @@ from ..stats import (
 )
 from ..traces import (
     Allowance,
+    Signal,
     TraceVerdict,
     compare_steps,
-    first_structural_difference,
     first_update_norm_ratio,
     format_size,
 )
@@ -117,6 +117,9 @@ class SeedComparison(BaseModel):
     trace: TraceVerdict | None = None
     trace_detail: str | None = None
     divergence_step: int | None = None
+    # Which signal parted first, and its size there: |Δloss| for "loss", the gradient-norm ratio
+    # for "grad_norm", None for "structure", "length" or a non-finite loss.
+    divergence_signal: Signal | None = None
     divergence_size: float | None = None
     max_abs_dloss: float | None = None
     structural: str | None = None
@@ -254,7 +257,10 @@ def compare_seed(
     allowance: Allowance,
     file: str | None,
     is_baseline: bool,
+    baseline_losses: list[float] | None = None,
 ) -> SeedComparison:
+    """``baseline_losses`` is the baseline seed's loss trace when the caller has built it (once
+    per seed, however many probes compare with it)."""
     if probe is None:
         return _trusted(
             seed=seed,
@@ -282,9 +288,11 @@ def compare_seed(
     if unavailable is not None:
         return _trusted(**fields, trace="unavailable", trace_detail=unavailable)
     assert baseline is not None  # _why_unavailable said so
-    structural = first_structural_difference(probe.rows, baseline.rows)
     ratio = first_update_norm_ratio(probe.rows, baseline.rows)
-    trace = compare_steps(probe.rows, baseline.rows, allowance)
+    if baseline_losses is None:
+        baseline_losses = [row["loss"] for row in baseline.rows]
+    trace = compare_steps(probe.rows, baseline.rows, allowance, (fields["losses"], baseline_losses))
+    structural = trace.structure
     detail = trace.describe()
     cross = None
     if probe.environment.device != baseline.environment.device:
@@ -297,6 +305,7 @@ def compare_seed(
         cross_device=cross,
         grad_norm_ratio=ratio,
         divergence_step=trace.step,
+        divergence_signal=trace.signal,
         divergence_size=trace.size,
         max_abs_dloss=trace.max_abs,
         structural=f"structural divergence at step {structural[0]}: {structural[1]}"
@@ -504,6 +513,9 @@ def build_report(round_: ResolvedRound, gathered: Gathered) -> RoundReport:
     # Holm over m probes, worst case: the detectable gap is stated at alpha / m.
     family_alpha = ALPHA / max(len(compared_ids), 1)
 
+    baseline_traces = {
+        seed: [row["loss"] for row in r.rows] for seed, r in baseline_results.items()
+    }
     seed_reports: dict[str, list[SeedComparison]] = {}
     outcomes: dict[str, PairedOutcome] = {}
     baseline_flags = _judged_flags(baseline_results)
@@ -519,6 +531,7 @@ def build_report(round_: ResolvedRound, gathered: Gathered) -> RoundReport:
                     allowance,
                     gathered.files.get((probe_id, seed)),
                     is_baseline,
+                    baseline_traces.get(seed),
                 )
                 for seed in round_.seeds
             ]

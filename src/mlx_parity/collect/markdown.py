@@ -95,12 +95,17 @@ def divergence_text(probe: ProbeReport) -> str:
     parts = []
     first = probe.first_divergence()
     if first is not None:
-        if first.divergence_size is None:
+        size = first.divergence_size
+        if first.divergence_signal == "structure":
+            what = "batches differ"
+        elif first.divergence_signal == "grad_norm" and size is not None:
+            what = f"gradient norm {size:.3g}×"
+        elif first.divergence_signal == "length":
             what = "trace length differs"
-        elif math.isfinite(first.divergence_size):
-            what = f"by {format_size(first.divergence_size)}"
-        else:
+        elif size is None or not math.isfinite(size):
             what = "non-finite loss"
+        else:
+            what = f"by {format_size(size)}"
         parts.append(f"step {first.divergence_step} {what} (seed {first.seed})")
     structural = probe.first_structural()
     if structural is not None:
