@@ -23,6 +23,7 @@ from mlx_parity.cell import ModelSource, run_cell
 from mlx_parity.commands.explain import measured_allowance
 from mlx_parity.diagnose.explain import context_from, explain, targets_from
 from mlx_parity.diagnose.traces import TraceRunner
+from mlx_parity.knobs import apply
 from mlx_parity.matrix import ResolvedProbe, resolve_round
 from mlx_parity.probes import Probe
 from mlx_parity.trainers import lookup
@@ -46,9 +47,8 @@ def main() -> None:
         for case in [c for c in CASES if not chosen or c.function in chosen]:
             probe_id = case.function.replace("_", "-")
             trainer = lookup(case.trainer)
-            probe = ResolvedProbe(
-                Probe(id=probe_id, trainer=trainer.name), trainer, settings, "any"
-            )
+            knobs = apply(settings, dict(case.settings))
+            probe = ResolvedProbe(Probe(id=probe_id, trainer=trainer.name), trainer, knobs, "any")
             out = Path(tmp) / case.function
             results = run_cell(ROUND, probe, rnd.fixture, list(SEEDS), out, source=source)
             base, _ = context_from(results)

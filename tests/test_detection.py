@@ -16,6 +16,7 @@ from mlx_parity.diagnose.bisect import bisect
 from mlx_parity.diagnose.explain import context_from, explain, targets_from
 from mlx_parity.diagnose.space import Change, baseline_of
 from mlx_parity.diagnose.traces import TraceRunner
+from mlx_parity.knobs import apply
 from mlx_parity.matrix import ResolvedRound, resolve_round
 from mlx_parity.traces import Allowance
 
@@ -54,7 +55,7 @@ SIGNALS = {
 
 
 def candidate_results(case: Case, discriminate: ResolvedRound, model_source, out: Path):
-    settings = discriminate.probe("core").knobs
+    settings = apply(discriminate.probe("core").knobs, dict(case.settings))
     probe = probe_of(case.function.replace("_", "-"), case.trainer, settings)
     fixture = discriminate.fixture
     results = run_cell(ROUND, probe, fixture, list(SEEDS), out, source=model_source)

@@ -26,7 +26,7 @@ from helpers import probe_of, use_plugins
 from mlx_parity import artifact
 from mlx_parity.artifact import SeedResult
 from mlx_parity.cell import run_cell, run_seed
-from mlx_parity.knobs import apply
+from mlx_parity.knobs import BEHAVIOUR_KNOBS, apply
 from mlx_parity.matrix import resolve_round
 from mlx_parity.protocol import PluginError, TrainRequest, load_plugin
 from mlx_parity.steps import StepOrderError
@@ -64,6 +64,10 @@ IN_KNOB_SPACE: dict[str, tuple[str | None, dict]] = {
     "train_mlx_adamw_defaults": (None, {"optimizer_defaults": "mlx"}),
     "train_alpha_over_rank": (None, {"lora_scale_rule": "alpha_over_rank"}),
     "train_seeded_after_lora": (None, {"seed_after_load": False}),
+    "train_warmup_off_by_one": (
+        None,
+        {"warmup_offset": 1, "schedule": "linear_warmup", "warmup_steps": 3},
+    ),
 }
 OUTSIDE_KNOB_SPACE = "train_cosine_schedule"
 # Correct, but rounds differently: no knob, and not bit for bit mlx-lm either.
@@ -136,14 +140,17 @@ def test_each_candidate_names_a_probe_of_the_discriminating_round() -> None:
 @pytest.mark.parametrize("candidate", list(IN_KNOB_SPACE))
 def test_candidate_equals_its_core_variant_bitwise(trace, candidate) -> None:
     _, overrides = IN_KNOB_SPACE[candidate]
-    plugin = trace(f"plugin:candidates:{candidate}")
+    # Settings (a warmup schedule) go to the candidate too; behaviour knobs only to the core.
+    settings = {k: v for k, v in overrides.items() if k not in BEHAVIOUR_KNOBS}
+    plugin = trace(f"plugin:candidates:{candidate}", settings)
     core = trace("core", overrides)
     # Bitwise: exact float equality of every step's loss, then of everything else reported.
     assert losses(plugin) == losses(core)
     assert reported(plugin) == reported(core)
-    assert plugin.config == BASE.model_dump(mode="json")  # the plugin ran on the round's settings
+    # The plugin ran on the round's settings.
+    assert plugin.config == apply(BASE, settings).model_dump(mode="json")
     if overrides:  # the fixture discriminates: the defect is visible in the trace
-        assert losses(core) != losses(trace("core"))
+        assert losses(core) != losses(trace("core", settings))
 
 
 def test_the_reordered_control_is_not_bitwise_but_keeps_every_structural_signal(trace) -> None:

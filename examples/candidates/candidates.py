@@ -27,7 +27,7 @@ import mlx.optimizers as optim
 import numpy as np
 from mlx.utils import tree_map, tree_reduce
 from mlx_lm.tuner.trainer import default_loss
-from mlx_lm.tuner.utils import linear_to_lora_layers
+from mlx_lm.tuner.utils import build_schedule, linear_to_lora_layers
 
 from mlx_parity.protocol import TrainRequest
 
@@ -155,8 +155,28 @@ def adamw_bias_correction_flipped(settings, learning_rate) -> optim.Optimizer:
     )
 
 
-def constant_lr(settings) -> float:
-    return settings.lr
+def warmup_schedule(settings):
+    """mlx-lm's linear warmup to the learning rate, as its config builds it."""
+    return build_schedule(
+        {
+            "name": "linear_schedule",
+            "arguments": [settings.lr, settings.lr, 1],
+            "warmup": settings.warmup_steps,
+        }
+    )
+
+
+def scheduled_lr(settings):
+    """The settings' schedule: a constant rate, or mlx-lm's linear warmup."""
+    return settings.lr if settings.schedule == "constant" else warmup_schedule(settings)
+
+
+def warmup_one_step_ahead(settings):
+    """The warmup schedule read at step + 1: the first update already past warmup's start."""
+    if settings.schedule == "constant":
+        return settings.lr
+    schedule = warmup_schedule(settings)
+    return lambda step: schedule(step + 1)
 
 
 def cosine_lr(settings):
@@ -208,7 +228,7 @@ class Pieces:
     accumulation: Callable[[int], Any] = MeanAccumulation
     grad_transform: Callable[[dict], dict] = no_transform  # between averaging and the update
     optimizer: Callable[[Any, Any], optim.Optimizer] = adamw
-    learning_rate: Callable[[Any], Any] = constant_lr
+    learning_rate: Callable[[Any], Any] = scheduled_lr
     lora_layers: Callable[[Any], int] = configured_layers
     lora_scale: Callable[[Any], float] = given_lora_scale
     cast: Callable[[nn.Module], None] = keep_dtype
@@ -457,3 +477,8 @@ def train_alpha_over_rank(request: TrainRequest) -> None:
 def train_seeded_after_lora(request: TrainRequest) -> None:
     """MLX's RNG seeded after LoRA init, not before (core: seed_after_load = false)."""
     run(request, swap(seed_lora=seed_after_lora))
+
+
+def train_warmup_off_by_one(request: TrainRequest) -> None:
+    """The warmup schedule one step ahead (core: warmup_offset = 1)."""
+    run(request, swap(learning_rate=warmup_one_step_ahead))

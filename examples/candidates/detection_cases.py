@@ -16,6 +16,8 @@ class Case:
     explained: bool = True
     # Correct but rounded otherwise: explained as the core at mlx-lm's values, not bit for bit.
     equivalent: bool = False
+    # Training settings on top of the round's, where the defect needs them to show.
+    settings: tuple[tuple[str, Any], ...] = ()
 
     @property
     def trainer(self) -> str:
@@ -44,6 +46,12 @@ CASES = (
     Case("train_mlx_adamw_defaults", ("optimizer_defaults", "mlx"), None),
     Case("train_alpha_over_rank", ("lora_scale_rule", "alpha_over_rank"), None),
     Case("train_seeded_after_lora", ("seed_after_load", False), None),
+    Case(
+        "train_warmup_off_by_one",
+        ("warmup_offset", 1),
+        None,
+        settings=(("schedule", "linear_warmup"), ("warmup_steps", 3)),
+    ),
 )
 
 ROUND = "discriminate"
