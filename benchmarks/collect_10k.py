@@ -7,8 +7,8 @@ artifact per (probe, seed) into a temporary directory, then, side by side in one
 reading every file and ``json.loads``-ing it (the floor any collector pays), and the command
 exactly as CI runs it (Markdown, JSON and HTML reports, job summary) in this process, which
 excludes interpreter start-up, and as a fresh ``python -m mlx_parity`` subprocess, which
-includes it. Each is the median of ``--repeats`` runs. The target: collect in process within
-2x of reading and parsing.
+includes it. Each is the median of ``--repeats`` runs, the three interleaved. The target:
+collect in process within 2x of reading and parsing.
 """
 
 from __future__ import annotations
@@ -153,7 +153,7 @@ def main_benchmark() -> None:
     parser.add_argument("--probes", type=int, default=20)
     parser.add_argument("--seeds", type=int, default=500)
     parser.add_argument("--steps", type=int, default=30)
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()
 
     probes = ["reference"] + [f"p{i:02d}" for i in range(1, args.probes)]
@@ -180,21 +180,23 @@ def main_benchmark() -> None:
             str(root / "report.html"),
         ]
         files = sorted((root / "artifacts").rglob("*.json"))
-        floor = statistics.median(read_and_parse(files) for _ in range(args.repeats))
-        print(f"{'':<34}{'seconds':>8}{'× read+parse':>15}")
-        print(f"{'read + json.loads every file':<34}{floor:>8.2f}{1:>14.2f}x")
-        for label, run in (
-            ("collect, in process", run_in_process),
-            ("collect, subprocess", run_subprocess),
-        ):
-            seconds = []
-            for _ in range(args.repeats):
+        runs = {"in process": run_in_process, "subprocess": run_subprocess}
+        seconds: dict[str, list[float]] = {"read": [], "in process": [], "subprocess": []}
+        # Interleaved, so a slow spell of the machine (the page cache, a neighbour) falls on
+        # the floor and on collect alike instead of on whichever ran during it.
+        for _ in range(args.repeats):
+            seconds["read"].append(read_and_parse(files))
+            for label, run in runs.items():
                 summary.unlink(missing_ok=True)
                 status, elapsed = run(argv)
                 assert status == 0, f"collect exited {status}"
-                seconds.append(elapsed)
-            median = statistics.median(seconds)
-            print(f"{label:<34}{median:>8.2f}{median / floor:>14.2f}x")
+                seconds[label].append(elapsed)
+        floor = statistics.median(seconds["read"])
+        print(f"{'':<34}{'seconds':>8}{'× read+parse':>15}")
+        print(f"{'read + json.loads every file':<34}{floor:>8.2f}{1:>14.2f}x")
+        for label in runs:
+            median = statistics.median(seconds[label])
+            print(f"{'collect, ' + label:<34}{median:>8.2f}{median / floor:>14.2f}x")
         for name in ("report.md", "report.json", "report.html", "summary.md"):
             print(f"  {name}: {(root / name).stat().st_size / 1e6:.2f} MB")
 

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -98,10 +99,15 @@ class GateResult(BaseModel):
         return self.name if self.probe is None else f"{self.name} · {self.probe}"
 
 
-class SeedComparison(BaseModel):
-    """One seed of one probe, and (for a probe other than the baseline) how it compares."""
+@dataclass(slots=True, kw_only=True)
+class SeedComparison:
+    """One seed of one probe, and (for a probe other than the baseline) how it compares.
 
-    model_config = _REPORT_CONFIG
+    A dataclass rather than a model: a 10,000-artifact collect builds 10,000 of them from values
+    pydantic has already validated, and a model's construction costs ~40x more. Reading a
+    report back validates it in full (pydantic honours this config for dataclass fields)."""
+
+    __pydantic_config__ = _REPORT_CONFIG
 
     seed: int
     file: str | None = None
@@ -112,7 +118,7 @@ class SeedComparison(BaseModel):
     cf_loss: float | None = None
     post_train_loss: float | None = None
     generation: str | None = None
-    losses: list[float] = Field(default_factory=list)
+    losses: list[float] = field(default_factory=list)
     # Below: None for the baseline's own seeds.
     trace: TraceVerdict | None = None
     trace_detail: str | None = None
@@ -262,7 +268,7 @@ def compare_seed(
     """``baseline_losses`` is the baseline seed's loss trace when the caller has built it (once
     per seed, however many probes compare with it)."""
     if probe is None:
-        return _trusted(
+        return SeedComparison(
             seed=seed,
             status="missing",
             baseline_passed=None if baseline is None else baseline.passed,
@@ -282,11 +288,11 @@ def compare_seed(
         device=probe.environment.device,
     )
     if is_baseline:
-        return _trusted(**fields)
+        return SeedComparison(**fields)
     fields["baseline_passed"] = None if baseline is None else baseline.passed
     unavailable = _why_unavailable(probe, baseline)
     if unavailable is not None:
-        return _trusted(**fields, trace="unavailable", trace_detail=unavailable)
+        return SeedComparison(**fields, trace="unavailable", trace_detail=unavailable)
     assert baseline is not None  # _why_unavailable said so
     ratio = first_update_norm_ratio(probe.rows, baseline.rows)
     if baseline_losses is None:
@@ -298,7 +304,7 @@ def compare_seed(
     if probe.environment.device != baseline.environment.device:
         cross = f"{probe.environment.device} vs {baseline.environment.device}"
         detail += f" (across devices, {cross}: not a bitwise comparison)"
-    return _trusted(
+    return SeedComparison(
         **fields,
         trace=trace.verdict,
         trace_detail=detail,
@@ -313,12 +319,6 @@ def compare_seed(
         else None,
         structural_step=structural[0] if structural else None,
     )
-
-
-def _trusted(**fields: Any) -> SeedComparison:
-    # Every value comes from an artifact pydantic has validated or from this module; validating
-    # again costs ~10% of a 10,000-artifact collect. Reading a report back validates in full.
-    return SeedComparison.model_construct(**fields)
 
 
 def _why_unavailable(probe: SeedResult, baseline: SeedResult | None) -> str | None:

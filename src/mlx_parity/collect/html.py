@@ -68,13 +68,9 @@ def esc(text: object) -> str:
     return html.escape(str(text), quote=True)
 
 
-# Characters that need escaping in HTML text; most cells (numbers, verdicts) have none, and
+# Characters that need escaping in HTML text; most rows (numbers, verdicts) have none, and
 # skipping the escape for them matters at tens of thousands of cells.
 _SPECIAL = frozenset("&<>\"'")
-
-
-def _cell(text: str) -> str:
-    return esc(text) if _SPECIAL.intersection(text) else text
 
 
 # --- plots -------------------------------------------------------------------------------------
@@ -344,7 +340,11 @@ def probe_plots(probe: ProbeReport, baseline: ProbeReport) -> list[str]:
 
 def _row(cells: Sequence[str], header: bool = False) -> str:
     tag = "th" if header else "td"
-    return "<tr>" + "".join(f"<{tag}>{_cell(str(c))}</{tag}>" for c in cells) + "</tr>"
+    between = f"</{tag}><{tag}>"
+    text = between.join(cells)
+    if _SPECIAL.intersection(text):  # a cell needs escaping; most rows have none
+        text = between.join(map(esc, cells))
+    return f"<tr><{tag}>{text}</{tag}></tr>"
 
 
 def summary_table(report: RoundReport) -> list[str]:

@@ -27,11 +27,15 @@ DASH = "—"
 
 # Underscores stay: GitHub never emphasises inside words, and artifact names are full of them.
 _MARKDOWN_SPECIAL = re.compile(r"([\\`*\[\]|])")
+# Text that needs no escaping at all: no special character, no HTML, single spaces only.
+_PLAIN = re.compile(r"(?:[^\\`*\[\]|&<>\s]+(?: [^\\`*\[\]|&<>\s]+)*)?")
 
 
 def escape_cell(text: str) -> str:
     """Free text (a generation, an error) made safe for one table cell: no HTML, no code
     spans, links or bold, no pipes or line breaks that would end the cell."""
+    if _PLAIN.fullmatch(text):  # most cells (verdicts, numbers) need nothing
+        return text
     flat = " ".join(text.split())
     return _MARKDOWN_SPECIAL.sub(r"\\\1", html.escape(flat, quote=False))
 
