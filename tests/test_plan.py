@@ -16,7 +16,6 @@ from mlx_parity.estimate import (
     billed_minutes,
     compare_layouts,
     format_duration,
-    per_cell_layout,
     wall_clock_seconds,
 )
 
@@ -316,9 +315,9 @@ def test_motivating_shape_by_hand() -> None:
 
 def test_estimate_refuses_meaningless_inputs() -> None:
     with pytest.raises(ValueError, match="seconds_per_seed"):
-        per_cell_layout([2], 0)
+        compare_layouts([2], 0)
     with pytest.raises(ValueError, match="setup_seconds"):
-        per_cell_layout([2], 45, setup_seconds=-1)
+        compare_layouts([2], 45, setup_seconds=-1)
     with pytest.raises(ValueError, match="max_parallel"):
         wall_clock_seconds([1], 0)
 

@@ -91,26 +91,6 @@ def wall_clock_seconds(job_seconds: Sequence[float], max_parallel: int) -> float
     return max(slots, default=0.0)
 
 
-def per_cell_layout(
-    seeds_per_cell: Sequence[int],
-    seconds_per_seed: float,
-    setup_seconds: float = DEFAULT_SETUP_SECONDS,
-    max_parallel: int = DEFAULT_MAX_PARALLEL,
-) -> LayoutEstimate:
-    """One job per cell: the setup once, then the cell's seeds back to back."""
-    return compare_layouts(seeds_per_cell, seconds_per_seed, setup_seconds, max_parallel).per_cell
-
-
-def per_seed_layout(
-    seeds_per_cell: Sequence[int],
-    seconds_per_seed: float,
-    setup_seconds: float = DEFAULT_SETUP_SECONDS,
-    max_parallel: int = DEFAULT_MAX_PARALLEL,
-) -> LayoutEstimate:
-    """One job per (probe, seed): every seed pays the setup."""
-    return compare_layouts(seeds_per_cell, seconds_per_seed, setup_seconds, max_parallel).per_seed
-
-
 def compare_layouts(
     seeds_per_cell: Sequence[int],
     seconds_per_seed: float,
@@ -118,7 +98,12 @@ def compare_layouts(
     max_parallel: int = DEFAULT_MAX_PARALLEL,
 ) -> LayoutComparison:
     """Both layouts for the same cells (given as the number of seeds each cell runs)."""
-    _check_inputs(seeds_per_cell, seconds_per_seed, setup_seconds)
+    if any(n < 0 for n in seeds_per_cell):
+        raise ValueError(f"a cell cannot run a negative number of seeds: {list(seeds_per_cell)}")
+    if not (math.isfinite(seconds_per_seed) and seconds_per_seed > 0):
+        raise ValueError(f"seconds_per_seed must be a finite number > 0, got {seconds_per_seed!r}")
+    if not (math.isfinite(setup_seconds) and setup_seconds >= 0):
+        raise ValueError(f"setup_seconds must be a finite number >= 0, got {setup_seconds!r}")
     per_cell = tuple(setup_seconds + n * seconds_per_seed for n in seeds_per_cell)
     per_seed = (setup_seconds + seconds_per_seed,) * sum(seeds_per_cell)
     return LayoutComparison(
@@ -129,19 +114,7 @@ def compare_layouts(
 
 def format_duration(seconds: float) -> str:
     """``3510`` → ``58 min 30 s``; ``45`` → ``45 s`` (whole seconds: these are estimates)."""
-    whole = round(seconds)
-    minutes, rest = divmod(whole, 60)
+    minutes, rest = divmod(round(seconds), 60)
     if minutes == 0:
         return f"{rest} s"
     return f"{minutes} min {rest} s" if rest else f"{minutes} min"
-
-
-def _check_inputs(
-    seeds_per_cell: Sequence[int], seconds_per_seed: float, setup_seconds: float
-) -> None:
-    if any(n < 0 for n in seeds_per_cell):
-        raise ValueError(f"a cell cannot run a negative number of seeds: {list(seeds_per_cell)}")
-    if not (math.isfinite(seconds_per_seed) and seconds_per_seed > 0):
-        raise ValueError(f"seconds_per_seed must be a finite number > 0, got {seconds_per_seed!r}")
-    if not (math.isfinite(setup_seconds) and setup_seconds >= 0):
-        raise ValueError(f"setup_seconds must be a finite number >= 0, got {setup_seconds!r}")

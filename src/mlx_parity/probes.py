@@ -40,9 +40,9 @@ class Probe(BaseModel):
         apply(Knobs(), value)  # raises KnobError naming the knob
         return value
 
-    def resolved(self, base: Knobs, overrides: dict[str, Any] | None = None) -> Knobs:
-        """The probe's knobs on top of ``base`` (the fixture's settings), then ``overrides``."""
-        return apply(apply(base, self.knobs), overrides or {})
+    def resolved(self, base: Knobs) -> Knobs:
+        """The probe's knobs on top of ``base`` (the round's settings)."""
+        return apply(base, self.knobs)
 
 
 BUILTIN_PROBES: dict[str, Probe] = {

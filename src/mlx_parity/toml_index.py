@@ -8,6 +8,7 @@ import bisect
 import contextlib
 import re
 import tomllib
+from collections.abc import Iterator
 
 KeyPath = tuple[str | int, ...]
 
@@ -56,11 +57,7 @@ class SourceIndex:
 
     def last_key_before(self, line: int) -> KeyPath | None:
         """The last key recorded at or before ``line`` (what a syntax error was probably in)."""
-        found = None
-        for path, at in self.lines.items():
-            if at <= line:
-                found = path
-        return found
+        return next((path for path, at in reversed(self.lines.items()) if at <= line), None)
 
     # The scanner proper: a recursive descent over the text, recording as it goes.
 
@@ -100,25 +97,25 @@ class SourceIndex:
             self._skip(newlines=True)
             if self._pos >= len(self.text):
                 return
-            start = self._pos
-            if self._peek(2) == "[[":
-                self._pos += 2
-                path = self._key()
-                self._expect("]]")
-                index = array_tables.get(path, 0)
-                array_tables[path] = index + 1
-                table = (*path, index)
-                self._record(table, start)
-            elif self._peek() == "[":
-                self._pos += 1
+            if self._peek() == "[":
+                start = self._pos
+                closer = "]]" if self._peek(2) == "[[" else "]"
+                self._pos += len(closer)
                 table = self._key()
-                self._expect("]")
+                self._expect(closer)
+                if closer == "]]":  # an array of tables: each header opens the next element
+                    array_tables[table] = array_tables.get(table, -1) + 1
+                    table = (*table, array_tables[table])
                 self._record(table, start)
             else:
-                path = (*table, *self._key())
-                self._expect("=")
-                self._record(path, start)
-                self._value(path)
+                self._key_value(table)
+
+    def _key_value(self, table: KeyPath) -> None:
+        start = self._pos
+        path = (*table, *self._key())
+        self._expect("=")
+        self._record(path, start)
+        self._value(path)
 
     def _key(self) -> KeyPath:
         parts: list[str | int] = []
@@ -156,39 +153,28 @@ class SourceIndex:
                 raise _ScanError("expected a value")
 
     def _array(self, path: KeyPath) -> None:
-        self._pos += 1
-        index = 0
-        while True:
-            self._skip(newlines=True)
-            if self._peek() == "]":
-                self._pos += 1
-                return
+        for index, _ in enumerate(self._items("]")):
             self._record((*path, index), self._pos)
             self._value((*path, index))
-            self._skip(newlines=True)
-            if self._peek() == ",":
-                self._pos += 1
-            elif self._peek() != "]":
-                raise _ScanError("expected ',' or ']'")
-            index += 1
 
     def _inline_table(self, path: KeyPath) -> None:
+        for _ in self._items("}"):
+            self._key_value(path)
+
+    def _items(self, closer: str) -> Iterator[None]:
+        """Step through a bracketed, comma-separated list, yielding at the start of each item."""
         self._pos += 1
         while True:
             self._skip(newlines=True)
-            if self._peek() == "}":
+            if self._peek() == closer:
                 self._pos += 1
                 return
-            start = self._pos
-            inner = (*path, *self._key())
-            self._expect("=")
-            self._record(inner, start)
-            self._value(inner)
+            yield
             self._skip(newlines=True)
             if self._peek() == ",":
                 self._pos += 1
-            elif self._peek() != "}":
-                raise _ScanError("expected ',' or '}'")
+            elif self._peek() != closer:
+                raise _ScanError(f"expected ',' or {closer!r}")
 
     def _string(self) -> None:
         quote = self._peek()

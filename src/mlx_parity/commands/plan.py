@@ -118,7 +118,7 @@ def github_outputs(plan: Plan) -> dict[str, str]:
     """The job outputs, one line each: compact JSON never contains a newline."""
     matrix = json.dumps({"include": matrix_entries(plan)}, separators=(",", ":"))
     outputs = {"matrix": matrix, "round_id": plan.round.id}
-    size = sum(len(f"{key}={value}\n".encode()) for key, value in outputs.items())
+    size = len(format_outputs(outputs).encode())
     if size > JOB_OUTPUTS_LIMIT_BYTES:
         raise UsageError(
             f"the plan's job outputs take {size:,} bytes; GitHub allows {JOB_OUTPUTS_LIMIT_BYTES:,}"
@@ -140,7 +140,8 @@ def summary_markdown(
     lines = [
         f"## mlx-parity plan: round `{round_.id}`",
         "",
-        f"**Hypothesis:** {_one_line(round_.hypothesis)}",
+        # A table-free paragraph still breaks on a blank line; the hypothesis is one statement.
+        f"**Hypothesis:** {' '.join(round_.hypothesis.split())}",
         "",
         f"Baseline `{round_.baseline}`, pinned dependency set `{round_.pins}`.",
     ]
@@ -205,11 +206,6 @@ def _savings_sentence(comparison: LayoutComparison) -> str:
         f"({share:.0%}) and finishes in {format_duration(per_cell.wall_clock_seconds)} instead "
         f"of {format_duration(per_seed.wall_clock_seconds)}."
     )
-
-
-def _one_line(text: str) -> str:
-    # A table-free paragraph still breaks on a blank line; the hypothesis is one statement.
-    return " ".join(text.split())
 
 
 def error_markdown(message: str) -> str:
