@@ -42,9 +42,7 @@ def _labels_as_tuple(value: Any) -> Any:
     # ``runs-on`` takes one label or a list of labels; one internal shape keeps the checks simple.
     if isinstance(value, str):
         return (value,)
-    if isinstance(value, list):
-        return tuple(value)
-    return value
+    return tuple(value) if isinstance(value, list) else value
 
 
 def _check_labels(labels: tuple[str, ...]) -> tuple[str, ...]:
@@ -69,10 +67,12 @@ def _check_labels(labels: tuple[str, ...]) -> tuple[str, ...]:
 RunnerLabels = Annotated[tuple[str, ...], BeforeValidator(_labels_as_tuple)]
 
 
-class ActionPin(BaseModel):
-    """One action, pinned by the full commit SHA its release tag points to."""
-
+class _Settings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ActionPin(_Settings):
+    """One action, pinned by the full commit SHA its release tag points to."""
 
     repo: str = Field(pattern=r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
     tag: str
@@ -102,11 +102,9 @@ class ActionPin(BaseModel):
         return f"{self.repo}/{path}@{self.sha}"
 
 
-class UvPin(BaseModel):
+class UvPin(_Settings):
     """uv, the installer every job uses, pinned by version and by the sha256 of each wheel a
     runner may install (pip refuses any other file with --require-hashes)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
     version: str = Field(pattern=r"^\d+\.\d+\.\d+$")
     hashes: list[Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]] = Field(min_length=1)
@@ -116,9 +114,7 @@ class UvPin(BaseModel):
         return f"uv=={self.version} " + " ".join(f"--hash=sha256:{h}" for h in self.hashes)
 
 
-class ActionPins(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
+class ActionPins(_Settings):
     checkout: ActionPin
     setup_python: ActionPin
     upload_artifact: ActionPin
@@ -130,17 +126,13 @@ class ActionPins(BaseModel):
 _Minutes = Annotated[int, Field(ge=1, le=360, strict=True)]
 
 
-class TimeoutMinutes(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
+class TimeoutMinutes(_Settings):
     plan: _Minutes
     probe: _Minutes
     collect: _Minutes
 
 
-class WorkflowSettings(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
+class WorkflowSettings(_Settings):
     path: str
     name: str = Field(min_length=1)
     python_version: str
@@ -194,15 +186,14 @@ class WorkflowSettings(BaseModel):
             raise ValueError(f"repeats a branch: {branches}")
         return branches
 
-    @field_validator("plan_runner", "collect_runner")
+    @field_validator("probe_runner", "plan_runner", "collect_runner")
     @classmethod
     def _usable_labels(cls, labels: tuple[str, ...]) -> tuple[str, ...]:
         return _check_labels(labels)
 
-    @field_validator("probe_runner")
+    @field_validator("probe_runner")  # after _usable_labels: pydantic keeps definition order
     @classmethod
     def _apple_silicon_labels(cls, labels: tuple[str, ...]) -> tuple[str, ...]:
-        _check_labels(labels)
         for label in labels:
             if _INTEL_MACOS_LABEL.match(label.lower()):
                 raise ValueError(
@@ -223,24 +214,27 @@ def load_settings(matrix_dir: Path) -> WorkflowSettings:
     overrides = _parse_toml(override_text, shown)
     for key in overrides:
         if key != TABLE:
-            line = _line_of(override_text, (key,))
             raise WorkflowSettingsError(
-                f"{_where(shown, line)}: unknown key {key!r}; "
+                f"{_where(shown, override_text, (key,))}: unknown key {key!r}; "
                 f"settings belong in the [{TABLE}] table"
             )
-    merged = _deep_merge(defaults.get(TABLE, {}), overrides.get(TABLE, {}))
+    table_overrides = overrides.get(TABLE, {})
+    merged = _deep_merge(defaults.get(TABLE, {}), table_overrides)
     try:
         return WorkflowSettings.model_validate(merged)
     except ValidationError as exc:
         messages = []
         for error in exc.errors():
             loc = tuple(error["loc"])
-            from_overrides = _has_path(overrides.get(TABLE, {}), loc)
-            source = shown if from_overrides else DEFAULTS_DISPLAY
-            text = override_text if from_overrides else defaults_text
-            line = _line_of(text, (TABLE, *(part for part in loc if isinstance(part, str))))
-            message = _describe(error)
-            messages.append(f"{_where(source, line)}: {_dotted(loc)}: {message}")
+            if _has_path(table_overrides, loc):
+                source, text = shown, override_text
+            else:
+                source, text = DEFAULTS_DISPLAY, defaults_text
+            where = _where(source, text, (TABLE, *(part for part in loc if isinstance(part, str))))
+            key = TABLE + "".join(
+                f"[{part}]" if isinstance(part, int) else f".{part}" for part in loc
+            )
+            messages.append(f"{where}: {key}: {_describe(error)}")
         raise WorkflowSettingsError(
             "invalid workflow settings\n  " + "\n  ".join(messages)
         ) from None
@@ -280,17 +274,7 @@ def _describe(error: Mapping[str, Any]) -> str:
     return str(error["msg"]).removeprefix("Value error, ")
 
 
-def _dotted(loc: tuple[Any, ...]) -> str:
-    key = TABLE
-    for part in loc:
-        key += f"[{part}]" if isinstance(part, int) else f".{part}"
-    return key
-
-
-def _where(source: str, line: int | None) -> str:
+def _where(source: str, text: str, path: tuple[str, ...]) -> str:
+    """``source:line`` of a dotted key (or of its table when the key itself is absent)."""
+    line = SourceIndex(text).line_of(path)
     return f"{source}:{line}" if line else source
-
-
-def _line_of(text: str, path: tuple[str, ...]) -> int | None:
-    """The line of a dotted key (or of its table when the key itself is absent)."""
-    return SourceIndex(text).line_of(path)
