@@ -14,12 +14,10 @@ from pathlib import Path, PurePosixPath
 from .errors import UnsafeArchive
 
 # Seed results are a few kilobytes each; anything near this is not an mlx-parity artifact.
-DEFAULT_MAX_UNPACKED_BYTES = 1 << 30
+MAX_UNPACKED_BYTES = 1 << 30
 
 
-def safe_extract(
-    archive: Path, dest_dir: Path, *, max_unpacked_bytes: int = DEFAULT_MAX_UNPACKED_BYTES
-) -> list[Path]:
+def safe_extract(archive: Path, dest_dir: Path) -> list[Path]:
     """Extract ``archive`` into ``dest_dir`` and return the files written, in archive order."""
     dest_root = dest_dir.resolve()
     try:
@@ -27,10 +25,10 @@ def safe_extract(
             members = zipped.infolist()
             targets = [_checked_target(member, dest_root) for member in members]
             unpacked = sum(member.file_size for member in members)
-            if unpacked > max_unpacked_bytes:
+            if unpacked > MAX_UNPACKED_BYTES:
                 raise UnsafeArchive(
                     f"{archive.name}: unpacks to {unpacked} bytes, more than the "
-                    f"{max_unpacked_bytes} allowed"
+                    f"{MAX_UNPACKED_BYTES} allowed"
                 )
             written: list[Path] = []
             for member, target in zip(members, targets, strict=True):

@@ -94,16 +94,15 @@ class GitHubClient:
     def __init__(
         self,
         context: GitHubContext,
-        session: requests.Session | None = None,
+        *,
         max_total_wait: float = 60.0,
         sleep: Callable[[float], None] = time.sleep,
-        *,
         clock: Callable[[], float] = time.time,
         timeout: float = 30.0,
     ) -> None:
         self.context = context
         self.max_total_wait = max_total_wait
-        self._session = session if session is not None else requests.Session()
+        self._session = requests.Session()
         self._sleep = sleep
         self._clock = clock
         self._timeout = timeout
@@ -123,15 +122,18 @@ class GitHubClient:
         target_url: str | None = None,
     ) -> PostedStatus:
         """Set commit status ``context`` on ``sha``; the description is cut to GitHub's 140."""
-        status = _validated(
-            CommitStatus,
-            state=state,
-            context=context,
-            description=fit_status_description(description),
-            target_url=target_url,
-        )
+        try:
+            status = CommitStatus(
+                state=state,
+                context=context,
+                description=fit_status_description(description),
+                target_url=target_url,
+            )
+        except ValidationError as exc:
+            raise InvalidRequest(f"invalid CommitStatus: {_problems(exc)}") from None
         # Posting the same status twice leaves one status: safe to retry after a 5xx.
-        response = self._api("POST", f"{self._repo_path()}/statuses/{_segment(sha)}", json=status)
+        url = self._repo_url(f"/statuses/{_segment(sha)}")
+        response = self._send("POST", url, json=status.model_dump(mode="json", exclude_none=True))
         return self._parse(PostedStatus, response, accepted=True)
 
     def create_check_run(
@@ -154,15 +156,15 @@ class GitHubClient:
         if details_url is not None:
             body["details_url"] = details_url
         # A 5xx may hide a check run that was created; repeating it would create a second one.
-        path = f"{self._repo_path()}/check-runs"
-        response = self._api("POST", path, json=body, idempotent=False)
+        response = self._send("POST", self._repo_url("/check-runs"), json=body, idempotent=False)
         return self._parse(CheckRun, response, accepted=True)
 
     def list_run_artifacts(self, run_id: int | None = None) -> list[Artifact]:
         """Every artifact of workflow run ``run_id`` (default: this run), across all pages."""
+        run_id = self.context.run_id if run_id is None else run_id
         if run_id is None:
-            run_id = self._require_run_id()
-        url: str | None = self._api_url(f"{self._repo_path()}/actions/runs/{int(run_id)}/artifacts")
+            raise MissingContext(ENVIRONMENT_VARIABLES["run_id"])
+        url: str | None = self._repo_url(f"/actions/runs/{int(run_id)}/artifacts")
         params: dict[str, Any] | None = {"per_page": 100}
         artifacts: list[Artifact] = []
         seen: set[str] = set()
@@ -170,7 +172,7 @@ class GitHubClient:
             if url in seen or len(seen) >= MAX_PAGES:
                 raise GitHubError(f"GET {_display(url)}: pagination does not end")
             seen.add(url)
-            response = self._send("GET", url, headers=self._api_headers(), params=params)
+            response = self._send("GET", url, params=params)
             artifacts.extend(self._parse(ArtifactPage, response).artifacts)
             next_url = response.links.get("next", {}).get("url")
             # The next link carries its own query (page, per_page); re-sending params would clash.
@@ -187,19 +189,16 @@ class GitHubClient:
         if artifact.expired:
             raise ArtifactExpired(f"artifact {artifact.name!r} ({artifact.id}) has expired")
         archive_url = self._require_api_url(artifact.archive_download_url)
-        first = self._send(
-            "GET", archive_url, headers=self._api_headers(), allow_redirects=False, stream=True
-        )
+        first = self._send("GET", archive_url, allow_redirects=False, stream=True)
         if first.status_code in REDIRECT_STATUSES:
             first.close()
             location = first.headers.get("location")
             if not location:
                 raise GitHubError(f"GET {_display(archive_url)}: redirect without a location")
+            # No token there; None also drops an Authorization in the session's default headers.
+            storage_headers = {"User-Agent": USER_AGENT, "Authorization": None}
             archive = self._send(
-                "GET",
-                urljoin(archive_url, location),
-                headers=_storage_headers(),
-                stream=True,
+                "GET", urljoin(archive_url, location), headers=storage_headers, stream=True
             )
         else:
             archive = first  # some servers hand out the zip directly
@@ -229,39 +228,21 @@ class GitHubClient:
         body: dict[str, Any] = {"ref": ref}
         if inputs:
             body["inputs"] = inputs
-        path = f"{self._repo_path()}/actions/workflows/{_segment(workflow_file)}/dispatches"
+        url = self._repo_url(f"/actions/workflows/{_segment(workflow_file)}/dispatches")
         # A 5xx may hide a dispatch that happened; repeating it would start a second round.
-        response = self._api("POST", path, json=body, idempotent=False)
+        response = self._send("POST", url, json=body, idempotent=False)
         if response.status_code == 204 or not response.content:
             return None
         return self._parse(DispatchedRun, response)
 
     # -- plumbing ----------------------------------------------------------------------------
 
-    def _api(
-        self,
-        method: str,
-        path: str,
-        *,
-        json: BaseModel | Mapping[str, Any] | None = None,
-        idempotent: bool = True,
-    ) -> requests.Response:
-        if isinstance(json, BaseModel):
-            json = json.model_dump(mode="json", exclude_none=True)
-        return self._send(
-            method,
-            self._api_url(path),
-            headers=self._api_headers(),
-            json=json,
-            idempotent=idempotent,
-        )
-
     def _send(
         self,
         method: str,
         url: str,
         *,
-        headers: Mapping[str, str | None],
+        headers: Mapping[str, str | None] | None = None,
         json: Mapping[str, Any] | None = None,
         params: Mapping[str, Any] | None = None,
         allow_redirects: bool = True,
@@ -269,10 +250,12 @@ class GitHubClient:
         idempotent: bool = True,
     ) -> requests.Response:
         """One call with retries; returns any answer below 400 and raises a typed error otherwise.
+        ``headers`` default to the API's, token included.
 
         Rate limits are always retried (GitHub did not act on the request); 5xx and lost
         connections only when ``idempotent``, since the first attempt may have taken effect.
         """
+        headers = self._api_headers() if headers is None else dict(headers)
         waited = 0.0
         attempt = 0
         while True:
@@ -281,7 +264,7 @@ class GitHubClient:
                 response = self._session.request(
                     method,
                     url,
-                    headers=dict(headers),
+                    headers=headers,
                     json=json,
                     params=params,
                     allow_redirects=allow_redirects,
@@ -340,12 +323,8 @@ class GitHubClient:
                     "%s: accepted (%s) with an unreadable body", where, response.status_code
                 )
                 return model()
-            problems = "; ".join(
-                f"{'.'.join(map(str, error['loc'])) or '<body>'}: {error['msg']}"
-                for error in exc.errors(include_input=False)[:3]
-            )
             raise GitHubError(
-                self._redact(f"{where}: unexpected answer ({problems})"),
+                self._redact(f"{where}: unexpected answer ({_problems(exc, limit=3)})"),
                 status=response.status_code,
             ) from None
 
@@ -369,9 +348,6 @@ class GitHubClient:
             "Authorization": f"Bearer {self.context.token_value()}",
         }
 
-    def _api_url(self, path: str) -> str:
-        return f"{self.context.api_url}{path}"
-
     def _require_api_url(self, url: str) -> str:
         """Refuse to send the token anywhere but the configured API."""
         if not url.startswith(f"{self.context.api_url}/"):
@@ -380,32 +356,20 @@ class GitHubClient:
             )
         return url
 
-    def _repo_path(self) -> str:
-        return f"/repos/{_segment(self.context.owner)}/{_segment(self.context.repo)}"
-
-    def _require_run_id(self) -> int:
-        if self.context.run_id is None:
-            raise MissingContext(ENVIRONMENT_VARIABLES["run_id"])
-        return self.context.run_id
+    def _repo_url(self, path: str) -> str:
+        owner, repo = _segment(self.context.owner), _segment(self.context.repo)
+        return f"{self.context.api_url}/repos/{owner}/{repo}{path}"
 
     def _redact(self, text: str) -> str:
         token = self.context.token.get_secret_value() if self.context.token else ""
         return text.replace(token, "***") if token else text
 
 
-def _storage_headers() -> dict[str, str | None]:
-    # None removes the header even if the caller's session sets one by default.
-    return {"User-Agent": USER_AGENT, "Authorization": None}
-
-
-def _validated(model: type[_Model], **fields: Any) -> _Model:
-    try:
-        return model(**fields)
-    except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(map(str, error['loc']))}: {error['msg']}" for error in exc.errors()
-        )
-        raise InvalidRequest(f"invalid {model.__name__}: {problems}") from None
+def _problems(exc: ValidationError, limit: int | None = None) -> str:
+    return "; ".join(
+        f"{'.'.join(map(str, error['loc'])) or '<body>'}: {error['msg']}"
+        for error in exc.errors(include_input=False)[:limit]
+    )
 
 
 def _github_message(response: requests.Response) -> str:

@@ -33,11 +33,7 @@ def post_statuses_or_explain(
     try:
         for status in statuses:
             client.post_status(
-                sha,
-                status.state,
-                status.context,
-                status.description,
-                status.target_url,
+                sha, status.state, status.context, status.description, status.target_url
             )
             posted += 1
     except PermissionDenied as exc:
