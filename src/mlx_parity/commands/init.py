@@ -101,10 +101,6 @@ def tested_pins() -> list[str]:
     return [line for line in text.splitlines() if line.strip() and not line.startswith("#")]
 
 
-def mlx_parity_requirement(given: str | None) -> str:
-    return given or f"mlx-parity=={metadata.version('mlx-parity')}"
-
-
 def with_extra(requirement: str) -> str:
     """The requirement with the ``mlx`` extra: ``mlx-parity==1.0`` → ``mlx-parity[mlx]==1.0``."""
     match = re.match(r"^\s*(mlx-parity|mlx_parity)(\[[^\]]*\])?(.*)$", requirement)
@@ -145,17 +141,14 @@ def write_files(root: Path, files: dict[str, str], force: bool) -> dict[str, str
     outcome = {}
     for relative, text in files.items():
         path = root / relative
-        if path.is_file():
-            current = path.read_text(encoding="utf-8")
-            if current == text:
-                outcome[relative] = "unchanged"
-                continue
-            if not force:
-                outcome[relative] = "kept (differs; --force overwrites it)"
-                continue
-        outcome[relative] = "overwritten" if path.exists() else "written"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text, encoding="utf-8", newline="\n")
+        if path.is_file() and path.read_text(encoding="utf-8") == text:
+            outcome[relative] = "unchanged"
+        elif path.is_file() and not force:
+            outcome[relative] = "kept (differs; --force overwrites it)"
+        else:
+            outcome[relative] = "overwritten" if path.exists() else "written"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text, encoding="utf-8", newline="\n")
     return outcome
 
 
@@ -164,12 +157,9 @@ def _run(args: argparse.Namespace) -> int:
     plugin = args.plugin.removeprefix(PLUGIN_PREFIX)
     lookup(PLUGIN_PREFIX + plugin)  # the plugin's name must have the right form
     probe_id = args.probe_id or probe_id_for(plugin)
-    layout = args.layout or (
-        "trainer"
-        if (root / "pyproject.toml").is_file() or (root / "setup.py").is_file()
-        else "parity"
-    )
-    requirement = mlx_parity_requirement(args.mlx_parity)
+    packaged = any((root / name).is_file() for name in ("pyproject.toml", "setup.py"))
+    layout = args.layout or ("trainer" if packaged else "parity")
+    requirement = args.mlx_parity or f"mlx-parity=={metadata.version('mlx-parity')}"
     files = render_files(layout, plugin, probe_id, requirement, args.branch)
     outcome = write_files(root, files, args.force)
     matrix_dir = root / "matrix"
