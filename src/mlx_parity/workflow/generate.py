@@ -68,6 +68,11 @@ HF_CACHE = f"{CACHE_DIR}/huggingface"
 # into the workspace instead.
 WORKSPACE_TMP = ".mlx-parity-tmp"
 MLX_KERNELS = f"{WORKSPACE_TMP}/mlx"
+# The probe job's workspace caches: (what, path, key prefix).
+WORKSPACE_CACHES = (
+    ("the model cache", HF_CACHE, "hf-${{ runner.os }}"),
+    ("compiled MLX kernels", MLX_KERNELS, "mlx-kernels-${{ runner.os }}-${{ runner.arch }}"),
+)
 # What `uv pip install` adds from the checkout, per layout: (plan/collect, probe jobs).
 CHECKOUT_INSTALL = {
     "mlx-parity": (".", '".[mlx]"'),
@@ -80,7 +85,8 @@ UV_PIP_INSTALL = (
 )
 
 # Dispatch inputs: round_id plus optional comma-separated filters the plan command applies.
-DISPATCH_FILTERS = {
+DISPATCH_INPUTS = {
+    "round_id": "Round ID to run (a round file under matrix/)",
     "probes": "Comma-separated probe IDs to run (empty: every probe of the round)",
     "seeds": "Comma-separated seeds to run (empty: every seed of the round)",
 }
@@ -134,21 +140,16 @@ def _triggers(settings: WorkflowSettings) -> CommentedMap:
         triggers["push"] = {"branches": list(settings.push_branches)}
     # pull_request (never pull_request_target): fork PRs run with a read-only token and no secrets.
     triggers["pull_request"] = None
-    inputs: dict[str, Any] = {
-        "round_id": {
-            "description": "Round ID to run (a round file under matrix/)",
-            "required": True,
-            "default": settings.default_round,
-            "type": "string",
-        }
-    }
-    for name, description in DISPATCH_FILTERS.items():
-        inputs[name] = {
+    # round_id is the one required input; an empty filter means no filter.
+    inputs = {
+        name: {
             "description": description,
-            "required": False,
-            "default": "",
+            "required": name == "round_id",
+            "default": settings.default_round if name == "round_id" else "",
             "type": "string",
         }
+        for name, description in DISPATCH_INPUTS.items()
+    }
     triggers["workflow_dispatch"] = {"inputs": inputs}
     return triggers
 
@@ -199,25 +200,18 @@ def _probe_job(settings: WorkflowSettings) -> CommentedMap:
             f'{UV_PIP_INSTALL} -r "{PINS_DIR}/${{PINS}}.txt" {checkout}'.rstrip(),
             env={"PINS": "${{ matrix.pins }}"},
         ),
-        _uses(
-            "Restore the model cache",
-            cache.sub("restore"),
-            cache.tag,
-            {
-                "path": HF_CACHE,
-                "key": "hf-${{ runner.os }}-${{ github.run_id }}",
-                "restore-keys": "hf-${{ runner.os }}-",
-            },
-        ),
-        _uses(
-            "Restore compiled MLX kernels",
-            cache.sub("restore"),
-            cache.tag,
-            {
-                "path": MLX_KERNELS,
-                "key": "mlx-kernels-${{ runner.os }}-${{ runner.arch }}-${{ github.run_id }}",
-                "restore-keys": "mlx-kernels-${{ runner.os }}-${{ runner.arch }}-",
-            },
+        *(
+            _uses(
+                f"Restore {what}",
+                cache,
+                {
+                    "path": path,
+                    "key": f"{prefix}-${{{{ github.run_id }}}}",
+                    "restore-keys": f"{prefix}-",
+                },
+                subdir="restore",
+            )
+            for what, path, prefix in WORKSPACE_CACHES
         ),
         _run(
             "Run the probe cell",
@@ -234,8 +228,7 @@ def _probe_job(settings: WorkflowSettings) -> CommentedMap:
         ),
         _uses(
             "Upload seed results",
-            settings.actions.upload_artifact.uses,
-            settings.actions.upload_artifact.tag,
+            settings.actions.upload_artifact,
             {
                 # Names are immutable within a run: one per cell and attempt (a re-run's jobs
                 # upload their own; collect takes each cell's newest attempt).
@@ -253,19 +246,12 @@ def _probe_job(settings: WorkflowSettings) -> CommentedMap:
         *(
             _uses(
                 f"Save {what}",
-                cache.sub("save"),
-                cache.tag,
+                cache,
                 {"path": path, "key": f"{prefix}-${{{{ hashFiles('{path}/**') }}}}"},
+                subdir="save",
                 condition=f"always() && hashFiles('{path}/**') != ''",
             )
-            for what, path, prefix in (
-                ("the model cache", HF_CACHE, "hf-${{ runner.os }}"),
-                (
-                    "compiled MLX kernels",
-                    MLX_KERNELS,
-                    "mlx-kernels-${{ runner.os }}-${{ runner.arch }}",
-                ),
-            )
+            for what, path, prefix in WORKSPACE_CACHES
         ),
     ]
     return job
@@ -290,8 +276,7 @@ def _collect_job(settings: WorkflowSettings) -> CommentedMap:
         *_control_setup(settings),
         _uses(
             "Download seed results",
-            settings.actions.download_artifact.uses,
-            settings.actions.download_artifact.tag,
+            settings.actions.download_artifact,
             # One folder per artifact: collect picks each cell's newest attempt.
             {"pattern": SEED_ARTIFACT_PATTERN, "path": RESULTS_DIR},
         ),
@@ -315,8 +300,7 @@ def _collect_job(settings: WorkflowSettings) -> CommentedMap:
         ),
         _uses(
             "Upload the round report",
-            settings.actions.upload_artifact.uses,
-            settings.actions.upload_artifact.tag,
+            settings.actions.upload_artifact,
             {
                 "name": REPORT_ARTIFACT,
                 "path": LiteralScalarString("".join(f"{path}\n" for path in REPORT_FILES)),
@@ -342,11 +326,12 @@ def _collect_job(settings: WorkflowSettings) -> CommentedMap:
 def _setup(settings: WorkflowSettings, pins_file: str) -> list[CommentedMap]:
     """Check out, Python, uv (hash-verified) and uv's cache keyed on the pin file."""
     return [
-        _checkout(settings),
+        # persist-credentials: false keeps the token out of .git/config, where a later step (or
+        # an uploaded artifact) could read it.
+        _uses("Check out", settings.actions.checkout, {"persist-credentials": False}),
         _uses(
             "Set up Python",
-            settings.actions.setup_python.uses,
-            settings.actions.setup_python.tag,
+            settings.actions.setup_python,
             {"python-version": settings.python_version},
         ),
         _run(
@@ -358,8 +343,7 @@ def _setup(settings: WorkflowSettings, pins_file: str) -> list[CommentedMap]:
         ),
         _uses(
             "Cache uv",
-            settings.actions.cache.uses,
-            settings.actions.cache.tag,
+            settings.actions.cache,
             {
                 "path": UV_CACHE,
                 "key": "uv-${{ runner.os }}-${{ runner.arch }}-"
@@ -411,23 +395,20 @@ def _comment(mapping: CommentedMap, key: str, text: str) -> None:
     mapping.yaml_add_eol_comment(f"# {text}", key, column=0)
 
 
-def _checkout(settings: WorkflowSettings) -> CommentedMap:
-    # persist-credentials: false keeps the token out of .git/config, where a later step (or an
-    # uploaded artifact) could read it.
-    pin: ActionPin = settings.actions.checkout
-    return _uses("Check out", pin.uses, pin.tag, {"persist-credentials": False})
-
-
 def _uses(
-    name: str, uses: str, tag: str, inputs: dict[str, Any], condition: str | None = None
+    name: str,
+    pin: ActionPin,
+    inputs: dict[str, Any],
+    subdir: str = "",
+    condition: str | None = None,
 ) -> CommentedMap:
     step = CommentedMap()
     step["name"] = name
     if condition:
         step["if"] = condition
-    step["uses"] = uses
+    step["uses"] = pin.uses(subdir)
     # The tag as a comment: readers see the version, Dependabot updates SHA and comment together.
-    _comment(step, "uses", tag)
+    _comment(step, "uses", pin.tag)
     step["with"] = inputs
     return step
 

@@ -93,13 +93,10 @@ class ActionPin(_Settings):
             raise ValueError(f"must be the full 40-hex lowercase commit SHA, got {sha!r}")
         return sha
 
-    @property
-    def uses(self) -> str:
-        return f"{self.repo}@{self.sha}"
-
-    def sub(self, path: str) -> str:
-        """An action in a subdirectory of the same pinned repository (``actions/cache/save``)."""
-        return f"{self.repo}/{path}@{self.sha}"
+    def uses(self, subdir: str = "") -> str:
+        """This action, or the one in ``subdir`` of its repository (``actions/cache/save``)."""
+        action = f"{self.repo}/{subdir}" if subdir else self.repo
+        return f"{action}@{self.sha}"
 
 
 class UvPin(_Settings):
