@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import re
 
-from ..errors import UsageError
+from ..errors import ExitCode, UsageError
 from ..github.client import GitHubClient
 from ..github.env import read_github_context
 from ..github.errors import GitHubError
@@ -24,10 +24,6 @@ DEFAULT_REF = "main"
 _WORKFLOW_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*\.ya?ml|[0-9]+")
 # The characters git allows in a branch or tag name that also need no quoting anywhere.
 _REF_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/-]{0,254}")
-
-
-class DispatchFailed(GitHubError):
-    """GitHub refused or failed the dispatch (the round itself was valid)."""
 
 
 def check_ref(ref: str) -> str:
@@ -71,9 +67,10 @@ def _run(args: argparse.Namespace) -> int:
     try:
         run = GitHubClient(context).dispatch_workflow(workflow, ref, inputs)
     except GitHubError as exc:
-        if exc.exit_code != DispatchFailed.exit_code:
+        if exc.exit_code != ExitCode.GITHUB:
             raise  # a missing token or an invalid request: the user's to fix
-        raise DispatchFailed(f"GitHub did not start the round: {exc.message}") from None
+        # GitHub refused or failed the dispatch; the round itself was valid.
+        raise GitHubError(f"GitHub did not start the round: {exc.message}") from None
     where = run.html_url if run is not None else f"the Actions tab of {context.repository}"
     print(
         f"dispatched {workflow} on {ref}: round {plan.round.id!r}, {len(plan.cells)} cells, "

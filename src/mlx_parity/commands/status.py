@@ -35,10 +35,6 @@ _CONCLUSIONS: dict[str, CheckConclusion] = {
 }
 
 
-class PostingFailed(GitHubError):
-    """GitHub did not take the statuses for a reason other than permissions (outage, limits)."""
-
-
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--report", required=True, type=Path, help=f"the collector's report JSON ({REPORT_JSON})"
@@ -92,11 +88,11 @@ def _post(context: GitHubContext, report: RoundReport, markdown: str | None) -> 
             overall = statuses[-1]  # build_statuses puts the round's own status last
             return _create_check_run(client, context, sha, report, overall, markdown)
     except GitHubError as exc:
-        if exc.exit_code != PostingFailed.exit_code:
+        if exc.exit_code != ExitCode.GITHUB:
             raise
-        # Messages from the client name the method and path, never a header; the token is
-        # scrubbed from GitHub's own text as well.
-        raise PostingFailed(f"GitHub did not take the round's results: {exc.message}") from None
+        # An outage or a limit (permissions were explained above). Messages from the client name
+        # the method and path, never a header; the token is scrubbed from GitHub's own text too.
+        raise GitHubError(f"GitHub did not take the round's results: {exc.message}") from None
     return None
 
 
