@@ -42,8 +42,7 @@ def _generate(args: argparse.Namespace) -> int:
     settings, target = _settings_and_target(args)
     target.parent.mkdir(parents=True, exist_ok=True)
     # newline="\n": the same bytes on every platform, so `check` never flags line endings.
-    with target.open("w", encoding="utf-8", newline="\n") as handle:
-        handle.write(render_workflow(settings))
+    target.write_text(render_workflow(settings), encoding="utf-8", newline="\n")
     print(f"wrote {target}")
     return ExitCode.OK
 
@@ -52,8 +51,7 @@ def _check(args: argparse.Namespace) -> int:
     settings, target = _settings_and_target(args)
     if not target.is_file():
         raise UsageError(f"{target} does not exist; run `mlx-parity workflow generate`")
-    with target.open(encoding="utf-8", newline="") as handle:
-        actual = handle.read()
+    actual = target.read_bytes().decode("utf-8")  # untranslated, so CRLF shows as a difference
     expected = render_workflow(settings)
     if actual == expected:
         print(f"{target} is up to date")
