@@ -10,6 +10,7 @@ array element from the source text with a small scanner.
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import tomllib
@@ -69,12 +70,9 @@ class MatrixError(UsageError):
         self.reason = reason
         self.key = key
         self.line = line
-        super().__init__(self._compose())
-
-    def _compose(self) -> str:
-        where = display_path(self.file) + (f":{self.line}" if self.line is not None else "")
-        key = f" key {self.key!r}:" if self.key is not None else ""
-        return f"{where}:{key} {self.reason}"
+        where = display_path(self.file) + (f":{line}" if line is not None else "")
+        named = f" key {key!r}:" if key is not None else ""
+        super().__init__(f"{where}:{named} {reason}")
 
 
 @dataclass(frozen=True)
@@ -91,7 +89,6 @@ class TomlSource:
     """One matrix file: its parsed data plus the index that turns problems into errors."""
 
     file: Path
-    text: str
     data: dict[str, Any]
     index: SourceIndex
 
@@ -106,12 +103,7 @@ class TomlSource:
             data = tomllib.loads(text)
         except tomllib.TOMLDecodeError as exc:
             raise syntax_error(file, text, index, exc) from None
-        return cls(file, text, data, index)
-
-    def error(self, problem: Problem, more: int = 0) -> MatrixError:
-        reason = problem.message + (f" (and {more} more problem(s))" if more else "")
-        key = format_key(problem.path) if problem.path else None
-        return MatrixError(self.file, reason, key, self.index.line_of(problem.path))
+        return cls(file, data, index)
 
     def parse(self, model: type[_Model], data: Any = None, context: Any = None) -> _Model:
         """The file's data (or ``data``) as ``model``; refused with file, key and line."""
@@ -122,12 +114,15 @@ class TomlSource:
             raise  # unreachable: refuse raised
 
     def refuse(self, problems: list[Problem]) -> None:
-        """Raise for the problem nearest the top of the file; do nothing when there are none."""
+        """Raise for the problem nearest the top of the file (those without a line last); do
+        nothing when there are none."""
         if not problems:
             return
-        far = len(self.text.splitlines()) + 1
-        ordered = sorted(problems, key=lambda p: self.index.line_of(p.path) or far)
-        raise self.error(ordered[0], more=len(problems) - 1)
+        first = min(problems, key=lambda p: self.index.line_of(p.path) or math.inf)
+        more = len(problems) - 1
+        reason = first.message + (f" (and {more} more problem(s))" if more else "")
+        key = format_key(first.path) if first.path else None
+        raise MatrixError(self.file, reason, key, self.index.line_of(first.path))
 
 
 def syntax_error(
@@ -172,6 +167,11 @@ def allowed_keys(model: type[BaseModel], loc: KeyPath) -> list[str] | None:
     return list(model.model_fields)
 
 
+# What a cross-knob error adds for a terminal but is noise in a file's error: the pseudo-knob
+# name 'knobs' and a dump of every knob's value.
+_WHOLE_KNOBS_NOISE = re.compile(r"knob 'knobs': (Value error, )?|\s*\(got \{.*?\}\)(?=;|$)")
+
+
 def knob_problems(overrides: dict[str, Any], where: KeyPath) -> list[Problem]:
     """Validate knob overrides; the problem points at the offending knob when one alone fails,
     or at the whole table when only the combination is wrong (e.g. warmup without steps)."""
@@ -183,17 +183,8 @@ def knob_problems(overrides: dict[str, Any], where: KeyPath) -> list[Problem]:
             try:
                 apply(Knobs(), {name: value})
             except KnobError as exc:
-                return [Problem((*where, name), tidy_knob_message(str(exc)))]
-        return [Problem(where, tidy_knob_message(str(whole)))]
-
-
-_WHOLE_KNOBS_NOISE = re.compile(r"knob 'knobs': (Value error, )?|\s*\(got \{.*?\}\)(?=;|$)")
-
-
-def tidy_knob_message(message: str) -> str:
-    """Drop what a cross-knob error adds for a terminal but is noise in a file's error: the
-    pseudo-knob name 'knobs' and a dump of every knob's value."""
-    return _WHOLE_KNOBS_NOISE.sub("", message)
+                return [Problem((*where, name), _WHOLE_KNOBS_NOISE.sub("", str(exc)))]
+        return [Problem(where, _WHOLE_KNOBS_NOISE.sub("", str(whole)))]
 
 
 # --- the models -----------------------------------------------------------------------------
@@ -287,20 +278,14 @@ class Round(BaseModel):
         """The probe's knobs on top of the round's settings."""
         return probe.resolved(apply(Knobs(), self.settings))
 
-    def shards(self) -> list[list[int]]:
-        size = self.seeds_per_cell or len(self.seeds)
-        return [self.seeds[i : i + size] for i in range(0, len(self.seeds), size)]
-
 
 def _duplicates(values: list, field: str, what: str) -> list[Problem]:
     first_index: dict[Any, int] = {}
-    problems = []
-    for index, value in enumerate(values):
-        if value in first_index:
-            earlier = format_key((field, first_index[value]))
-            problems.append(Problem((field, index), f"duplicate {what} {value!r} (also {earlier})"))
-        first_index.setdefault(value, index)
-    return problems
+    return [
+        Problem((field, index), f"duplicate {what} {value!r} (also {format_key((field, first))})")
+        for index, value in enumerate(values)
+        if (first := first_index.setdefault(value, index)) != index
+    ]
 
 
 class Catalog(BaseModel):
@@ -353,15 +338,11 @@ def find_matrix_dir(start: Path | None = None) -> Path:
             raise MatrixError(path, f"${MATRIX_ENV} names no directory")
         return path
     here = (start or Path.cwd()).absolute()
-    for folder in (here, *here.parents):
-        if _looks_like_matrix(folder / "matrix"):
-            return folder / "matrix"
+    for matrix in (folder / "matrix" for folder in (here, *here.parents)):
+        # Demand matrix content, so an unrelated folder that is merely named "matrix" is skipped.
+        if (matrix / PROBES_FILE).is_file() or (matrix / ROUNDS_DIR).is_dir():
+            return matrix
     return packaged_matrix_dir()
-
-
-def _looks_like_matrix(path: Path) -> bool:
-    # Demand matrix content, so an unrelated folder that happens to be named "matrix" is skipped.
-    return (path / PROBES_FILE).is_file() or (path / ROUNDS_DIR).is_dir()
 
 
 def packaged_matrix_dir() -> Path:
@@ -424,39 +405,31 @@ def _builtin_redefinition(probe: Probe) -> list[Problem]:
     builtin = BUILTIN_PROBES.get(probe.id)
     if builtin is None:
         return []
-    same = probe.trainer == builtin.trainer and apply(Knobs(), probe.knobs) == apply(
-        Knobs(), builtin.knobs
-    )
-    if same:
+    same_knobs = apply(Knobs(), probe.knobs) == apply(Knobs(), builtin.knobs)
+    if probe.trainer == builtin.trainer and same_knobs:
         return []
-    return [
-        Problem(
-            ("probes", probe.id),
-            f"redefines the built-in probe {probe.id!r} (trainer {builtin.trainer!r}, "
-            "every knob at mlx-lm's value); keep it identical or choose another ID",
-        )
-    ]
+    message = (
+        f"redefines the built-in probe {probe.id!r} (trainer {builtin.trainer!r}, "
+        "every knob at mlx-lm's value); keep it identical or choose another ID"
+    )
+    return [Problem(("probes", probe.id), message)]
 
 
 def _case_collisions(probe_ids: list[str]) -> list[Problem]:
     # GitHub artifact names compare case-insensitively, so 'Core' and 'core' would collide.
     seen: dict[str, str] = {}
-    problems = []
-    for probe_id in probe_ids:
-        other = seen.setdefault(probe_id.lower(), probe_id)
-        if other != probe_id:
-            problems.append(
-                Problem(("probes", probe_id), f"differs from probe {other!r} only by case")
-            )
-    return problems
+    return [
+        Problem(("probes", probe_id), f"differs from probe {other!r} only by case")
+        for probe_id in probe_ids
+        if (other := seen.setdefault(probe_id.lower(), probe_id)) != probe_id
+    ]
 
 
 def check_round_id(round_id: str, matrix_dir: Path | None = None) -> None:
     """Refuse a round ID before it becomes part of a path (``../x``, ``$(cmd)``, ``a;b``)."""
     if not isinstance(round_id, str) or not re.fullmatch(ROUND_ID_PATTERN, round_id):
-        where = (matrix_dir / ROUNDS_DIR) if matrix_dir else Path("matrix") / ROUNDS_DIR
         raise MatrixError(
-            where,
+            (matrix_dir or Path("matrix")) / ROUNDS_DIR,
             f"round ID {round_id!r} is not valid: use 1-40 letters, digits, '.', '_' or '-', "
             "starting with a letter or digit",
             key="id",
@@ -512,11 +485,9 @@ def load_round(round_id: str, matrix_dir: Path) -> tuple[Round, Catalog]:
     if data.setdefault("id", round_id) != round_id:
         source.refuse([Problem(("id",), f"must be the file name's round ID {round_id!r}")])
     for table in ("settings", "gates"):
-        own = data.get(table)
-        if isinstance(own, dict):
+        own = data.get(table, {})
+        if isinstance(own, dict):  # anything else is left for the model to refuse
             data[table] = {**getattr(defaults, table), **own}
-        elif own is None and getattr(defaults, table):
-            data[table] = dict(getattr(defaults, table))
     round_ = source.parse(Round, data, context={_DEFER_CHECKS: True})
     source.refuse(round_.problems())
     source.refuse(catalog_problems(round_, catalog))
@@ -589,10 +560,12 @@ class ResolvedRound:
         probe filter selects exactly the probes it names (the baseline is not added)."""
         probe_ids = self._selected(probe_filter, list(self.probes), "probe")
         seeds = set(self._selected(seed_filter, self.seeds, "seed"))
+        size = self.round.seeds_per_cell or len(self.seeds)
+        shards = [self.seeds[i : i + size] for i in range(0, len(self.seeds), size)]
         return [
             Cell(round_id=self.id, probe_id=probe_id, seeds=chosen, index=index)
             for probe_id in probe_ids
-            for index, shard in enumerate(self.round.shards())
+            for index, shard in enumerate(shards)
             if (chosen := [seed for seed in shard if seed in seeds])
         ]
 
@@ -615,13 +588,10 @@ def resolve(round_: Round, catalog: Catalog, matrix_dir: Path | None = None) -> 
     for probe_id in round_.probes:
         probe = catalog.get(probe_id)
         trainer = lookup(probe.trainer)
-        expect = round_.expect.get(probe_id) or probe.expect
-        probes[probe_id] = ResolvedProbe(
-            probe,
-            trainer,
-            round_.knobs_for(probe),
-            expect or default_expectation(trainer.is_plugin),
+        expect = (
+            round_.expect.get(probe_id) or probe.expect or default_expectation(trainer.is_plugin)
         )
+        probes[probe_id] = ResolvedProbe(probe, trainer, round_.knobs_for(probe), expect)
     return ResolvedRound(round_, catalog, probes, matrix_dir)
 
 
@@ -662,11 +632,13 @@ def catalog_problems(round_: Round, catalog: Catalog) -> list[Problem]:
         try:
             knobs = round_.knobs_for(probe)
         except KnobError as exc:
-            problems.append(Problem(where, f"probe {probe_id!r} with the round's settings: {exc}"))
-            continue
-        for problem in _trainer_problems(probe, knobs, where):
-            message = f"probe {probe_id!r} with the round's settings: {problem.message}"
-            problems.append(Problem(where, message))
+            reasons = [str(exc)]
+        else:
+            reasons = [problem.message for problem in _trainer_problems(probe, knobs, where)]
+        problems += [
+            Problem(where, f"probe {probe_id!r} with the round's settings: {reason}")
+            for reason in reasons
+        ]
     return problems
 
 
