@@ -23,7 +23,6 @@ from .markdown import (
     cf_loss_text,
     family_note,
     pass_rate_text,
-    problem_line,
     seed_structure_text,
     seed_trace_text,
     summary_cells,
@@ -35,6 +34,10 @@ Scale = Callable[[float], float]
 MAX_PLOTS_PER_PROBE = 30
 WIDTH, HEIGHT = 240, 150
 LEFT, RIGHT, TOP, BOTTOM = 44, 8, 10, 22
+# The difference plot and the pass-rate chart are wider than the per-seed plots.
+WIDE, TALL = 520, 200
+# Room left of the difference plot for signed tick labels.
+AXIS_W = 58
 
 STYLE = """
 body{font:14px/1.45 -apple-system,system-ui,sans-serif;margin:2em;color:#1b1f24;max-width:1400px}
@@ -76,8 +79,11 @@ _SPECIAL = frozenset("&<>\"'")
 # --- plots -------------------------------------------------------------------------------------
 
 
-def _finite_values(series: Sequence[Sequence[float]]) -> list[float]:
-    return [v for losses in series for v in losses if math.isfinite(v)]
+def _svg_open(width: int, height: int, title: str) -> str:
+    return (
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+        f'viewBox="0 0 {width} {height}" role="img"><title>{esc(title)}</title>'
+    )
 
 
 def _y_scale(values: list[float]) -> tuple[Scale, float, float, bool]:
@@ -153,10 +159,9 @@ def loss_plot(
     def x(step: float) -> float:
         return LEFT + plot_width * ((step - 1) / max(steps - 1, 1))
 
-    y, low, high, use_log = _y_scale(_finite_values(series))
+    y, low, high, use_log = _y_scale([v for s in series for v in s if math.isfinite(v)])
     parts = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{HEIGHT}" '
-        f'viewBox="0 0 {WIDTH} {HEIGHT}" role="img"><title>{esc(title)}</title>',
+        _svg_open(WIDTH, HEIGHT, title),
         f'<line class="axis" x1="{LEFT}" x2="{LEFT}" y1="{TOP}" y2="{HEIGHT - BOTTOM}"/>',
         f'<line class="axis" x1="{LEFT}" x2="{WIDTH - RIGHT}" '
         f'y1="{HEIGHT - BOTTOM}" y2="{HEIGHT - BOTTOM}"/>',
@@ -177,19 +182,6 @@ def loss_plot(
     parts += _nonfinite_marks(baseline, x)
     parts.append("</svg>")
     return "".join(parts)
-
-
-# The difference plot and the pass-rate chart are wider than the per-seed plots.
-WIDE, TALL = 520, 200
-# Room left of the difference plot for signed tick labels.
-AXIS_W = 58
-
-
-def _svg_open(width: int, height: int, title: str) -> str:
-    return (
-        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
-        f'viewBox="0 0 {width} {height}" role="img"><title>{esc(title)}</title>'
-    )
 
 
 def symlog(value: float, linear_below: float) -> float:
@@ -244,7 +236,7 @@ def difference_plot(
     ]
     for s, deltas in series:
         css = "delta diverges" if s.trace == "diverges" else "delta"
-        parts += _polylines(deltas, x, lambda v: y(v), css)
+        parts += _polylines(deltas, x, y, css)
     parts.append("</svg>")
     return "".join(parts)
 
@@ -287,19 +279,11 @@ def pass_rate_chart(report: RoundReport) -> str:
 
 def _plot_order(seeds: Sequence[SeedComparison]) -> list[SeedComparison]:
     """Seeds worth looking at first: diverging (earliest first), then structural, then the
-    rest in round order."""
-    position = {s.seed: i for i, s in enumerate(seeds)}
-
-    def key(s: SeedComparison) -> tuple[bool, int, bool, int]:
-        diverging = s.trace == "diverges"
-        return (
-            not diverging,
-            s.divergence_step or 0,
-            s.structural_step is None,
-            position[s.seed],
-        )
-
-    return sorted(seeds, key=key)
+    rest in round order (the sort is stable)."""
+    return sorted(
+        seeds,
+        key=lambda s: (s.trace != "diverges", s.divergence_step or 0, s.structural_step is None),
+    )
 
 
 def probe_plots(probe: ProbeReport, baseline: ProbeReport) -> list[str]:
@@ -348,16 +332,15 @@ def _row(cells: Sequence[str], header: bool = False) -> str:
 
 
 def summary_table(report: RoundReport) -> list[str]:
-    rows = [summary_cells(p) for p in report.probes]
-    return ["<table>", _row(SUMMARY_HEADERS, header=True), *(_row(r) for r in rows), "</table>"]
+    rows = (_row(summary_cells(p)) for p in report.probes)
+    return ["<table>", _row(SUMMARY_HEADERS, header=True), *rows, "</table>"]
 
 
 def seed_table(probe: ProbeReport) -> list[str]:
     headers = ("seed", "status", "pass", "baseline pass", "trace", "structure", "max |Δloss|")
     headers += ("cf_loss", "generation", "device", "file", "error")
-    rows = []
-    for s in probe.seeds:
-        rows.append(
+    rows = [
+        _row(
             (
                 str(s.seed),
                 s.status,
@@ -373,10 +356,12 @@ def seed_table(probe: ProbeReport) -> list[str]:
                 s.error or "",
             )
         )
+        for s in probe.seeds
+    ]
     return [
         f"<details><summary>Per-seed detail ({len(rows)} seeds)</summary><table>",
         _row(headers, header=True),
-        *(_row(r) for r in rows),
+        *rows,
         "</table></details>",
     ]
 
@@ -412,7 +397,8 @@ def render_html(report: RoundReport) -> str:
     if report.problems:
         parts.append(f"<h2>Problems ({len(report.problems)})</h2><ul>")
         parts += [
-            f'<li class="{"fail" if p.blocking else "warn"}">{esc(problem_line(p))}</li>'
+            f'<li class="{"fail" if p.blocking else "warn"}">'
+            f"{esc(f'{p.kind} · {p.subject}: {p.detail}')}</li>"
             for p in sorted(report.problems, key=lambda p: not p.blocking)
         ]
         parts.append("</ul>")
@@ -435,18 +421,13 @@ def render_html(report: RoundReport) -> str:
             f"<p>{esc(probe.description)} · trainer {esc(probe.trainer)} · "
             f"expect {esc(probe.expect)} · {esc(pass_rate_text(probe))} pass · "
             f"{esc(trace_text(probe))}</p>",
-            *(
-                []
-                if probe.is_baseline
-                else [
-                    f"<figure>{difference_plot(probe, baseline, report.noise_floor, tolerance)}"
-                    "<figcaption>loss difference to the baseline per step, every seed; the "
-                    "shaded band is what the verdict allows</figcaption></figure>"
-                ]
-            ),
-            *probe_plots(probe, baseline),
-            *seed_table(probe),
-            "</section>",
         ]
+        if not probe.is_baseline:
+            plot = difference_plot(probe, baseline, report.noise_floor, tolerance)
+            parts.append(
+                f"<figure>{plot}<figcaption>loss difference to the baseline per step, every "
+                "seed; the shaded band is what the verdict allows</figcaption></figure>"
+            )
+        parts += [*probe_plots(probe, baseline), *seed_table(probe), "</section>"]
     parts.append("</body></html>")
     return "\n".join(parts) + "\n"

@@ -11,7 +11,9 @@ from __future__ import annotations
 import html
 import math
 import re
+from bisect import bisect_right
 from collections.abc import Sequence
+from itertools import accumulate
 from typing import Any
 
 from .compare import ProbeReport, RoundReport, SeedComparison, format_size
@@ -77,9 +79,7 @@ def pass_rate_text(probe: ProbeReport) -> str:
 
 
 def agreement_text(probe: ProbeReport) -> str:
-    if probe.outcome is None:
-        return DASH
-    return f"{probe.outcome.agreements}/{probe.outcome.n}"
+    return DASH if probe.outcome is None else f"{probe.outcome.agreements}/{probe.outcome.n}"
 
 
 def mcnemar_text(probe: ProbeReport) -> str:
@@ -159,10 +159,6 @@ def generation_text(generation: str | None, limit: int = GENERATION_CHARS) -> st
     return flat if len(flat) <= limit else flat[: limit - 1] + "…"
 
 
-def problem_line(problem: Problem) -> str:
-    return f"{problem.kind} · {problem.subject}: {problem.detail}"
-
-
 def family_note(report: RoundReport) -> str:
     m = len(report.compared_probes())
     if m <= 1:
@@ -229,30 +225,27 @@ def _flag(value: bool | None) -> str:
 
 
 def detail_rows(report: RoundReport) -> list[list[str]]:
-    rows = []
-    for probe in report.probes:
-        for s in probe.seeds:
-            rows.append(
-                [
-                    f"`{probe.id}`",
-                    str(s.seed),
-                    s.status,
-                    _flag(s.passed),
-                    _flag(s.baseline_passed),
-                    escape_cell(seed_trace_text(s)),
-                    seed_structure_text(s),
-                    DASH if s.max_abs_dloss is None else format_size(s.max_abs_dloss),
-                    cf_loss_text(s.cf_loss),
-                    escape_cell(generation_text(s.generation)),
-                    escape_cell(s.device or DASH),
-                ]
-            )
-    return rows
+    return [
+        [
+            f"`{probe.id}`",
+            str(s.seed),
+            s.status,
+            _flag(s.passed),
+            _flag(s.baseline_passed),
+            escape_cell(seed_trace_text(s)),
+            seed_structure_text(s),
+            DASH if s.max_abs_dloss is None else format_size(s.max_abs_dloss),
+            cf_loss_text(s.cf_loss),
+            escape_cell(generation_text(s.generation)),
+            escape_cell(s.device or DASH),
+        ]
+        for probe in report.probes
+        for s in probe.seeds
+    ]
 
 
 def render_markdown(report: RoundReport) -> str:
     n_probes, n_seeds = len(report.probes), len(report.seeds)
-    settings = report.gate_settings
     outcome = "✅ passed" if report.passed else "❌ failed"
     differing = [p.id for p in report.compared_probes() if p.outcome_differs]
     if differing:
@@ -264,7 +257,7 @@ def render_markdown(report: RoundReport) -> str:
         f"> {escape_cell(report.hypothesis)}",
         "",
         f"Baseline `{report.baseline}` · {n_probes} probes × {n_seeds} seeds · "
-        f"smoke gate cf_loss < {settings.get('cf_loss_max')} · "
+        f"smoke gate cf_loss < {report.gate_settings.get('cf_loss_max')} · "
         f"traces compared {report.allowance} · "
         f"{report.files_seen} JSON files read",
         "",
@@ -314,8 +307,7 @@ def pass_rate_chart(report: RoundReport) -> list[str]:
 
 def noise_lines(report: RoundReport) -> list[str]:
     """What "equivalent" rests on: the measured floor, or why verdicts are bitwise."""
-    floor = report.noise_floor
-    if floor is not None:
+    if (floor := report.noise_floor) is not None:
         return [f"**Noise floor:** {floor.describe()}.", ""]
     if report.gate_settings.get("trace_tolerance") is None:
         return [
@@ -360,11 +352,10 @@ def device_lines(report: RoundReport) -> list[str]:
 def _gate_lines(report: RoundReport) -> list[str]:
     failed = report.failed_gates()
     total = len(report.gates)
-    head = f"### Gates: {total - len(failed)}/{total} hold"
     # Failing gates first: they are what a reader opened the summary for.
     ordered = failed + [g for g in report.gates if g.passed]
     return [
-        head,
+        f"### Gates: {total - len(failed)}/{total} hold",
         "",
         *(f"- {'✅' if g.passed else '❌'} **{g.title}**: {g.detail}" for g in ordered),
     ]
@@ -441,12 +432,8 @@ def _fit_details(head: str, block: str, tail: str, limit: int) -> str | None:
     budget = limit - fixed - _size(truncation_note(total, total))
     if budget < 0:
         return None
-    kept, used = 0, 0
-    for row in rows:
-        cost = _size(row) + 1
-        if used + cost > budget:
-            break
-        kept, used = kept + 1, used + cost
+    # The rows that fit from the top: running sizes only grow, so they are a prefix.
+    kept = bisect_right(list(accumulate(_size(row) + 1 for row in rows)), budget)
     shortened = "\n".join(before + rows[:kept] + after)
     return head + shortened + truncation_note(kept, total) + tail
 
