@@ -231,7 +231,10 @@ def load_settings(matrix_dir: Path) -> WorkflowSettings:
             key = TABLE + "".join(
                 f"[{part}]" if isinstance(part, int) else f".{part}" for part in loc
             )
-            messages.append(f"{where}: {key}: {_describe(error)}")
+            message = str(error["msg"]).removeprefix("Value error, ")
+            if error["type"] == "extra_forbidden":
+                message = "unknown key (not a workflow setting; check the spelling)"
+            messages.append(f"{where}: {key}: {message}")
         raise WorkflowSettingsError(
             "invalid workflow settings\n  " + "\n  ".join(messages)
         ) from None
@@ -263,12 +266,6 @@ def _has_path(data: Any, loc: tuple[Any, ...]) -> bool:
         except (KeyError, IndexError, TypeError):
             return False
     return True
-
-
-def _describe(error: Mapping[str, Any]) -> str:
-    if error["type"] == "extra_forbidden":
-        return "unknown key (not a workflow setting; check the spelling)"
-    return str(error["msg"]).removeprefix("Value error, ")
 
 
 def _where(source: str, text: str, path: tuple[str, ...]) -> str:
