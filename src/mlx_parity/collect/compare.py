@@ -169,9 +169,6 @@ class ProbeReport(BaseModel):
     detectability: str | None = None
     state: CommitState
 
-    def present_seeds(self) -> list[SeedComparison]:
-        return [s for s in self.seeds if s.present]
-
     def judged_seeds(self) -> list[SeedComparison]:
         """Seeds that ran to the end: what pass rates and pairing count."""
         return [s for s in self.seeds if s.present and s.status != "error"]
