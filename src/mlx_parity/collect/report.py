@@ -60,24 +60,18 @@ def round_description(report: RoundReport) -> str:
 
 
 def build_statuses(report: RoundReport, target_url: str | None = None) -> list[CommitStatus]:
-    statuses = [
-        CommitStatus(
-            state=probe.state,
-            context=probe_context(report.round_id, probe.id),
-            description=probe_description(report, probe),
-            target_url=target_url,
-        )
+    # (state, context, description): one per probe, the round's own last.
+    entries = [
+        (probe.state, probe_context(report.round_id, probe.id), probe_description(report, probe))
         for probe in report.probes
     ]
-    statuses.append(
-        CommitStatus(
-            state=commit_state(report.gates),
-            context=round_context(report.round_id),
-            description=round_description(report),
-            target_url=target_url,
-        )
+    entries.append(
+        (commit_state(report.gates), round_context(report.round_id), round_description(report))
     )
-    return statuses
+    return [
+        CommitStatus(state=state, context=context, description=description, target_url=target_url)
+        for state, context, description in entries
+    ]
 
 
 def report_json(report: RoundReport, target_url: str | None = None) -> str:

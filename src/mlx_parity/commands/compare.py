@@ -34,10 +34,8 @@ UNCHANGED = "no change detected"
 
 
 def load_report(source: str | Path) -> RoundReport:
-    """A round report from a JSON file or a directory holding ``report.json``.
-
-    The one entry point for every report source, so others (a GitHub run ID) can be added
-    here without touching the comparison."""
+    """A round report from a JSON file, a directory holding ``report.json`` or ``run:<ID>``:
+    the one entry point for every report source, so the comparison never sees where from."""
     run_id = parse_run_source(str(source))
     if run_id is not None:
         return _report_of_run(run_id)
@@ -130,10 +128,8 @@ def describe_changes(
         changes.append(f"seeds run to the end {a.seeds_run()} → {b.seeds_run()}")
     if trace_text(a) != trace_text(b):
         changes.append(f"trace {trace_text(a)} → {trace_text(b)}")
-    for change in (_divergence_change(a, b), _structure_change(a, b)):
-        if change is not None:
-            changes.append(change)
-    return changes
+    firsts = (_divergence_change(a, b), _structure_change(a, b))
+    return changes + [change for change in firsts if change is not None]
 
 
 def compare_reports(a: RoundReport, b: RoundReport) -> list[ProbeChange]:
@@ -143,8 +139,7 @@ def compare_reports(a: RoundReport, b: RoundReport) -> list[ProbeChange]:
     ids = list(in_a) + [probe_id for probe_id in in_b if probe_id not in in_a]
     rows = [ProbeChange(probe_id, in_a.get(probe_id), in_b.get(probe_id)) for probe_id in ids]
     for row in rows:
-        if row.a is not None and row.b is not None:
-            row.paired = paired_change(row.a, row.b)
+        row.paired = None if row.a is None or row.b is None else paired_change(row.a, row.b)
     raw = {row.probe: row.pass_p for row in rows if row.pass_p is not None}
     adjusted = holm_adjust(raw)
     family_alpha = ALPHA / max(len(raw), 1)
@@ -177,17 +172,9 @@ def render_comparison(a: RoundReport, b: RoundReport, rows: list[ProbeChange]) -
     name_a, name_b = a.round_id, b.round_id
     if name_a == name_b:
         name_a, name_b = f"{name_a} (A)", f"{name_b} (B)"
-    headers = (
-        "probe",
-        f"pass {name_a}",
-        f"pass {name_b}",
-        "McNemar p (Holm)",
-        f"outcome {name_a}",
-        f"outcome {name_b}",
-        f"trace {name_a}",
-        f"trace {name_b}",
-        "conclusion",
-    )
+    headers = ("probe", f"pass {name_a}", f"pass {name_b}", "McNemar p (Holm)")
+    headers += (f"outcome {name_a}", f"outcome {name_b}", f"trace {name_a}", f"trace {name_b}")
+    headers += ("conclusion",)
 
     def cells(probe: ProbeReport | None) -> tuple[str, str, str]:
         if probe is None:
