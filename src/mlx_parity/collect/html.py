@@ -20,11 +20,11 @@ from .compare import ProbeReport, RoundReport, SeedComparison, format_size
 from .markdown import (
     DASH,
     SUMMARY_HEADERS,
-    cf_loss_text,
     family_note,
     pass_rate_text,
     seed_structure_text,
     seed_trace_text,
+    size_text,
     summary_cells,
     trace_text,
 )
@@ -111,10 +111,9 @@ def _polylines(losses: Sequence[float], x: Scale, y: Scale, css: str) -> list[st
     for index, loss in enumerate(losses):
         if math.isfinite(loss):
             points.append(f"{x(index + 1):.1f},{y(loss):.1f}")
-            continue
-        if points:
+        elif points:
             out.append(points)
-        points = []
+            points = []
     if points:
         out.append(points)
     return [f'<polyline class="{css}" points="{" ".join(p)}"/>' for p in out]
@@ -348,8 +347,8 @@ def seed_table(probe: ProbeReport) -> list[str]:
                 DASH if s.baseline_passed is None else str(s.baseline_passed).lower(),
                 seed_trace_text(s),
                 seed_structure_text(s),
-                DASH if s.max_abs_dloss is None else format_size(s.max_abs_dloss),
-                cf_loss_text(s.cf_loss),
+                size_text(s.max_abs_dloss),
+                size_text(s.cf_loss),
                 DASH if s.generation is None else s.generation,
                 s.device or DASH,
                 s.file or DASH,

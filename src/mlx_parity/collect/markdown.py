@@ -119,7 +119,8 @@ def divergence_text(probe: ProbeReport) -> str:
     return "; ".join(parts) or DASH
 
 
-def cf_loss_text(value: float | None) -> str:
+def size_text(value: float | None) -> str:
+    """A loss or a difference of losses, or a dash when there is none."""
     return DASH if value is None else format_size(value)
 
 
@@ -152,11 +153,11 @@ def seed_structure_text(seed: SeedComparison) -> str:
     return text if ratio is None or abs(ratio - 1) <= 0.01 else f"{text}; grad norm {ratio:.2f}×"
 
 
-def generation_text(generation: str | None, limit: int = GENERATION_CHARS) -> str:
+def generation_text(generation: str | None) -> str:
     if generation is None:
         return DASH
     flat = " ".join(generation.split())
-    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+    return flat if len(flat) <= GENERATION_CHARS else flat[: GENERATION_CHARS - 1] + "…"
 
 
 def family_note(report: RoundReport) -> str:
@@ -208,7 +209,7 @@ def summary_cells(p: ProbeReport) -> list[str]:
         p.verdict or DASH,
         trace_text(p),
         divergence_text(p),
-        cf_loss_text(p.max_cf_loss()),
+        size_text(p.max_cf_loss()),
     ]
 
 
@@ -234,8 +235,8 @@ def detail_rows(report: RoundReport) -> list[list[str]]:
             _flag(s.baseline_passed),
             escape_cell(seed_trace_text(s)),
             seed_structure_text(s),
-            DASH if s.max_abs_dloss is None else format_size(s.max_abs_dloss),
-            cf_loss_text(s.cf_loss),
+            size_text(s.max_abs_dloss),
+            size_text(s.cf_loss),
             escape_cell(generation_text(s.generation)),
             escape_cell(s.device or DASH),
         ]
@@ -366,12 +367,11 @@ def _problem_lines(problems: Sequence[Problem]) -> list[str]:
         return []
     ordered = sorted(problems, key=lambda p: not p.blocking)
     lines = [f"### Problems ({len(problems)})", ""]
-    for problem in ordered[:MAX_PROBLEM_LINES]:
-        mark = "❌" if problem.blocking else "⚠️"
-        lines.append(
-            f"- {mark} **{problem.kind}** {code_span(problem.subject)}: "
-            f"{escape_cell(problem.detail)}"
-        )
+    lines += [
+        f"- {'❌' if p.blocking else '⚠️'} **{p.kind}** {code_span(p.subject)}: "
+        f"{escape_cell(p.detail)}"
+        for p in ordered[:MAX_PROBLEM_LINES]
+    ]
     if len(ordered) > MAX_PROBLEM_LINES:
         lines.append(f"- … and {len(ordered) - MAX_PROBLEM_LINES} more in the JSON report")
     return [*lines, ""]
