@@ -190,19 +190,8 @@ def render_comparison(a: RoundReport, b: RoundReport, rows: list[ProbeChange]) -
             if row.pass_p is None or row.pass_p_adjusted is None
             else f"{row.pass_p:.3g} ({row.pass_p_adjusted:.3g})"
         )
-        body.append(
-            [
-                f"`{row.probe}`",
-                pass_a,
-                pass_b,
-                p_text,
-                verdict_a,
-                verdict_b,
-                trace_a,
-                trace_b,
-                escape_cell(row.conclusion),
-            ]
-        )
+        side_by_side = [pass_a, pass_b, p_text, verdict_a, verdict_b, trace_a, trace_b]
+        body.append([f"`{row.probe}`", *side_by_side, escape_cell(row.conclusion)])
     changed = sum(1 for row in rows if row.changes)
     verdict_line = (
         f"**{name_a} → {name_b}: {UNCHANGED}** for any of the {len(rows)} probes."
