@@ -401,16 +401,14 @@ def render_html(report: RoundReport) -> str:
             for p in sorted(report.problems, key=lambda p: not p.blocking)
         ]
         parts.append("</ul>")
-    parts.append(
-        f"<p><b>Detectability:</b> {esc(report.detectability)} ({esc(family_note(report))}).</p>"
-    )
-    parts.append(
+    parts += [
+        f"<p><b>Detectability:</b> {esc(report.detectability)} ({esc(family_note(report))}).</p>",
         '<p class="legend"><span style="color:#0969da">━ baseline</span>'
         '<span style="color:#fb8500">╍ probe</span>'
         '<span style="color:#cf222e">┆ first loss divergence</span>'
         '<span style="color:#8250df">┆ first structural difference</span>'
-        '<span style="color:#cf222e">× non-finite loss</span></p>'
-    )
+        '<span style="color:#cf222e">× non-finite loss</span></p>',
+    ]
     tolerance = report.gate_settings.get("trace_tolerance")
     for probe in report.probes:
         role = " (baseline)" if probe.is_baseline else ""
