@@ -54,6 +54,7 @@ from ..traces import (
     compare_steps,
     first_update_norm_ratio,
     format_size,
+    loss_trace,
 )
 from .gather import REPORT_SCHEMA, Gathered, Problem, gc_paused
 
@@ -281,7 +282,7 @@ def compare_seed(
         cf_loss=probe.cf_loss,
         post_train_loss=probe.post_train_loss,
         generation=probe.generation,
-        losses=[row["loss"] for row in probe.rows],
+        losses=loss_trace(probe.rows),
         device=probe.environment.device,
     )
     if is_baseline:
@@ -293,7 +294,7 @@ def compare_seed(
     assert baseline is not None  # _why_unavailable said so
     ratio = first_update_norm_ratio(probe.rows, baseline.rows)
     if baseline_losses is None:
-        baseline_losses = [row["loss"] for row in baseline.rows]
+        baseline_losses = loss_trace(baseline.rows)
     trace = compare_steps(probe.rows, baseline.rows, allowance, (fields["losses"], baseline_losses))
     structural = trace.structure
     detail = trace.describe()
@@ -510,9 +511,7 @@ def build_report(round_: ResolvedRound, gathered: Gathered) -> RoundReport:
     # Holm over m probes, worst case: the detectable gap is stated at alpha / m.
     family_alpha = ALPHA / max(len(compared_ids), 1)
 
-    baseline_traces = {
-        seed: [row["loss"] for row in r.rows] for seed, r in baseline_results.items()
-    }
+    baseline_traces = {seed: loss_trace(r.rows) for seed, r in baseline_results.items()}
     seed_reports: dict[str, list[SeedComparison]] = {}
     outcomes: dict[str, PairedOutcome] = {}
     baseline_flags = _judged_flags(baseline_results)
@@ -614,7 +613,7 @@ def round_allowance(
     if tolerance is not None:
         return None, Allowance.of(tolerance)
     samples = {seed: r.noise for seed, r in baseline.items() if r.noise is not None}
-    losses = {seed: [row["loss"] for row in r.rows] for seed, r in baseline.items()}
+    losses = {seed: loss_trace(r.rows) for seed, r in baseline.items()}
     floor = noise_floor(samples, losses)
     if floor is None:
         return None, Allowance()

@@ -44,6 +44,7 @@ from ..traces import (
     first_structural_difference,
     first_update_norm_ratio,
     format_ratio,
+    loss_trace,
 )
 from .space import GRAD_SCALES, Change, applied, baseline_of, describe, meaning, search_space
 from .traces import TraceRunner
@@ -323,7 +324,7 @@ def observed_signals(
     ratio = gradient_ratio(target, base_rows)
     if ratio is not None and abs(ratio - 1) > allowance.grad_norm:
         found.append(f"gradient norm {format_ratio(ratio)} at the first update, against mlx-lm's")
-    losses = compare_traces([r["loss"] for r in target], [r["loss"] for r in base_rows], allowance)
+    losses = compare_traces(loss_trace(target), loss_trace(base_rows), allowance)
     if losses.diverges:
         found.append(f"losses depart at {losses.where}")
     return found
