@@ -7,6 +7,7 @@ import json
 import sys
 from pathlib import Path
 
+from ..diagnose.space import describe
 from ..errors import UsageError
 from ..knobs import Knobs
 from ..matrix import MatrixError, ResolvedRound, check_round_id, resolve_round
@@ -133,8 +134,6 @@ def write_confirming_round(round_id: str, resolved: ResolvedRound, result) -> Pa
 
 
 def _hypothesis(result) -> str:
-    from ..diagnose.space import describe
-
     if result.culprit and len(result.culprit) == len(result.differing) > 1:
         return (
             f"{result.to_id} diverges from {result.from_id} only through all of "

@@ -45,14 +45,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def load_candidate(directory: Path, probe: str | None) -> list[artifact.SeedResult]:
-    results, broken = [], []
+    results = []
     for path in sorted(directory.rglob("*.json")):
         try:
             results.append(artifact.load(path))
         except artifact.ArtifactError as exc:
-            broken.append(str(exc))
-    for line in broken:
-        print(f"skipped {line}", file=sys.stderr)
+            print(f"skipped {exc}", file=sys.stderr)
     probes = sorted({r.probe_id for r in results})
     if not results:
         raise UsageError(f"{directory}: no seed results to explain")

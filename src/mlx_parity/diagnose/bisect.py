@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import itertools
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
+from ..artifact import Row
 from ..knobs import Knobs
 from ..traces import Allowance, TraceComparison, compare_steps
 from .space import Change, applied, describe
@@ -31,7 +33,6 @@ class Bisection:
     from_id: str
     to_id: str
     seeds: list[int]
-    tolerance: float
     differing: tuple[Change, ...]
     b_from_a: dict[int, TraceComparison | None]
     singles: list[SubsetResult]
@@ -41,7 +42,7 @@ class Bisection:
 
     @property
     def b_diverges(self) -> bool:
-        return any(d is not None for d in self.b_from_a.values())
+        return _moves(self.b_from_a)
 
     def report(self) -> str:
         lines = [
@@ -64,20 +65,20 @@ class Bisection:
                 f"reproduces {self.to_id}, these together do"
             )
         width = max(len(c.describe()) for c in self.differing)
-        lines.append("")
-        lines.append(f"  {'knob alone':<{width}}  first divergence from {self.from_id}")
+        lines += ["", f"  {'knob alone':<{width}}  first divergence from {self.from_id}"]
         for single in self.singles:
-            where = _first(single.from_a)
             mark = "  <- reproduces " + self.to_id if single.reproduces_b else ""
-            lines.append(f"  {describe(single.changes):<{width}}  {where}{mark}")
+            lines.append(f"  {describe(single.changes):<{width}}  {_first(single.from_a)}{mark}")
         lines.append(f"  {'(all: ' + self.to_id + ')':<{width}}  {_first(self.b_from_a)}")
         seen = [describe(s.changes) for s in self.singles if _moves(s.from_a)]
         unseen = [describe(s.changes) for s in self.singles if not _moves(s.from_a)]
-        lines.append("")
-        lines.append("this fixture can see:   " + (", ".join(seen) or "none of them"))
-        lines.append("this fixture cannot see: " + (", ".join(unseen) or "nothing"))
-        lines.append("")
-        lines.append(f"ran {self.tried} configurations in {self.seconds:.1f}s")
+        lines += [
+            "",
+            "this fixture can see:   " + (", ".join(seen) or "none of them"),
+            "this fixture cannot see: " + (", ".join(unseen) or "nothing"),
+            "",
+            f"ran {self.tried} configurations in {self.seconds:.1f}s",
+        ]
         return "\n".join(lines)
 
 
@@ -93,15 +94,6 @@ def _first(by_seed: dict[int, TraceComparison | None]) -> str:
     return f"{divergence.where} (seed {seed}; {len(hits)}/{len(by_seed)} seeds diverge)"
 
 
-def _departure(rows, target, tolerance: float) -> TraceComparison | None:
-    comparison = compare_steps(rows, target, Allowance.of(tolerance))
-    return comparison if comparison.diverges else None
-
-
-def differing_changes(a: Knobs, b: Knobs) -> tuple[Change, ...]:
-    return tuple(sorted(Change(k, v) for k, v in b.differing_from(a).items()))
-
-
 def bisect(
     runner: TraceRunner,
     a: Knobs,
@@ -110,50 +102,49 @@ def bisect(
     tolerance: float = 0.0,
     from_id: str = "A",
     to_id: str = "B",
-    progress=None,
+    progress: Callable[[str], None] = lambda text: None,
 ) -> Bisection:
     tic = time.perf_counter()
-    differing = differing_changes(a, b)
+    allowance = Allowance.of(tolerance)
+    differing = tuple(sorted(Change(k, v) for k, v in b.differing_from(a).items()))
     traces_a = {s: runner.trace(a, s) for s in seeds}
     traces_b = {s: runner.trace(b, s) for s in seeds}
     tried = 2
 
+    def departures(
+        traces: dict[int, list[Row]], target: dict[int, list[Row]]
+    ) -> dict[int, TraceComparison | None]:
+        """Per seed: where ``traces`` first depart from ``target`` (None: they agree)."""
+        found = {s: compare_steps(traces[s], target[s], allowance) for s in seeds}
+        return {s: c if c.diverges else None for s, c in found.items()}
+
     def run(changes: tuple[Change, ...]) -> SubsetResult:
         nonlocal tried
         tried += 1
-        if progress is not None:
-            progress(f"trying {describe(changes)}")
-        knobs = applied(a, changes)
-        traces = {s: runner.trace(knobs, s) for s in seeds}
+        progress(f"trying {describe(changes)}")
+        traces = {s: runner.trace(applied(a, changes), s) for s in seeds}
         return SubsetResult(
-            changes,
-            {s: _departure(traces[s], traces_a[s], tolerance) for s in seeds},
-            all(_departure(traces[s], traces_b[s], tolerance) is None for s in seeds),
+            changes, departures(traces, traces_a), not _moves(departures(traces, traces_b))
         )
 
-    b_from_a = {s: _departure(traces_b[s], traces_a[s], tolerance) for s in seeds}
+    def reproducing() -> Iterator[tuple[Change, ...]]:
+        """The subsets of B's differences that reproduce B, smallest first."""
+        yield from (single.changes for single in singles if single.reproduces_b)
+        for size in range(2, len(differing)):
+            yield from (c for c in itertools.combinations(differing, size) if run(c).reproduces_b)
+        yield differing  # B itself: every difference is needed
+
+    b_from_a = departures(traces_b, traces_a)
     if len(differing) == 1:
         # A with B's only difference is B itself: nothing more to run.
         singles = [SubsetResult(differing, b_from_a, True)]
     else:
         singles = [run((change,)) for change in differing]
-    culprit = None
-    if any(d is not None for d in b_from_a.values()):
-        culprit = next((s.changes for s in singles if s.reproduces_b), None)
-        for size in range(2, len(differing)):
-            if culprit is not None:
-                break
-            for subset in itertools.combinations(differing, size):
-                if run(subset).reproduces_b:
-                    culprit = subset
-                    break
-        if culprit is None and differing:
-            culprit = differing  # B itself: every difference is needed
+    culprit = next(reproducing()) if _moves(b_from_a) and differing else None
     return Bisection(
         from_id=from_id,
         to_id=to_id,
         seeds=seeds,
-        tolerance=tolerance,
         differing=differing,
         b_from_a=b_from_a,
         singles=singles,

@@ -29,7 +29,8 @@ from __future__ import annotations
 import itertools
 import math
 import time
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, replace
 
 from ..artifact import Row, SeedResult
 from ..fixture import Fixture
@@ -46,7 +47,7 @@ from ..traces import (
     format_ratio,
     loss_trace,
 )
-from .space import GRAD_SCALES, Change, applied, baseline_of, describe, meaning, search_space
+from .space import GRAD_SCALES, Change, applied, baseline_of, describe, search_space
 from .traces import TraceRunner
 
 BEAM_WIDTH = 3
@@ -84,7 +85,6 @@ class Candidate:
 class Explanation:
     seeds: list[int]
     allowance: Allowance
-    base: Knobs
     matched: tuple[Change, ...] | None
     # How the match agreed on the first seed: identical, equivalent or close.
     matched_verdict: TraceVerdict | None
@@ -97,14 +97,13 @@ class Explanation:
     pruned: int
     steps_trained: int
     seconds: float
-    confirmations: dict[int, TraceComparison | None] = field(default_factory=dict)
 
     def headline(self) -> str:
         how = {
             "identical": "bit for bit",
             "equivalent": "within the noise floor",
         }.get(self.matched_verdict or "", self.allowance.describe())
-        evidence = f"({how}, seeds {_seeds(self.seeds)})"
+        evidence = f"({how}, seeds {', '.join(map(str, self.seeds))})"
         if self.matched == ():
             word = "identical" if self.matched_verdict == "identical" else "equivalent"
             return f"{word} to the core at mlx-lm's values {evidence}"
@@ -127,20 +126,17 @@ class Explanation:
         if self.signals:
             lines.append("what its seed results show against mlx-lm's configuration:")
             lines += [f"  - {signal}" for signal in self.signals]
-        lines.append(
+        lines += [
             f"searched {self.tried} configurations ({self.steps_trained} training steps) "
-            f"in {self.seconds:.1f}s; {self.pruned} combinations pruned by the signals"
-        )
-        lines.append(f"compared {self.allowance.describe()}")
-        lines.append("this fixture can see:   " + (", ".join(self.visible) or "nothing"))
-        lines.append("this fixture cannot see: " + (", ".join(self.invisible) or "nothing"))
+            f"in {self.seconds:.1f}s; {self.pruned} combinations pruned by the signals",
+            f"compared {self.allowance.describe()}",
+            "this fixture can see:   " + (", ".join(self.visible) or "nothing"),
+            "this fixture cannot see: " + (", ".join(self.invisible) or "nothing"),
+        ]
         for knob in self.invisible:
-            lines.append(f"  - {knob}: {meaning(knob)} leaves the trace unmoved")
+            meaning = Knobs.model_fields[knob].description or knob
+            lines.append(f"  - {knob}: {meaning} leaves the trace unmoved")
         return "\n".join(lines)
-
-
-def _seeds(seeds: list[int]) -> str:
-    return ", ".join(str(s) for s in seeds)
 
 
 def targets_from(results: list[SeedResult], max_seeds: int) -> dict[int, list[Row]]:
@@ -167,47 +163,46 @@ def explain(
     base: Knobs,
     targets: dict[int, list[Row]],
     allowance: Allowance | float = 0.0,
-    progress=None,
+    progress: Callable[[str], None] = lambda text: None,
 ) -> Explanation:
     tic = time.perf_counter()
     allowance = Allowance.of(allowance)
     seeds = list(targets)
     first = seeds[0]
-    steps = len(targets[first])
-    base = base.model_copy(update={"steps": steps})
+    base = base.model_copy(update={"steps": len(targets[first])})
 
-    def tell(text: str) -> None:
-        if progress is not None:
-            progress(text)
+    def compare(changes: tuple[Change, ...], seed: int) -> TraceComparison:
+        rows = runner.trace(applied(base, changes), seed, targets[seed], allowance)
+        return compare_steps(rows, targets[seed], allowance)
 
-    def try_config(changes: tuple[Change, ...]) -> Candidate:
-        rows = runner.trace(applied(base, changes), first, targets[first], allowance)
-        return Candidate(changes, compare_steps(rows, targets[first], allowance))
+    # The other seeds' comparisons for the last configuration that matched the first seed.
+    confirmations: list[TraceComparison] = []
 
-    def confirm(changes: tuple[Change, ...]) -> dict[int, TraceComparison | None]:
-        knobs = applied(base, changes)
-        found = {}
-        for s in seeds[1:]:
-            comparison = compare_steps(
-                runner.trace(knobs, s, targets[s], allowance), targets[s], allowance
-            )
-            found[s] = comparison if comparison.diverges else None
-        return found
+    def first_match(candidates: Iterable[Candidate]) -> tuple[Change, ...] | None:
+        """The closest candidate that matches on the first seed and is confirmed on the rest."""
+        nonlocal confirmations
+        for candidate in sorted(candidates, key=Candidate.evidence):
+            if candidate.divergence is None:
+                confirmations = [compare(candidate.changes, s) for s in seeds[1:]]
+                if not any(c.diverges for c in confirmations):
+                    return candidate.changes
+        return None
 
     # What the candidate's signals say against the base, before any search.
-    tell("base configuration")
+    progress("base configuration")
     base_rows = runner.trace(base, first)
     base_candidate = Candidate((), compare_steps(base_rows, targets[first], allowance))
-    signals = observed_signals(base_candidate.comparison, base_rows, targets[first], allowance)
+    ratio = gradient_ratio(targets[first], base_rows)
+    signals = observed_signals(base_rows, targets[first], ratio, allowance)
     structure_agrees = first_structural_difference(base_rows, targets[first]) is None
-    scale = suggested_scale(gradient_ratio(targets[first], base_rows), allowance)
+    scale = suggested_scale(ratio, allowance)
     space = search_space(base, (scale,) if scale is not None else GRAD_SCALES)
 
     singles: list[Candidate] = []
     visible: list[str] = []
     restructuring: set[Change] = set()
     for change in space:
-        tell(f"single change {change.describe()}")
+        progress(f"single change {change.describe()}")
         rows = runner.trace(applied(base, (change,)), first)
         if compare_steps(rows, base_rows).diverges and change.knob not in visible:
             visible.append(change.knob)
@@ -217,21 +212,15 @@ def explain(
     invisible = [k for k in dict.fromkeys(c.knob for c in space) if k not in visible]
 
     tried = [base_candidate, *singles]
-    matched, confirmations = None, {}
-    for candidate in sorted(tried, key=Candidate.evidence):
-        if candidate.divergence is None:
-            confirmations = confirm(candidate.changes)
-            if all(d is None for d in confirmations.values()):
-                matched = candidate.changes
-                break
+    matched = first_match(tried)
 
     # Batches that already agree with mlx-lm's rule out every change that alters them.
     growable = [c for c in space if not (structure_agrees and c in restructuring)]
     pruned = 0
     beam = sorted(singles, key=Candidate.evidence)[:BEAM_WIDTH]
-    size = 1
-    while matched is None and size < MAX_CHANGES:
-        size += 1
+    for _ in range(MAX_CHANGES - 1):
+        if matched is not None or not beam:
+            break
         grown: dict[tuple[Change, ...], Candidate] = {}
         for parent, change in itertools.product(beam, space):
             if change.knob in {c.knob for c in parent.changes}:
@@ -239,43 +228,32 @@ def explain(
             changes = tuple(sorted((*parent.changes, change)))
             if changes in grown:
                 continue
-            if change not in growable or any(c not in growable for c in parent.changes):
+            if any(c not in growable for c in changes):
                 pruned += 1
                 continue
-            tell(f"combination {describe(changes)}")
-            grown[changes] = try_config(changes)
+            progress(f"combination {describe(changes)}")
+            grown[changes] = Candidate(changes, compare(changes, first))
         tried += grown.values()
-        for candidate in sorted(grown.values(), key=Candidate.evidence):
-            if candidate.divergence is None:
-                confirmations = confirm(candidate.changes)
-                if all(d is None for d in confirmations.values()):
-                    matched = candidate.changes
-                    break
+        matched = first_match(grown.values())
         # Only what came closer than the best so far is worth growing further.
         best = min(c.evidence() for c in beam)
         beam = sorted((c for c in grown.values() if c.evidence() < best), key=Candidate.evidence)[
             :BEAM_WIDTH
         ]
-        if not beam:
-            break
 
-    verdict = None
     if matched is not None:
         closest = next(c for c in tried if c.changes == matched)
-        verdict = closest.comparison.verdict
     else:
         closest = closest_by_distance(runner, base, first, tried, targets[first], allowance)
-    if matched is None and closest.divergence is None:
-        # Matched the first seed but not the others: say where the confirmation failed.
-        failing = next((d for d in confirmations.values() if d is not None), None)
-        if failing is not None:
+        failing = next((c for c in confirmations if c.diverges), None)
+        if closest.divergence is None and failing is not None:
+            # Matched the first seed but not the others: say where the confirmation failed.
             closest = Candidate(closest.changes, failing, closest.distance)
     return Explanation(
         seeds=seeds,
         allowance=allowance,
-        base=base,
         matched=matched,
-        matched_verdict=verdict,
+        matched_verdict=closest.comparison.verdict if matched is not None else None,
         closest=closest,
         signals=signals,
         visible=visible,
@@ -284,7 +262,6 @@ def explain(
         pruned=pruned,
         steps_trained=runner.steps_trained,
         seconds=time.perf_counter() - tic,
-        confirmations=confirmations,
     )
 
 
@@ -300,28 +277,24 @@ def closest_by_distance(
     change (traced in full already) and the best few combinations, run to the end."""
     pool = [c for c in tried if len(c.changes) <= 1]
     pool += sorted((c for c in tried if len(c.changes) > 1), key=Candidate.evidence)[:BEAM_WIDTH]
-    measured = [
-        Candidate(
-            c.changes,
-            c.comparison,
-            distance(runner.trace(applied(base, c.changes), seed), target, allowance),
-        )
-        for c in pool
-    ]
-    return min(measured, key=lambda c: c.distance or 0.0)
+
+    def measured(candidate: Candidate) -> Candidate:
+        rows = runner.trace(applied(base, candidate.changes), seed)
+        return replace(candidate, distance=distance(rows, target, allowance))
+
+    return min(map(measured, pool), key=lambda c: c.distance or 0.0)
 
 
 def observed_signals(
-    comparison: TraceComparison, base_rows: list[Row], target: list[Row], allowance: Allowance
+    base_rows: list[Row], target: list[Row], ratio: float | None, allowance: Allowance
 ) -> list[str]:
     """What the candidate's steps show against the base configuration's, earliest signal
-    first: its batches, its gradient norms, its losses."""
+    first: its batches, its gradient norms (``ratio``: ``gradient_ratio``), its losses."""
     found = []
     structural = first_structural_difference(target, base_rows)
     if structural is not None:
         step, what = structural
         found.append(f"from step {step}: {what}")
-    ratio = gradient_ratio(target, base_rows)
     if ratio is not None and abs(ratio - 1) > allowance.grad_norm:
         found.append(f"gradient norm {format_ratio(ratio)} at the first update, against mlx-lm's")
     losses = compare_traces(loss_trace(target), loss_trace(base_rows), allowance)

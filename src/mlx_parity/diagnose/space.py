@@ -29,11 +29,7 @@ CLIP_ALTERNATIVES = ("value:1", "global_norm:1", "leaf_norm:1", "none")
 # Gradient scales tried when no recorded gradient norm suggests one: a sum where a mean was
 # meant over two micro-steps, and the reverse.
 GRAD_SCALES = (0.5, 2.0)
-
-
-def meaning(knob: str) -> str:
-    """What a knob means to a user, for reports: its description in ``Knobs``."""
-    return Knobs.model_fields[knob].description or knob
+BOTH = (False, True)
 
 
 @dataclass(frozen=True, order=True)
@@ -52,38 +48,37 @@ def baseline_of(settings: Knobs) -> Knobs:
     return apply(settings, {k: getattr(defaults, k) for k in BEHAVIOUR_KNOBS} | {"clip": None})
 
 
-def _others(domain: type, current: Any) -> list[Change]:
-    return [value for value in get_args(domain) if value != current]
-
-
 def search_space(base: Knobs, grad_scales: tuple[float, ...] = GRAD_SCALES) -> list[Change]:
     """Every single-knob change worth trying from ``base``; each is a distinct defect class.
 
     ``grad_scales`` are the gradient scales to try (explain passes the one the recorded
     gradient norms show). Changes that cannot apply to ``base`` are left out: accumulation
     defects without accumulation, a warmup offset without warmup."""
-    # Casting to float32 or leaving weights as loaded is the same on a float32 model.
-    dtypes = [d for d in _others(DType, base.dtype) if d not in ("as_loaded", "float32")]
     accumulating = base.grad_accum > 1
+    # Every value tried per knob, in search order; the base's own value is left out below.
+    values = {
+        "padding": get_args(PaddingRule),
+        "loss_mask": get_args(MaskRule),
+        "batch_order": get_args(BatchOrder),
+        "val_draws_rng": BOTH,
+        "accumulate": BOTH if accumulating else (),
+        "clip": CLIP_ALTERNATIVES,
+        "grad_scale": grad_scales,
+        "seed_after_load": BOTH,
+        "accum_norm": get_args(AccumNorm) if accumulating else (),
+        "bias_correction": BOTH,
+        "optimizer_defaults": get_args(OptimizerDefaults),
+        "lora_scale_rule": get_args(LoraScaleRule),
+        "warmup_offset": (0, 1) if base.schedule != "constant" else (),
+        # Casting to float32 or leaving weights as loaded is the same on a float32 model.
+        "dtype": [d for d in get_args(DType) if d not in ("as_loaded", "float32")],
+        "num_layers": (-1 if base.num_layers != -1 else Knobs().num_layers,),
+    }
     return [
-        *(Change("padding", v) for v in _others(PaddingRule, base.padding)),
-        *(Change("loss_mask", v) for v in _others(MaskRule, base.loss_mask)),
-        *(Change("batch_order", v) for v in _others(BatchOrder, base.batch_order)),
-        Change("val_draws_rng", not base.val_draws_rng),
-        *([Change("accumulate", not base.accumulate)] if accumulating else []),
-        *(Change("clip", c) for c in CLIP_ALTERNATIVES if c != base.clip),
-        *(Change("grad_scale", v) for v in grad_scales if v != base.grad_scale),
-        Change("seed_after_load", not base.seed_after_load),
-        *(Change("accum_norm", v) for v in _others(AccumNorm, base.accum_norm) if accumulating),
-        Change("bias_correction", not base.bias_correction),
-        *(
-            Change("optimizer_defaults", v)
-            for v in _others(OptimizerDefaults, base.optimizer_defaults)
-        ),
-        *(Change("lora_scale_rule", v) for v in _others(LoraScaleRule, base.lora_scale_rule)),
-        *([Change("warmup_offset", 1 - base.warmup_offset)] if base.schedule != "constant" else []),
-        *(Change("dtype", d) for d in dtypes),
-        Change("num_layers", -1 if base.num_layers != -1 else Knobs().num_layers),
+        Change(knob, value)
+        for knob, alternatives in values.items()
+        for value in alternatives
+        if value != getattr(base, knob)
     ]
 
 

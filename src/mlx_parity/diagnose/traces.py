@@ -30,7 +30,6 @@ class TraceRunner:
     fixture: Fixture
     source: ModelSource
     steps_trained: int = 0
-    runs: int = 0
     _full: dict[tuple[str, int], list[Row]] = field(default_factory=dict, repr=False)
 
     def trace(
@@ -60,7 +59,6 @@ class TraceRunner:
 
         model = prepare_model(self.source, knobs.dtype)
         train_core(model, self.source.tokenizer(), self.fixture.texts(), knobs, seed, on_step)
-        self.runs += 1
         self.steps_trained += len(rows)
         if target is None:
             self._full[key] = rows
