@@ -28,6 +28,7 @@ and every seed whose recorded config disagrees with the round file is named.
 from __future__ import annotations
 
 import math
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -143,6 +144,11 @@ class SeedComparison:
     def present(self) -> bool:
         return self.status != "missing"
 
+    @property
+    def judged(self) -> bool:
+        """Ran to the end (neither missing nor errored): what pass rates and pairing count."""
+        return self.status in ("ok", "nonfinite")
+
 
 class ProbeReport(BaseModel):
     model_config = _REPORT_CONFIG
@@ -171,8 +177,7 @@ class ProbeReport(BaseModel):
     state: CommitState
 
     def judged_seeds(self) -> list[SeedComparison]:
-        """Seeds that ran to the end: what pass rates and pairing count."""
-        return [s for s in self.seeds if s.present and s.status != "error"]
+        return [s for s in self.seeds if s.judged]
 
     def passes(self) -> int:
         return sum(1 for s in self.judged_seeds() if s.passed)
@@ -184,8 +189,8 @@ class ProbeReport(BaseModel):
         return sum(1 for s in self.seeds if s.status == "error")
 
     def trace_counts(self) -> dict[TraceVerdict, int]:
-        counts = {v: sum(1 for s in self.seeds if s.trace == v) for v in TRACE_ORDER}
-        return {v: n for v, n in counts.items() if n}
+        counts = Counter(s.trace for s in self.seeds)
+        return {v: counts[v] for v in TRACE_ORDER if counts[v]}
 
     def first_divergence(self) -> SeedComparison | None:
         """The seed whose loss trace leaves the baseline's earliest (lowest seed on a tie)."""
@@ -261,10 +266,10 @@ def compare_seed(
     allowance: Allowance,
     file: str | None,
     is_baseline: bool,
-    baseline_losses: list[float] | None = None,
+    baseline_losses: list[float] | None,
 ) -> SeedComparison:
-    """``baseline_losses`` is the baseline seed's loss trace when the caller has built it (once
-    per seed, however many probes compare with it)."""
+    """``baseline_losses`` is the baseline seed's loss trace (built once per seed, however many
+    probes compare with it), None when the baseline has no result for the seed."""
     if probe is None:
         return SeedComparison(
             seed=seed,
@@ -291,31 +296,25 @@ def compare_seed(
     unavailable = _why_unavailable(probe, baseline)
     if unavailable is not None:
         return SeedComparison(**fields, trace="unavailable", trace_detail=unavailable)
-    assert baseline is not None  # _why_unavailable said so
-    ratio = first_update_norm_ratio(probe.rows, baseline.rows)
-    if baseline_losses is None:
-        baseline_losses = loss_trace(baseline.rows)
+    assert baseline is not None and baseline_losses is not None  # _why_unavailable said so
     trace = compare_steps(probe.rows, baseline.rows, allowance, (fields["losses"], baseline_losses))
-    structural = trace.structure
     detail = trace.describe()
-    cross = None
+    if trace.structure:
+        step, difference = trace.structure
+        fields["structural_step"] = step
+        fields["structural"] = f"structural divergence at step {step}: {difference}"
     if probe.environment.device != baseline.environment.device:
-        cross = f"{probe.environment.device} vs {baseline.environment.device}"
-        detail += f" (across devices, {cross}: not a bitwise comparison)"
+        fields["cross_device"] = f"{probe.environment.device} vs {baseline.environment.device}"
+        detail += f" (across devices, {fields['cross_device']}: not a bitwise comparison)"
     return SeedComparison(
         **fields,
         trace=trace.verdict,
         trace_detail=detail,
-        cross_device=cross,
-        grad_norm_ratio=ratio,
+        grad_norm_ratio=first_update_norm_ratio(probe.rows, baseline.rows),
         divergence_step=trace.step,
         divergence_signal=trace.signal,
         divergence_size=trace.size,
         max_abs_dloss=trace.max_abs,
-        structural=f"structural divergence at step {structural[0]}: {structural[1]}"
-        if structural
-        else None,
-        structural_step=structural[0] if structural else None,
     )
 
 
@@ -345,15 +344,15 @@ def _cf_text(value: float | None) -> str:
 
 def smoke_gate(probe_id: str, seeds: Sequence[SeedComparison], cf_loss_max: float) -> GateResult:
     """Every seed that ran to the end has a finite cf_loss below the limit (None/NaN fail)."""
-    judged = [s for s in seeds if s.present and s.status != "error"]
+    judged = [s for s in seeds if s.judged]
+    if not judged:
+        return GateResult(name="smoke", probe=probe_id, passed=False, detail="no seed to judge")
     failing = [
         s
         for s in judged
         if s.cf_loss is None or not math.isfinite(s.cf_loss) or s.cf_loss >= cf_loss_max
     ]
     limit = format_size(cf_loss_max)
-    if not judged:
-        return GateResult(name="smoke", probe=probe_id, passed=False, detail="no seed to judge")
     if failing:
         named = _name_seeds([f"seed {s.seed} ({_cf_text(s.cf_loss)})" for s in failing])
         detail = f"cf_loss not < {limit} on {len(failing)}/{len(judged)} seeds: {named}"
@@ -384,14 +383,11 @@ def parity_gate(
     if expect == "any":
         return None
     compared = [s for s in seeds if s.trace not in (None, "unavailable")]
-    counts = ", ".join(
-        f"{v} {sum(1 for s in compared if s.trace == v)}/{len(compared)}"
-        for v in TRACE_ORDER[:4]
-        if any(s.trace == v for s in compared)
-    )
     if not compared:
         detail = f"expects {expect}, but no seed could be compared"
         return GateResult(name="parity", probe=probe_id, passed=False, detail=detail)
+    found = Counter(s.trace for s in compared)
+    counts = ", ".join(f"{v} {found[v]}/{len(compared)}" for v in TRACE_ORDER[:4] if found[v])
     if expect == "diverges":
         passed = any(s.trace == "diverges" for s in compared)
     else:
@@ -424,10 +420,7 @@ def round_artifacts_gate(
     if not blocking:
         detail = f"all {planned} planned artifacts present and valid"
         return GateResult(name="artifacts", probe=None, passed=True, detail=detail)
-    kinds: dict[str, int] = {}
-    for p in blocking:
-        kinds[p.kind] = kinds.get(p.kind, 0) + 1
-    summary = ", ".join(f"{n} {kind}" for kind, n in kinds.items())
+    summary = ", ".join(f"{n} {kind}" for kind, n in Counter(p.kind for p in blocking).items())
     detail = f"{len(blocking)} blocking problem(s): {summary} (listed under Problems)"
     if not require_all:
         detail += "; not required by the round"
@@ -435,11 +428,11 @@ def round_artifacts_gate(
 
 
 def outcome_gate(
-    probe_id: str, outcome: PairedOutcome | None, adjusted_p: float | None, differs: bool
+    probe_id: str, outcome: PairedOutcome, adjusted_p: float | None, differs: bool
 ) -> GateResult:
     """Opt-in (``gates.outcome``): the probe's pass rate must not differ from the baseline's
     by the paired exact McNemar test, Holm-adjusted across the round's probes."""
-    if outcome is None or outcome.n == 0 or adjusted_p is None:
+    if outcome.n == 0 or adjusted_p is None:
         detail = "no seed pairs to test"
         return GateResult(name="outcome", probe=probe_id, passed=False, detail=detail)
     counts = (
@@ -452,7 +445,7 @@ def outcome_gate(
 
 def seed_insensitive(seeds: Sequence[SeedComparison]) -> bool:
     """At least two seeds ran and all gave bit-identical loss traces."""
-    traces = [s.losses for s in seeds if s.present and s.status != "error" and s.losses]
+    traces = [s.losses for s in seeds if s.judged and s.losses]
     return len(traces) >= 2 and all(t == traces[0] for t in traces[1:])
 
 
@@ -467,11 +460,9 @@ def _verdict(
     if outcome is None or adjusted_p is None:
         return None
     if outcome.n == 0 and any(s.status == "error" for s in seeds):
-        return (
-            "errored: no seed ran to the end"
-            if not any(s.present and s.status != "error" for s in seeds)
-            else "no seed pairs to compare"
-        )
+        if not any(s.judged for s in seeds):
+            return "errored: no seed ran to the end"
+        return "no seed pairs to compare"
     return verdict(outcome, adjusted_p)
 
 
@@ -501,17 +492,16 @@ def knob_differences(config: dict[str, Any], baseline: dict[str, Any]) -> dict[s
 
 def build_report(round_: ResolvedRound, gathered: Gathered) -> RoundReport:
     """Compare every probe of ``round_`` with its baseline over the gathered artifacts."""
-    gates_config = round_.gates
+    settings = round_.gates
     baseline_id = round_.baseline.id
     baseline_results = gathered.results.get(baseline_id, {})
     baseline_config = recorded_config(round_.baseline, baseline_results)
-    floor, allowance = round_allowance(gates_config.trace_tolerance, baseline_results)
-    order = [baseline_id] + [p for p in round_.probes if p != baseline_id]
-    compared_ids = order[1:]
-    # Holm over m probes, worst case: the detectable gap is stated at alpha / m.
-    family_alpha = ALPHA / max(len(compared_ids), 1)
-
     baseline_traces = {seed: loss_trace(r.rows) for seed, r in baseline_results.items()}
+    floor, allowance = round_allowance(settings.trace_tolerance, baseline_results, baseline_traces)
+    order = [baseline_id] + [p for p in round_.probes if p != baseline_id]
+    # Holm over m probes, worst case: the detectable gap is stated at alpha / m.
+    family_alpha = ALPHA / max(len(order) - 1, 1)
+
     seed_reports: dict[str, list[SeedComparison]] = {}
     outcomes: dict[str, PairedOutcome] = {}
     baseline_flags = _judged_flags(baseline_results)
@@ -541,35 +531,34 @@ def build_report(round_: ResolvedRound, gathered: Gathered) -> RoundReport:
         probe = round_.probes[probe_id]
         results = gathered.results.get(probe_id, {})
         seeds = seed_reports[probe_id]
-        expect = probe.expect
         is_baseline = probe_id == baseline_id
-        gates = [smoke_gate(probe_id, seeds, gates_config.cf_loss_max)]
-        optional = [
-            errors_gate(probe_id, seeds, gates_config.max_error_seeds),
-            None if is_baseline else parity_gate(probe_id, expect, seeds),
-            probe_artifacts_gate(probe_id, seeds, gates_config.require_all_seeds),
-        ]
-        outcome = outcomes.get(probe_id)
+        outcome, holm_p = outcomes.get(probe_id), adjusted.get(probe_id)
         differs = outcome is not None and outcome.n > 0 and adjusted[probe_id] < ALPHA
-        if gates_config.outcome and not is_baseline:
-            optional.append(outcome_gate(probe_id, outcome, adjusted.get(probe_id), differs))
-        gates += [g for g in optional if g is not None]
+        stated = [
+            smoke_gate(probe_id, seeds, settings.cf_loss_max),
+            errors_gate(probe_id, seeds, settings.max_error_seeds),
+            None if is_baseline else parity_gate(probe_id, probe.expect, seeds),
+            probe_artifacts_gate(probe_id, seeds, settings.require_all_seeds),
+        ]
+        if settings.outcome and outcome is not None:  # (None: the baseline itself)
+            stated.append(outcome_gate(probe_id, outcome, holm_p, differs))
+        gates = [g for g in stated if g is not None]
         all_gates += gates
-        run = [s for s in seeds if s.present and s.status != "error"]
+        run = [s for s in seeds if s.judged]
         probe_reports.append(
             ProbeReport(
                 id=probe_id,
                 trainer=results[min(results)].trainer if results else probe.trainer.name,
                 description=probe.probe.description,
-                expect=expect,
+                expect=probe.expect,
                 is_baseline=is_baseline,
                 knobs=knob_differences(recorded_config(probe, results), baseline_config),
                 unhonoured=results[min(results)].unhonoured if results else {},
                 seeds=seeds,
                 pass_ci=wilson_interval(sum(1 for s in run if s.passed), len(run)),
                 outcome=outcome,
-                holm_p=adjusted.get(probe_id),
-                verdict=_verdict(outcome, adjusted.get(probe_id), seeds),
+                holm_p=holm_p,
+                verdict=_verdict(outcome, holm_p, seeds),
                 outcome_differs=differs,
                 seed_insensitive=seed_insensitive(seeds),
                 detectability=(
@@ -582,9 +571,7 @@ def build_report(round_: ResolvedRound, gathered: Gathered) -> RoundReport:
         )
 
     planned = len(round_.probes) * len(round_.seeds)
-    all_gates.append(
-        round_artifacts_gate(gathered.problems, planned, gates_config.require_all_seeds)
-    )
+    all_gates.append(round_artifacts_gate(gathered.problems, planned, settings.require_all_seeds))
     baseline_run = [r.passed for r in baseline_results.values()]
     # With no baseline seed at all, 0.5 leaves the most room either way.
     baseline_rate = sum(baseline_run) / len(baseline_run) if baseline_run else 0.5
@@ -593,7 +580,7 @@ def build_report(round_: ResolvedRound, gathered: Gathered) -> RoundReport:
         hypothesis=round_.round.hypothesis,
         baseline=baseline_id,
         seeds=list(round_.seeds),
-        gate_settings=gates_config.model_dump(mode="json"),
+        gate_settings=settings.model_dump(mode="json"),
         probes=probe_reports,
         gates=all_gates,
         problems=gathered.problems,
@@ -606,14 +593,14 @@ def build_report(round_: ResolvedRound, gathered: Gathered) -> RoundReport:
 
 
 def round_allowance(
-    tolerance: float | None, baseline: dict[int, SeedResult]
+    tolerance: float | None, baseline: dict[int, SeedResult], losses: dict[int, list[float]]
 ) -> tuple[NoiseFloor | None, Allowance]:
     """An explicit tolerance when the round sets one; else the noise floor its baseline's seeds
-    measured; bitwise when they measured none (results from before the floor existed)."""
+    measured (``losses``: their loss traces); bitwise when they measured none (results from
+    before the floor existed)."""
     if tolerance is not None:
         return None, Allowance.of(tolerance)
     samples = {seed: r.noise for seed, r in baseline.items() if r.noise is not None}
-    losses = {seed: loss_trace(r.rows) for seed, r in baseline.items()}
     floor = noise_floor(samples, losses)
     if floor is None:
         return None, Allowance()

@@ -120,7 +120,6 @@ def newest_attempts(files: list[str], attempt: int | None) -> tuple[list[str], l
 def gather(directory: Path, round_: ResolvedRound, attempt: int | None = None) -> Gathered:
     """Load every artifact below ``directory`` and check it against the round's plan;
     ``attempt`` is this workflow run's attempt (see :func:`newest_attempts`)."""
-    directory = Path(directory)
     every_file = find_artifact_files(directory)
     files, problems = newest_attempts(every_file, attempt)
     candidates: dict[tuple[str, int], list[tuple[str, SeedResult]]] = {}
@@ -154,9 +153,10 @@ def gather(directory: Path, round_: ResolvedRound, attempt: int | None = None) -
     results: dict[str, dict[int, SeedResult]] = {}
     kept_files: dict[tuple[str, int], str] = {}
     for key, found in candidates.items():
-        kept, duplicate_problem = _resolve_duplicates(key, found)
-        if duplicate_problem is not None:
-            problems.append(duplicate_problem)
+        kept: tuple[str, SeedResult] | None = found[0]
+        if len(found) > 1:
+            kept, duplicate = _resolve_duplicates(key, found)
+            problems.append(duplicate)
         if kept is not None:
             name, result = kept
             results.setdefault(key[0], {})[key[1]] = result
@@ -206,14 +206,13 @@ def read_artifact(path: str | Path) -> SeedResult:
 
 
 def _unloadable(path: Path, name: str, exc: ArtifactError) -> Problem:
-    probe, seed = _cell_from_name(path.name)
     if _declared_schema(path) == REPORT_SCHEMA:
-        return Problem(
-            kind="not-an-artifact",
-            subject=name,
-            detail="a round report, not a seed result; skipped",
-        )
-    return Problem(kind="invalid", subject=name, detail=exc.reason, probe=probe, seed=seed)
+        detail = "a round report, not a seed result; skipped"
+        return Problem(kind="not-an-artifact", subject=name, detail=detail)
+    # The (probe, seed) the file name claims, so a broken file points at its cell.
+    match = ARTIFACT_NAME_RE.match(path.name)
+    cell = dict(probe=match.group("probe"), seed=int(match.group("seed"))) if match else {}
+    return Problem(kind="invalid", subject=name, detail=exc.reason, **cell)
 
 
 def _declared_schema(path: Path) -> object:
@@ -225,14 +224,6 @@ def _declared_schema(path: Path) -> object:
     return data.get("schema") if isinstance(data, dict) else None
 
 
-def _cell_from_name(filename: str) -> tuple[str | None, int | None]:
-    """The (probe, seed) an artifact's file name claims, so a broken file points at its cell."""
-    match = ARTIFACT_NAME_RE.match(filename)
-    if match is None:
-        return None, None
-    return match.group("probe"), int(match.group("seed"))
-
-
 def _misfit(
     name: str,
     result: SeedResult,
@@ -241,38 +232,33 @@ def _misfit(
     planned_seeds: set[int],
 ) -> Problem | None:
     """A valid artifact that does not belong to this round's plan."""
-    cell = dict(probe=result.probe_id, seed=result.seed)
     if result.round_id != round_.id:
-        detail = f"belongs to round {result.round_id!r}, not {round_.id!r}; ignored"
-        return Problem(kind="other-round", subject=name, detail=detail, **cell)
-    if result.probe_id not in planned_probes:
-        detail = f"probe {result.probe_id!r} is not in round {round_.id!r}; ignored"
-        return Problem(kind="unknown-probe", subject=name, detail=detail, **cell)
-    if result.seed not in planned_seeds:
-        detail = f"seed {result.seed} is not in round {round_.id!r}; ignored"
-        return Problem(kind="unknown-seed", subject=name, detail=detail, **cell)
-    return None
+        kind, detail = "other-round", f"belongs to round {result.round_id!r}, not {round_.id!r}"
+    elif result.probe_id not in planned_probes:
+        kind, detail = "unknown-probe", f"probe {result.probe_id!r} is not in round {round_.id!r}"
+    elif result.seed not in planned_seeds:
+        kind, detail = "unknown-seed", f"seed {result.seed} is not in round {round_.id!r}"
+    else:
+        return None
+    cell = dict(probe=result.probe_id, seed=result.seed)
+    return Problem(kind=kind, subject=name, detail=f"{detail}; ignored", **cell)
 
 
 def _resolve_duplicates(
     key: tuple[str, int], found: list[tuple[str, SeedResult]]
-) -> tuple[tuple[str, SeedResult] | None, Problem | None]:
-    """One artifact is kept as is; identical copies keep the first; different ones keep none,
-    because picking either would decide the comparison by file order."""
-    if len(found) == 1:
-        return found[0], None
+) -> tuple[tuple[str, SeedResult] | None, Problem]:
+    """Of several artifacts for one cell, identical copies keep the first; different ones keep
+    none, because picking either would decide the comparison by file order."""
     names = ", ".join(name for name, _ in found)
     probe, seed = key
     # The JSON dump compares NaN losses as equal strings, unlike model equality.
-    dumps = {result.model_dump_json() for _, result in found}
-    if len(dumps) == 1:
+    if len({result.model_dump_json() for _, result in found}) == 1:
+        kept, kind = found[0], "duplicate-identical"
         detail = f"{len(found)} identical copies of {probe} seed {seed}; kept {found[0][0]}"
-        problem = Problem(
-            kind="duplicate-identical", subject=names, detail=detail, probe=probe, seed=seed
-        )
-        return found[0], problem
-    detail = f"{len(found)} different results for {probe} seed {seed}; kept neither"
-    return None, Problem(kind="duplicate", subject=names, detail=detail, probe=probe, seed=seed)
+    else:
+        kept, kind = None, "duplicate"
+        detail = f"{len(found)} different results for {probe} seed {seed}; kept neither"
+    return kept, Problem(kind=kind, subject=names, detail=detail, probe=probe, seed=seed)
 
 
 def _run_problems(name: str, result: SeedResult) -> Iterable[Problem]:
@@ -281,12 +267,10 @@ def _run_problems(name: str, result: SeedResult) -> Iterable[Problem]:
     if result.status == "error":
         # The last line of the recorded traceback names the exception.
         last = (result.error or "").strip().splitlines()[-1:] or ["no error message recorded"]
-        detail = f"the run failed: {last[0]}"
-        yield Problem(kind="run-error", subject=name, detail=detail, **cell)
+        yield Problem(kind="run-error", subject=name, detail=f"the run failed: {last[0]}", **cell)
     elif result.status == "nonfinite":
         step = next((r["step"] for r in result.rows if not math.isfinite(r["loss"])), None)
-        where = f" from step {step}" if step is not None else ""
-        detail = f"non-finite loss{where}"
+        detail = "non-finite loss" + (f" from step {step}" if step is not None else "")
         yield Problem(kind="run-nonfinite", subject=name, detail=detail, **cell)
 
 
@@ -305,15 +289,10 @@ def _config_problems(
     ]
     if result.trainer != trainer:
         changed.insert(0, f"trainer {result.trainer} (round file: {trainer})")
-    if changed:
-        detail = "trained with " + ", ".join(changed)
-        yield Problem(
-            kind="config-mismatch",
-            subject=name,
-            detail=detail,
-            probe=result.probe_id,
-            seed=result.seed,
-        )
+    detail = "trained with " + ", ".join(changed)
+    yield Problem(
+        kind="config-mismatch", subject=name, detail=detail, probe=result.probe_id, seed=result.seed
+    )
 
 
 _ABSENT = object()
