@@ -114,7 +114,7 @@ def test_motivating_example_shows_no_detectable_difference() -> None:
     outcome = paired_outcome(BASELINE_10, PROBE_8)
     assert outcome.n == 15
     assert (outcome.baseline_passes, outcome.probe_passes) == (10, 8)
-    assert (outcome.b, outcome.c) == (3, 1)
+    assert (outcome.passes_lost, outcome.passes_gained) == (3, 1)
     assert outcome.lost_seeds == (1234, 3407, 5678)
     assert outcome.gained_seeds == (9012,)
     assert outcome.agreements == 11
@@ -133,7 +133,7 @@ def test_motivating_example_shows_no_detectable_difference() -> None:
 def test_six_one_way_flips_differ() -> None:
     probe = outcomes(set(SEEDS[:4]))  # loses seeds 5..10 of the baseline's 10
     outcome = paired_outcome(BASELINE_10, probe)
-    assert (outcome.b, outcome.c) == (6, 0)
+    assert (outcome.passes_lost, outcome.passes_gained) == (6, 0)
     assert outcome.mcnemar_p == pytest.approx(0.03125)
     assert verdict(outcome, outcome.mcnemar_p) == "differs from baseline (p=0.0312)"
     # The same evidence among three probes no longer survives Holm.
@@ -147,14 +147,14 @@ def test_same_rates_different_seeds_are_still_paired() -> None:
     probe = outcomes(set(SEEDS[5:]))
     outcome = paired_outcome(BASELINE_10, probe)
     assert outcome.baseline_rate == outcome.probe_rate
-    assert (outcome.b, outcome.c, outcome.agreements) == (5, 5, 5)
+    assert (outcome.passes_lost, outcome.passes_gained, outcome.agreements) == (5, 5, 5)
     assert outcome.mcnemar_p == 1.0
 
 
 def test_all_pass() -> None:
     everything = outcomes(set(SEEDS))
     outcome = paired_outcome(everything, everything)
-    assert (outcome.b, outcome.c, outcome.agreements) == (0, 0, 15)
+    assert (outcome.passes_lost, outcome.passes_gained, outcome.agreements) == (0, 0, 15)
     assert outcome.agreement_rate == 1.0
     assert outcome.mcnemar_p == 1.0
     assert outcome.baseline_ci == outcome.probe_ci == wilson_interval(15, 15)
@@ -168,7 +168,7 @@ def test_mismatched_seeds_compare_only_the_intersection() -> None:
     assert outcome.seeds == (7, 42, 123)
     assert outcome.seeds_only_in_baseline == (1,)
     assert outcome.seeds_only_in_probe == (456, 789)
-    assert (outcome.b, outcome.c, outcome.agreements) == (1, 1, 1)
+    assert (outcome.passes_lost, outcome.passes_gained, outcome.agreements) == (1, 1, 1)
     assert (outcome.baseline_passes, outcome.probe_passes) == (2, 2)
     assert outcome.baseline_ci == wilson_interval(2, 3)
 

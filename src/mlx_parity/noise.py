@@ -73,12 +73,10 @@ def sample_drift(
     variants: Mapping[str, Sequence[tuple[float, float | None]]],
 ) -> NoiseSample:
     """The per-step drift of each variant's (loss, grad_norm) steps from the reference's."""
-    steps = len(reference)
-    loss = [0.0] * steps
-    grad: list[float | None] = [None] * steps
+    loss = [0.0] * len(reference)
+    grad: list[float | None] = [None] * len(reference)
     for trace in variants.values():
-        for i in range(steps):
-            ref_loss, ref_norm = reference[i]
+        for i, (ref_loss, ref_norm) in enumerate(reference):
             if i >= len(trace):  # the variant stopped early: nothing measured there
                 loss[i] = math.nan
                 continue

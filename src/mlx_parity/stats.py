@@ -101,14 +101,6 @@ class PairedOutcome:
     def n(self) -> int:
         return len(self.seeds)
 
-    @property
-    def b(self) -> int:
-        return self.passes_lost
-
-    @property
-    def c(self) -> int:
-        return self.passes_gained
-
 
 def paired_outcome(baseline: Mapping[int, bool], probe: Mapping[int, bool]) -> PairedOutcome:
     """Compare pass flags seed by seed.
@@ -155,10 +147,9 @@ def holm_adjust(pvalues: Mapping[str, float]) -> dict[str, float]:
     for name, p in pvalues.items():
         _check_probability(f"p-value of {name!r}", p)
     m = len(pvalues)
-    ordered = sorted(pvalues.items(), key=lambda item: item[1])
     adjusted: dict[str, float] = {}
     running_max = 0.0
-    for i, (name, p) in enumerate(ordered):
+    for i, (name, p) in enumerate(sorted(pvalues.items(), key=lambda item: item[1])):
         running_max = max(running_max, min(1.0, (m - i) * p))
         adjusted[name] = running_max
     # Give the caller back its own key order.
@@ -176,10 +167,7 @@ def minimal_detectable_discordance(n_seeds: int, alpha: float = 0.05) -> int | N
     _check_probability("alpha", alpha, open_interval=True)
     if n_seeds < 0:
         raise ValueError(f"n_seeds must be >= 0, got {n_seeds}")
-    for k in range(1, n_seeds + 1):
-        if exact_mcnemar_p(k, 0) < alpha:
-            return k
-    return None
+    return next((k for k in range(1, n_seeds + 1) if exact_mcnemar_p(k, 0) < alpha), None)
 
 
 @functools.lru_cache(maxsize=1024)
