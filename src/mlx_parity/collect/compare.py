@@ -269,7 +269,7 @@ def compare_seed(
     baseline_losses: list[float] | None,
 ) -> SeedComparison:
     """``baseline_losses`` is the baseline seed's loss trace (built once per seed, however many
-    probes compare with it), None when the baseline has no result for the seed."""
+    probes compare with it, the baseline's own included), None when the baseline has none."""
     if probe is None:
         return SeedComparison(
             seed=seed,
@@ -287,7 +287,7 @@ def compare_seed(
         cf_loss=probe.cf_loss,
         post_train_loss=probe.post_train_loss,
         generation=probe.generation,
-        losses=loss_trace(probe.rows),
+        losses=baseline_losses if is_baseline else loss_trace(probe.rows),
         device=probe.environment.device,
     )
     if is_baseline:
