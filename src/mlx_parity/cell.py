@@ -15,7 +15,7 @@ import tempfile
 import time
 import traceback
 from collections.abc import Callable, Collection, Iterator
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -187,11 +187,10 @@ def run_seed(
     knobs = probe.knobs
     timings: dict[str, float] = {}
     records: list[StepRecord] = []
-    status, error = "ok", None
-    evaluation = None
+    status, error, noise = "ok", None, None
+    evaluation: dict[str, Any] = {}  # the fields of evaluate()'s Evaluation, once it ran
     unhonoured: dict[str, str] = {}
     output: list[str] = []
-    noise = None
     start = time.perf_counter()
 
     def record_step(record: StepRecord) -> None:
@@ -209,11 +208,9 @@ def run_seed(
         trainer = probe.trainer.load()
         # A plugin also gets where the model came from and the probe's options; it may return
         # the model it trained (it loaded its own) and the settings it cannot honour.
-        context = (
-            dict(model_path=source.path, options=probe.probe.options)
-            if probe.trainer.is_plugin
-            else {}
-        )
+        context: dict[str, Any] = {}
+        if probe.trainer.is_plugin:
+            context = dict(model_path=source.path, options=probe.probe.options)
         with captured_output(output):
             trained = trainer(
                 model, tokenizer, fixture.texts(), knobs, seed, record_step, **context
@@ -224,7 +221,7 @@ def run_seed(
         if records and not all(math.isfinite(r.loss) for r in records):
             status = "nonfinite"
         tic = time.perf_counter()
-        evaluation = evaluate(model, tokenizer, fixture, knobs.max_new_tokens)
+        evaluation = asdict(evaluate(model, tokenizer, fixture, knobs.max_new_tokens))
         timings["eval_s"] = time.perf_counter() - tic
         if calibrate and status == "ok":
             tic = time.perf_counter()
@@ -235,7 +232,11 @@ def run_seed(
         status = "error"
         error = "".join(traceback.format_exception(exc)).strip()
     timings["total_s"] = time.perf_counter() - start
-
+    environment = capture()
+    if isinstance(device, DeviceCheck):
+        update = {"device": device.label, "device_check": device}
+        environment = environment.model_copy(update=update)
+    passed = evaluation.pop("passed", False) and status == "ok"
     return SeedResult(
         round_id=round_id,
         probe_id=probe.id,
@@ -243,12 +244,10 @@ def run_seed(
         trainer=probe.trainer.name,
         fixture=fixture.model_dump(mode="json"),
         config=knobs.model_dump(mode="json"),
-        environment=_environment(device),
+        environment=environment,
         rows=[Row(**vars(r)) for r in records],
-        post_train_loss=evaluation.post_train_loss if evaluation else None,
-        cf_loss=evaluation.cf_loss if evaluation else None,
-        generation=evaluation.generation if evaluation else None,
-        passed=bool(evaluation and evaluation.passed and status == "ok"),
+        **evaluation,
+        passed=passed,
         status=status,
         error=error,
         unhonoured=unhonoured,
@@ -286,7 +285,8 @@ def run_cell(
         )
         artifact.save(result, out_dir)
         verdict = "pass" if result.passed else "fail"
-        progress.end_seed(f"{result.status} {verdict} cf={_fmt(result.cf_loss)}")
+        cf = "-" if result.cf_loss is None else f"{result.cf_loss:.3f}"
+        progress.end_seed(f"{result.status} {verdict} cf={cf}")
         results.append(result)
     return results
 
@@ -322,14 +322,3 @@ def captured_output(tail: list[str]) -> Iterator[None]:
             sink.seek(0)
             lines = sink.read().decode("utf-8", errors="replace").splitlines()
             tail[:] = lines[-OUTPUT_TAIL_LINES:]
-
-
-def _environment(device: DeviceCheck | Exception | None):
-    environment = capture()
-    if not isinstance(device, DeviceCheck):
-        return environment
-    return environment.model_copy(update={"device": device.label, "device_check": device})
-
-
-def _fmt(value: float | None) -> str:
-    return "-" if value is None else f"{value:.3f}"

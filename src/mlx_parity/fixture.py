@@ -2,8 +2,8 @@
 
 The default is the smoke fixture — one row, "<<HELLO!!>> My name is Unsloth!", repeated 64
 times, judged by whether the greedy completion of "<<HELLO!!>> My name is " names Unsloth — on
-the embedded model. A fixture may name a
-hub repo (``unsloth/gemma-3-270m-it`` on a macOS runner) or a local model directory instead.
+the embedded model. A fixture may name a hub repo (``unsloth/gemma-3-270m-it`` on a macOS
+runner) or a local model directory instead.
 """
 
 from __future__ import annotations

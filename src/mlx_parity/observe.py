@@ -45,11 +45,6 @@ def watch_optimizer(optimizer):
     return optimizer
 
 
-def last_grad_norm(optimizer) -> float | None:
-    norm = optimizer.state.get(GRAD_NORM_KEY)
-    return None if norm is None else norm.item()
-
-
 class MlxLmObserver(TrainingCallback):
     """Observes a loop shaped like ``mlx_lm.tuner.trainer.train``; report every step by passing
     ``steps_per_report=1``. Use :meth:`iterate_batches` as the loop's batch iterator, this object
@@ -92,11 +87,12 @@ class MlxLmObserver(TrainingCallback):
             updated = step % self.grad_accum == 0
         else:
             updated, self._updates_so_far = updates > self._updates_so_far, updates
+        norm = self._optimizer.state.get(GRAD_NORM_KEY) if updated and updates else None
         self.log.add(
             StepRecord(
                 step=step,
                 loss=float(info["train_loss"]),
-                grad_norm=last_grad_norm(self._optimizer) if updated and updates else None,
+                grad_norm=None if norm is None else norm.item(),
                 ntoks=tokens - self._tokens_so_far,
                 input_shape=self.shapes[step - 1],
                 lr=float(info["learning_rate"]),
@@ -129,33 +125,22 @@ class LossObserver:
 
         return recording
 
-    @property
-    def micro_steps(self) -> int:
-        return len(self.log.records) + len(self._pending)
-
     def flush(self) -> None:
         """Report micro-steps left after the last update (a partial window, never applied)."""
-        pending, self._pending = self._pending, []
-        for loss, ntoks, shape, batch in pending:
-            self.log.add(
-                StepRecord(
-                    step=len(self.log.records) + 1,
-                    loss=loss.item(),
-                    grad_norm=None,
-                    ntoks=int(ntoks.item()),
-                    input_shape=shape,
-                    lr=float("nan"),
-                    batch=batch,
-                    updates=self._updates,
-                )
-            )
+        self._report(applied=False)
 
     def update(self, lr: float | None = None, grad_norm: float | None = None) -> None:
         """Report the micro-steps since the last update; the last of them carries the norm."""
+        self._report(applied=True, lr=lr, grad_norm=grad_norm)
+
+    def _report(
+        self, applied: bool, lr: float | None = None, grad_norm: float | None = None
+    ) -> None:
         pending, self._pending = self._pending, []
-        self._updates += 1
+        before = self._updates
+        self._updates += applied
         for index, (loss, ntoks, shape, batch) in enumerate(pending):
-            last = index == len(pending) - 1
+            last = applied and index == len(pending) - 1
             self.log.add(
                 StepRecord(
                     step=len(self.log.records) + 1,
@@ -165,6 +150,6 @@ class LossObserver:
                     input_shape=shape,
                     lr=float("nan") if lr is None else float(lr),
                     batch=batch,
-                    updates=self._updates - (0 if last else 1),
+                    updates=before + last,
                 )
             )

@@ -9,11 +9,11 @@ a worker dies. Progress and outcomes flow back on one event queue.
 from __future__ import annotations
 
 import multiprocessing as mp
-import os
 import queue
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from .artifact import DeviceChoice
 from .fixture import Fixture
@@ -61,7 +61,11 @@ def _worker(index: int, tasks: mp.Queue, events: mp.Queue) -> None:
         task: Task | None = tasks.get()
         if task is None:
             return
-        events.put(Event("started", index, task.probe.id, task.seed))
+
+        def emit(kind: str, task: Task = task, **fields: Any) -> None:
+            events.put(Event(kind, index, task.probe.id, task.seed, **fields))
+
+        emit("started")
         path = task.fixture.model_path()
         source = sources.setdefault(path, ModelSource(path))
         # One device self-check per model and setting, before its first seed; a failed check
@@ -72,32 +76,18 @@ def _worker(index: int, tasks: mp.Queue, events: mp.Queue) -> None:
                 checks[key] = check_device_for(source, task.fixture, task.probe, task.device)
             except Exception as exc:
                 checks[key] = exc
-
-        def on_step(record, task=task) -> None:
-            events.put(Event("step", index, task.probe.id, task.seed, step=record.step))
-
         result = run_seed(
             task.round_id,
             task.probe,
             task.fixture,
             source,
             task.seed,
-            on_step,
+            lambda record: emit("step", step=record.step),
             checks[key],
             task.calibrate,
         )
         artifact.save(result, Path(task.out_dir))
-        events.put(
-            Event(
-                "finished",
-                index,
-                task.probe.id,
-                task.seed,
-                status=result.status,
-                passed=result.passed,
-                detail=result.error or "",
-            )
-        )
+        emit("finished", status=result.status, passed=result.passed, detail=result.error or "")
 
 
 def run_tasks(
@@ -111,16 +101,15 @@ def run_tasks(
     task_queue: mp.Queue = ctx.Queue()
     events: mp.Queue = ctx.Queue()
     pending = list(tasks)
-    for task in pending:
-        task_queue.put(task)
-    workers = max(1, min(workers, len(pending))) if pending else 0
-    procs = {}
-    for _ in range(workers):
-        task_queue.put(None)  # one stop sentinel per worker, after every task
-    for i in range(workers):
-        proc = ctx.Process(target=_worker, args=(i, task_queue, events), daemon=True)
+    workers = min(max(workers, 1), len(pending))
+    for item in pending + [None] * workers:  # one stop sentinel per worker, after every task
+        task_queue.put(item)
+    procs = {
+        i: ctx.Process(target=_worker, args=(i, task_queue, events), daemon=True)
+        for i in range(workers)
+    }
+    for proc in procs.values():
         proc.start()
-        procs[i] = proc
     in_flight: dict[int, tuple[str, int]] = {}
     remaining = {t.key for t in pending}
     lost: list[tuple[str, int]] = []
@@ -129,11 +118,17 @@ def run_tasks(
             try:
                 event = events.get(timeout=0.5)
             except queue.Empty:
-                lost += _reap_dead(procs, in_flight, remaining, on_event)
-                if not any(p.is_alive() for p in procs.values()) and remaining:
+                for index, proc in procs.items():
+                    if not proc.is_alive() and index in in_flight:
+                        key = in_flight.pop(index)
+                        remaining.discard(key)
+                        lost.append(key)
+                        detail = f"worker exited with {proc.exitcode}"
+                        on_event(Event("lost", index, *key, detail=detail))
+                if not any(p.is_alive() for p in procs.values()):
                     # Every worker is gone; whatever was queued will not run.
-                    for probe_id, seed in sorted(remaining):
-                        on_event(Event("lost", -1, probe_id, seed, detail="no worker left"))
+                    for key in sorted(remaining):
+                        on_event(Event("lost", -1, *key, detail="no worker left"))
                     lost += sorted(remaining)
                     remaining.clear()
                 continue
@@ -152,25 +147,9 @@ def run_tasks(
     return lost
 
 
-def _reap_dead(procs, in_flight, remaining, on_event) -> list[tuple[str, int]]:
-    lost = []
-    for index, proc in procs.items():
-        if not proc.is_alive() and index in in_flight:
-            key = in_flight.pop(index)
-            remaining.discard(key)
-            lost.append(key)
-            code = proc.exitcode
-            on_event(Event("lost", index, key[0], key[1], detail=f"worker exited with {code}"))
-    return lost
-
-
 def _stop(procs) -> None:
     for proc in procs.values():
         if proc.is_alive():
             proc.terminate()
     for proc in procs.values():
         proc.join(timeout=5)
-
-
-def default_workers() -> int:
-    return max(1, os.cpu_count() or 1)

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import argparse
+from dataclasses import replace
 from pathlib import Path
 
 from ..errors import ExitCode, UsageError
 from ..knobs import apply, parse_assignment
-from ..matrix import ResolvedProbe, ResolvedRound, local_round, resolve_round
+from ..matrix import local_round, resolve_round
 from . import add_matrix_option, parse_seed_list
 
 
@@ -37,17 +38,6 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.set_defaults(handler=_run)
 
 
-def resolve_cell(args: argparse.Namespace) -> tuple[ResolvedRound, ResolvedProbe]:
-    """The round (the named one, or the built-in probes on the smoke fixture) and the probe
-    with ``--set`` overrides applied."""
-    rnd = resolve_round(args.round_id, args.matrix) if args.round_id else local_round()
-    probe = rnd.probe(args.probe)
-    overrides = dict(parse_assignment(a) for a in args.overrides)
-    knobs = apply(probe.knobs, overrides)
-    probe.trainer.check_knobs(knobs)
-    return rnd, ResolvedProbe(probe.probe, probe.trainer, knobs, probe.expect)
-
-
 def _run(args: argparse.Namespace) -> int:
     # Imported here: MLX and mlx-lm load slowly, and other commands need neither.
     from ..cell import CellProgress, run_cell
@@ -55,18 +45,22 @@ def _run(args: argparse.Namespace) -> int:
     seeds = parse_seed_list(args.seeds)
     if not seeds:
         raise UsageError("--seeds names no seed")
-    rnd, probe = resolve_cell(args)
+    # The named round, or the built-in probes on the smoke fixture.
+    rnd = resolve_round(args.round_id, args.matrix) if args.round_id else local_round()
+    probe = rnd.probe(args.probe)
+    overrides = dict(parse_assignment(a) for a in args.overrides)
+    probe = replace(probe, knobs=apply(probe.knobs, overrides))
+    probe.trainer.check_knobs(probe.knobs)  # refused before the progress bars take stderr
     fixture = rnd.fixture
     if args.model:
         fixture = fixture.model_copy(update={"model": args.model})
-    progress = CellProgress(not args.quiet)
     results = run_cell(
         rnd.id,
         probe,
         fixture,
         seeds,
         args.out,
-        progress,
+        CellProgress(not args.quiet),
         device=rnd.round.device,
         calibrate=rnd.calibration_seeds(probe.id),
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from collections import Counter
@@ -11,13 +12,13 @@ from pathlib import Path
 from .. import artifact
 from ..errors import ExitCode, UsageError
 from ..matrix import MATRIX_HELP, ResolvedRound, resolve_round
-from ..pool import Event, Task, default_workers, run_tasks
+from ..pool import Event, Task, run_tasks
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--round", required=True, dest="round_id", help="round ID (matrix/rounds)")
     parser.add_argument("--out", type=Path, help="artifact directory (default out/<round>)")
-    parser.add_argument("--workers", type=int, default=default_workers(), help="worker processes")
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="worker processes")
     parser.add_argument("--resume", action="store_true", help="skip seeds already finished")
     parser.add_argument("--matrix", type=Path, help=MATRIX_HELP)
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -94,15 +95,8 @@ class RoundProgress:
             f"   [{done}/{total} seeds, {self.per_probe_pass[event.probe_id]} pass]",
             file=sys.stderr,
         )
-        self.bar.set_postfix_str(self._cells(), refresh=False)
-
-    def _cells(self) -> str:
-        return " ".join(
-            f"{p}:{self.per_probe_done[p]}/{n}" for p, n in self.per_probe_total.items()
-        )
-
-    def close(self) -> None:
-        self.bar.close()
+        cells = (f"{p}:{self.per_probe_done[p]}/{n}" for p, n in self.per_probe_total.items())
+        self.bar.set_postfix_str(" ".join(cells), refresh=False)
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -127,14 +121,14 @@ def _run(args: argparse.Namespace) -> int:
     try:
         lost = run_tasks(tasks, args.workers, progress)
     except KeyboardInterrupt:
-        progress.close()
+        progress.bar.close()
         print(
             f"interrupted: finished seeds are kept in {out_dir}; "
             f"rerun with --resume to complete the round",
             file=sys.stderr,
         )
         return ExitCode.INTERRUPTED
-    progress.close()
+    progress.bar.close()
     print(f"trained {len(tasks)} seeds in {time.perf_counter() - tic:.1f}s", file=sys.stderr)
     if lost:
         names = ", ".join(f"{p} seed {s}" for p, s in lost)
