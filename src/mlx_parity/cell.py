@@ -59,7 +59,14 @@ class ModelSource:
 
     def tokenizer(self):
         if self._tokenizer is None:
-            self._first_model, self._tokenizer = self._load_full()
+            from mlx_lm import load
+            from mlx_lm.utils import _download
+
+            try:
+                self._resolved = Path(_download(self.path))
+                self._first_model, self._tokenizer = load(str(self._resolved))
+            except Exception as exc:  # mlx-lm raises many types for a bad path or hub id
+                raise ModelLoadError(f"cannot load model {self.path!r}: {exc}") from None
         return self._tokenizer
 
     def fresh_model(self):
@@ -71,16 +78,6 @@ class ModelSource:
 
         model, _ = load_model(self._resolved)
         return model
-
-    def _load_full(self):
-        from mlx_lm import load
-        from mlx_lm.utils import _download
-
-        try:
-            self._resolved = Path(_download(self.path))
-            return load(str(self._resolved))
-        except Exception as exc:  # mlx-lm raises many types for a bad path or hub id
-            raise ModelLoadError(f"cannot load model {self.path!r}: {exc}") from None
 
 
 def check_device_for(
@@ -122,16 +119,12 @@ def measure_noise(
     tokenizer, texts = source.tokenizer(), fixture.texts()
     if trace is None:
         trace = train_core(prepare_model(source, knobs.dtype), tokenizer, texts, knobs, seed)
-    drifted = {
-        variant: train_variant(
-            variant, prepare_model(source, knobs.dtype), tokenizer, texts, knobs, seed
-        )
-        for variant in VARIANTS
-    }
-    return sample_drift(
-        [(r.loss, r.grad_norm) for r in trace],
-        {v: [(r.loss, r.grad_norm) for r in records] for v, records in drifted.items()},
-    )
+    drifted = {}
+    for variant in VARIANTS:
+        model = prepare_model(source, knobs.dtype)
+        records = train_variant(variant, model, tokenizer, texts, knobs, seed)
+        drifted[variant] = [(r.loss, r.grad_norm) for r in records]
+    return sample_drift([(r.loss, r.grad_norm) for r in trace], drifted)
 
 
 @dataclass
@@ -149,11 +142,10 @@ class CellProgress:
             self._terminal = os.fdopen(os.dup(sys.stderr.fileno()), "w", buffering=1)
 
     def start_seed(self, label: str, total: int) -> None:
-        if not self.enabled:
-            return
-        from tqdm import tqdm
+        if self.enabled:
+            from tqdm import tqdm
 
-        self._bar = tqdm(total=total, desc=label, unit="step", file=self._terminal, leave=True)
+            self._bar = tqdm(total=total, desc=label, unit="step", file=self._terminal, leave=True)
 
     def step(self, record: StepRecord) -> None:
         if self._bar is not None:

@@ -32,20 +32,6 @@ def token_losses(model: nn.Module, ids: list[int]) -> mx.array:
     return nn.losses.cross_entropy(logits, row[:, 1:]).astype(mx.float32)[0]
 
 
-def completion_ids(tokenizer, fixture: Fixture) -> tuple[list[int], int]:
-    """The full prompt+completion row (with EOS) and where the completion starts in it.
-
-    The split point is the longest common prefix of the prompt's and the full text's encodings,
-    so a tokenizer that merges across the boundary still gives an honest completion span.
-    """
-    prompt = list(tokenizer.encode(fixture.prompt))
-    (full,) = encode_rows(tokenizer, [fixture.prompt + fixture.completion])
-    start = 0
-    while start < min(len(prompt), len(full)) and prompt[start] == full[start]:
-        start += 1
-    return full, max(start, 1)
-
-
 def evaluate(model: nn.Module, tokenizer, fixture: Fixture, max_new_tokens: int) -> Evaluation:
     model.eval()
     rows = encode_rows(tokenizer, list(dict.fromkeys(fixture.rows)))
@@ -53,14 +39,19 @@ def evaluate(model: nn.Module, tokenizer, fixture: Fixture, max_new_tokens: int)
     # smoke fixture's only one), whose losses are then reused rather than computed again.
     by_row = {tuple(ids): token_losses(model, ids) for ids in rows if len(ids) > 1}
     post = mx.concatenate(list(by_row.values())).mean() if by_row else mx.array(float("nan"))
-    full, start = completion_ids(tokenizer, fixture)
+    # The completion starts where the prompt's and the full text's encodings part, so a tokenizer
+    # that merges across the boundary still gives an honest completion span.
+    prompt = list(tokenizer.encode(fixture.prompt))
+    (full,) = encode_rows(tokenizer, [fixture.prompt + fixture.completion])
+    start = 0
+    while start < min(len(prompt), len(full)) and prompt[start] == full[start]:
+        start += 1
     row_losses = by_row.get(tuple(full))
     if row_losses is None:
         row_losses = token_losses(model, full)
-    cf = row_losses[start - 1 :].mean()
+    cf = row_losses[max(start, 1) - 1 :].mean()
     mx.eval(post, cf)
-    prompt_ids = list(tokenizer.encode(fixture.prompt))
-    text = generate(model, tokenizer, prompt=prompt_ids, max_tokens=max_new_tokens, verbose=False)
+    text = generate(model, tokenizer, prompt=prompt, max_tokens=max_new_tokens, verbose=False)
     return Evaluation(
         post_train_loss=post.item(),
         cf_loss=cf.item(),
