@@ -175,16 +175,16 @@ def explain(
         rows = runner.trace(applied(base, changes), seed, targets[seed], allowance)
         return compare_steps(rows, targets[seed], allowance)
 
-    # The other seeds' comparisons for the last configuration that matched the first seed.
-    confirmations: list[TraceComparison] = []
+    # The other seeds' comparisons of every configuration that matched the first seed.
+    confirmations: dict[tuple[Change, ...], list[TraceComparison]] = {}
 
     def first_match(candidates: Iterable[Candidate]) -> tuple[Change, ...] | None:
         """The closest candidate that matches on the first seed and is confirmed on the rest."""
-        nonlocal confirmations
         for candidate in sorted(candidates, key=Candidate.evidence):
             if candidate.divergence is None:
-                confirmations = [compare(candidate.changes, s) for s in seeds[1:]]
-                if not any(c.diverges for c in confirmations):
+                others = [compare(candidate.changes, s) for s in seeds[1:]]
+                confirmations[candidate.changes] = others
+                if not any(c.diverges for c in others):
                     return candidate.changes
         return None
 
@@ -245,7 +245,7 @@ def explain(
         closest = next(c for c in tried if c.changes == matched)
     else:
         closest = closest_by_distance(runner, base, first, tried, targets[first], allowance)
-        failing = next((c for c in confirmations if c.diverges), None)
+        failing = next((c for c in confirmations.get(closest.changes, []) if c.diverges), None)
         if closest.divergence is None and failing is not None:
             # Matched the first seed but not the others: say where the confirmation failed.
             closest = Candidate(closest.changes, failing, closest.distance)

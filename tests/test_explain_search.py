@@ -1,0 +1,80 @@
+"""explain's search over scripted traces: which configuration it reports, and why, without
+training (tests/test_detection.py covers the same search on real trainers)."""
+
+from __future__ import annotations
+
+from mlx_parity.diagnose.explain import explain
+from mlx_parity.diagnose.space import Change, applied
+from mlx_parity.knobs import Knobs
+
+STEPS = 8
+SEEDS = (1, 2)
+
+
+def rows(losses: list[float]) -> list[dict]:
+    return [
+        dict(step=i + 1, loss=loss, grad_norm=1.0, ntoks=12, input_shape=(2, 8), lr=1e-3)
+        for i, loss in enumerate(losses)
+    ]
+
+
+def target_losses(seed: int) -> list[float]:
+    return [2.0 + seed + 0.125 * i for i in range(STEPS)]
+
+
+def parting_at(seed: int, step: int) -> list[float]:
+    """The target's losses, one higher from ``step`` on."""
+    return [loss + (1.0 if i + 1 >= step else 0.0) for i, loss in enumerate(target_losses(seed))]
+
+
+class ScriptedRunner:
+    """Hands out a chosen trace per (configuration, seed); every other configuration gives the
+    base's trace, which parts from the target at step 1."""
+
+    def __init__(self, scripted: dict[tuple[str, int], list[float]]):
+        self.scripted = scripted
+        self.steps_trained = 0
+
+    def trace(self, knobs: Knobs, seed: int, target=None, allowance=0.0) -> list[dict]:
+        losses = self.scripted.get((key(knobs), seed), parting_at(seed, 1))
+        self.steps_trained += len(losses)
+        return rows(losses)
+
+
+def key(knobs: Knobs) -> str:
+    return knobs.model_copy(update={"steps": 0}).model_dump_json()
+
+
+def test_unexplained_names_where_the_closest_configuration_failed_confirmation() -> None:
+    # Two single changes each reproduce seed 1 and fail on seed 2, at different steps. The
+    # closest (the first, by distance then search order) must be reported with *its* failing
+    # step, not that of the last configuration confirmed.
+    base = Knobs(steps=STEPS)
+    a = Change("seed_after_load", not base.seed_after_load)
+    b = Change("bias_correction", not base.bias_correction)
+    scripted = {}
+    for change, fails_at in ((a, 5), (b, 3)):
+        scripted[(key(applied(base, (change,))), 1)] = target_losses(1)
+        scripted[(key(applied(base, (change,))), 2)] = parting_at(2, fails_at)
+    targets = {seed: rows(target_losses(seed)) for seed in SEEDS}
+
+    explanation = explain(ScriptedRunner(scripted), base, targets)
+
+    assert explanation.matched is None
+    assert explanation.closest.changes == (a,)
+    assert explanation.closest.comparison.step == 5
+    headline = explanation.headline()
+    assert headline.startswith("unexplained:")
+    assert "seed_after_load=" in headline and "departs at step 5 by 1" in headline
+
+
+def test_a_configuration_confirmed_on_every_seed_is_the_answer() -> None:
+    base = Knobs(steps=STEPS)
+    a = Change("bias_correction", not base.bias_correction)
+    scripted = {(key(applied(base, (a,))), seed): target_losses(seed) for seed in SEEDS}
+    targets = {seed: rows(target_losses(seed)) for seed in SEEDS}
+
+    explanation = explain(ScriptedRunner(scripted), base, targets)
+
+    assert explanation.matched == (a,)
+    assert explanation.headline().startswith("behaves like core with bias_correction=")
