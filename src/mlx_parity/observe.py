@@ -50,9 +50,8 @@ class MlxLmObserver(TrainingCallback):
     ``steps_per_report=1``. Use :meth:`iterate_batches` as the loop's batch iterator, this object
     as its ``training_callback`` and :meth:`optimizer` on its optimizer."""
 
-    def __init__(self, log: StepLog, grad_accum: int) -> None:
+    def __init__(self, log: StepLog) -> None:
         self.log = log
-        self.grad_accum = grad_accum
         self.shapes: list[tuple[int, int]] = []
         self.batches: list[str] = []
         self._optimizer = None
@@ -81,13 +80,13 @@ class MlxLmObserver(TrainingCallback):
         step = info["iteration"]
         tokens = int(info["trained_tokens"])
         # An update happened when the optimizer's own step count moved (a trainer may ignore
-        # the accumulation it was given); without a watched optimizer, trust grad_accum.
+        # the accumulation it was given); without a watched optimizer, updates and gradient
+        # norms are unknown rather than guessed.
         updates = None if self._optimizer is None else int(self._optimizer.step.item())
-        if updates is None:
-            updated = step % self.grad_accum == 0
-        else:
-            updated, self._updates_so_far = updates > self._updates_so_far, updates
-        norm = self._optimizer.state.get(GRAD_NORM_KEY) if updated and updates else None
+        updated = updates is not None and updates > self._updates_so_far
+        if updated:
+            self._updates_so_far = updates
+        norm = self._optimizer.state.get(GRAD_NORM_KEY) if updated else None
         self.log.add(
             StepRecord(
                 step=step,

@@ -112,7 +112,7 @@ class TrainRequest:
         (:class:`mlx_parity.observe.MlxLmObserver`)."""
         from .observe import MlxLmObserver
 
-        return MlxLmObserver(self.log, self.settings.grad_accum)
+        return MlxLmObserver(self.log)
 
     def watch_loss(self, loss_fn: Callable[..., Any]) -> Callable[..., Any]:
         """``loss_fn(model, batch, lengths, ...) -> (loss, ntoks, ...)``, recorded per call

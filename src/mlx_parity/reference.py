@@ -45,7 +45,7 @@ def train_reference(
     linear_to_lora_layers(model, knobs.num_layers, lora_config(knobs))
 
     log = StepLog(on_step)
-    observer = MlxLmObserver(log, knobs.grad_accum)
+    observer = MlxLmObserver(log)
     optimizer = observer.optimizer(build_optimizer(knobs))
     dataset = CacheDataset(TextDataset([{"text": t} for t in texts], tokenizer))
     with tempfile.TemporaryDirectory(prefix="mlx-parity-ref-") as tmp:

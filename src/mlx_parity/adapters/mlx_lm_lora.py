@@ -49,7 +49,6 @@ def train(request) -> None:
     linear_to_lora_layers(request.model, layers, lora)
     mx.random.seed(request.seed)
     watch = request.mlx_lm()
-    watch.grad_accum = accum  # defaults mode does not accumulate, whatever the round says
     dataset = CacheDataset(TextDataset([{"text": t} for t in request.texts], request.tokenizer))
     config = dict(batch_size=s.batch_size, iters=s.steps, gradient_accumulation_steps=accum)
     config |= dict(steps_per_report=1, steps_per_save=s.steps + 1, max_seq_length=s.max_seq_length)

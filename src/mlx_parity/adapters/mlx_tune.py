@@ -54,7 +54,6 @@ def train(request) -> None:
         config |= dict(num_layers=None if s.num_layers == -1 else s.num_layers)
     FastLanguageModel.get_peft_model(model, **lora)  # recorded; train() applies it
     watch = request.mlx_lm()
-    watch.grad_accum = 1  # it updates every micro-step, whatever it is asked
     mlx_train = sft.mlx_train
 
     def watched_train(*, optimizer, **kwargs):
