@@ -12,10 +12,9 @@ and on the CPU, compares them, and records the result in every seed result. The 
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from functools import partial
-from typing import Literal
+from typing import Any, Literal
 
 import mlx.core as mx
 import mlx.nn as nn
@@ -39,16 +38,6 @@ Computation = Callable[[], mx.array]
 
 class DeviceError(UsageError):
     """The round asks for the GPU and there is none, or it computes wrongly."""
-
-
-@contextlib.contextmanager
-def default_device(device: mx.Device) -> Iterator[None]:
-    previous = mx.default_device()
-    mx.set_default_device(device)
-    try:
-        yield
-    finally:
-        mx.set_default_device(previous)
 
 
 def known_computations(step: Computation | None = None) -> dict[str, Computation]:
@@ -85,35 +74,33 @@ def fixture_step(model: nn.Module, tokenizer, texts: list[str], knobs: Knobs) ->
 
 
 def run_on(device: mx.Device, computations: dict[str, Computation]) -> dict[str, np.ndarray]:
-    with default_device(device):
+    previous = mx.default_device()
+    mx.set_default_device(device)
+    try:
         results = {name: compute() for name, compute in computations.items()}
         mx.eval(list(results.values()))
         return {name: np.array(value, dtype=np.float64) for name, value in results.items()}
+    finally:
+        mx.set_default_device(previous)
 
 
-def relative_differences(
-    on_default: dict[str, np.ndarray], on_cpu: dict[str, np.ndarray]
-) -> dict[str, float]:
-    differences = {}
-    for name, reference in on_cpu.items():
-        value = on_default[name]
-        if value.shape != reference.shape or not np.all(np.isfinite(value)):
-            differences[name] = float("inf")
-            continue
-        scale = max(float(np.max(np.abs(reference))), 1e-30)
-        differences[name] = float(np.max(np.abs(value - reference))) / scale
-    return differences
+def relative_difference(value: np.ndarray, reference: np.ndarray) -> float:
+    if value.shape != reference.shape or not np.all(np.isfinite(value)):
+        return float("inf")
+    scale = max(float(np.max(np.abs(reference))), 1e-30)
+    return float(np.max(np.abs(value - reference))) / scale
 
 
-def describe_device(device: mx.Device) -> tuple[str, str, int | None, dict[str, str | int]]:
+def describe_device(device: mx.Device) -> dict[str, Any]:
+    """The DeviceCheck fields that describe ``device``, from MLX's device_info."""
     info = {k: v for k, v in mx.device_info(device).items() if isinstance(v, str | int)}
     memory = info.get("memory_size", info.get("total_memory"))
-    return (
-        str(info.get("device_name", device)),
-        str(info.get("architecture", "")),
-        memory if isinstance(memory, int) else None,
-        info,
-    )
+    return {
+        "name": str(info.get("device_name", device)),
+        "architecture": str(info.get("architecture", "")),
+        "memory_bytes": memory if isinstance(memory, int) else None,
+        "info": info,
+    }
 
 
 def check_device(
@@ -128,23 +115,23 @@ def check_device(
     for the GPU (``gpu``) and break it (``measure`` runs the computations on a device)."""
     if gpu == "detect":
         gpu = mx.Device(mx.gpu) if mx.is_available(mx.gpu) else None
-    gpu_name = describe_device(gpu)[0] if gpu is not None else None
+    if gpu is None and requested == "gpu":
+        raise DeviceError("the round asks for device = gpu, but MLX has no GPU here")
+    gpu_name = describe_device(gpu)["name"] if gpu is not None else None
     differences: dict[str, float] = {}
-    if gpu is None:
-        if requested == "gpu":
-            raise DeviceError("the round asks for device = gpu, but MLX has no GPU here")
-        on_gpu, passed = False, True
-        reason = "no GPU: trained on the CPU" if requested == "auto" else "the round asks for cpu"
-    elif requested == "cpu":
-        on_gpu, passed, reason = False, True, "the round asks for cpu"
+    passed, device = True, mx.Device(mx.cpu)
+    if requested == "cpu":
+        reason = "the round asks for cpu"
+    elif gpu is None:
+        reason = "no GPU: trained on the CPU"
     else:
         computations = known_computations(step)
-        differences = relative_differences(
-            measure(gpu, computations), measure(mx.Device(mx.cpu), computations)
-        )
+        on_gpu, on_cpu = measure(gpu, computations), measure(device, computations)
+        differences = {k: relative_difference(on_gpu[k], v) for k, v in on_cpu.items()}
         wrong = {k: v for k, v in differences.items() if not v <= RELATIVE_TOLERANCE}
-        passed = on_gpu = not wrong
+        passed = not wrong
         if passed:
+            device = gpu
             worst = max(differences.values(), default=0.0)
             reason = f"the GPU agrees with the CPU (worst relative difference {worst:.2g})"
         else:
@@ -156,16 +143,11 @@ def check_device(
             if requested == "gpu":
                 raise DeviceError(f"the round asks for device = gpu, but {reason}")
             reason += ": trained on the CPU instead"
-    device = gpu if on_gpu and gpu is not None else mx.Device(mx.cpu)
     mx.set_default_device(device)
-    name, architecture, memory, info = describe_device(device)
     return DeviceCheck(
         requested=requested,
-        trained_on="gpu" if on_gpu else "cpu",
-        name=name,
-        architecture=architecture,
-        memory_bytes=memory,
-        info=info,
+        trained_on="gpu" if device is gpu else "cpu",
+        **describe_device(device),
         gpu_name=gpu_name,
         differences=differences,
         passed=passed,

@@ -76,23 +76,15 @@ class FixtureRecipe(BaseModel):
         return hashlib.sha256(payload).hexdigest()[:16]
 
 
-DEFAULT_RECIPE = FixtureRecipe()
+def fixture_dir(recipe: FixtureRecipe) -> Path:
+    """Where ``recipe`` is built: under ``$MLX_PARITY_CACHE`` or the user's cache directory."""
+    root = os.environ.get("MLX_PARITY_CACHE")
+    if not root:
+        root = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "mlx-parity"
+    return Path(root) / "fixtures" / f"{recipe.name}-{recipe.digest()}"
 
 
-def cache_root() -> Path:
-    """Where built fixtures live: ``$MLX_PARITY_CACHE`` or the user's cache directory."""
-    env = os.environ.get("MLX_PARITY_CACHE")
-    if env:
-        return Path(env)
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "mlx-parity"
-
-
-def fixture_dir(recipe: FixtureRecipe = DEFAULT_RECIPE) -> Path:
-    return cache_root() / "fixtures" / f"{recipe.name}-{recipe.digest()}"
-
-
-def ensure_fixture(recipe: FixtureRecipe = DEFAULT_RECIPE) -> Path:
+def ensure_fixture(recipe: FixtureRecipe = FixtureRecipe()) -> Path:  # noqa: B008 (frozen)
     """Return the model directory for ``recipe``, building it first if it is not cached.
 
     The build writes into a temporary sibling directory and renames it into place, so a build
@@ -181,9 +173,8 @@ def _write_model(out: Path, recipe: FixtureRecipe) -> None:
         "pad_token_id": 0,
     }
     (out / "config.json").write_text(json.dumps(config, indent=2))
-    (out / "generation_config.json").write_text(
-        json.dumps({"bos_token_id": 2, "eos_token_id": 1, "pad_token_id": 0}, indent=2)
-    )
+    token_ids = {k: config[k] for k in ("bos_token_id", "eos_token_id", "pad_token_id")}
+    (out / "generation_config.json").write_text(json.dumps(token_ids, indent=2))
 
     # Instantiate mlx-lm's own gemma3_text architecture to learn every parameter name and shape,
     # then fill them from a seeded numpy generator (independent of MLX's RNG and version).

@@ -266,12 +266,8 @@ def apply(base: Knobs, overrides: dict[str, Any]) -> Knobs:
     try:
         return Knobs.model_validate(data)
     except ValidationError as exc:
-        raise KnobError(describe_validation_error(exc)) from None
-
-
-def describe_validation_error(exc: ValidationError) -> str:
-    parts = []
-    for err in exc.errors():
-        where = ".".join(str(p) for p in err["loc"]) or "knobs"
-        parts.append(f"knob {where!r}: {err['msg']} (got {err.get('input')!r})")
-    return "; ".join(parts)
+        problems = []
+        for err in exc.errors():
+            where = ".".join(str(p) for p in err["loc"]) or "knobs"
+            problems.append(f"knob {where!r}: {err['msg']} (got {err.get('input')!r})")
+        raise KnobError("; ".join(problems)) from None

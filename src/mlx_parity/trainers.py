@@ -58,14 +58,11 @@ class TrainerSpec:
     def is_plugin(self) -> bool:
         return self.name.startswith(PLUGIN_PREFIX)
 
-    def unsupported(self, knobs: Knobs) -> dict[str, Any]:
-        """Knobs set to a value this trainer cannot express."""
-        return {k: getattr(knobs, k) for k, v in self.fixed.items() if getattr(knobs, k) != v}
-
     def check_knobs(self, knobs: Knobs) -> None:
         """Refuse knob values the trainer cannot express, before any seed runs."""
-        if bad := self.unsupported(knobs):
-            names = ", ".join(f"{k}={v}" for k, v in bad.items())
+        bad = [f"{k}={getattr(knobs, k)}" for k, v in self.fixed.items() if getattr(knobs, k) != v]
+        if bad:
+            names = ", ".join(bad)
             raise TrainerError(
                 f"the {self.name} trainer cannot set {names} (mlx-lm's own loop fixes them); "
                 "use a core probe to vary these knobs"
