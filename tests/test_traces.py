@@ -12,7 +12,9 @@ from mlx_parity.traces import (
     compare_traces,
     distance,
     first_divergence,
+    format_ratio,
     same_loss,
+    simple_scale,
 )
 
 NAN = float("nan")
@@ -99,3 +101,22 @@ def test_a_late_large_departure_is_farther_than_an_early_small_one() -> None:
     early_small = rows_of([5.0 + 5e-6] * 8)
     late_large = rows_of([5.0] * 4 + [5.1] * 4)
     assert distance(early_small, target, allowance) < distance(late_large, target, allowance)
+
+
+@pytest.mark.parametrize(
+    ("ratio", "scale", "text"),
+    [
+        (0.5, 0.5, "0.5× (gradients scaled by 1/2)"),
+        (2.0, 2.0, "2× (gradients scaled by 2)"),
+        (0.125, 0.125, "0.125× (gradients scaled by 1/8)"),
+        (3.00001, 3.0, "3× (gradients scaled by 3)"),
+        (0.84, None, "0.84×"),
+        (0.999, None, "0.999000×"),
+        (0.0, None, None),
+        (math.inf, None, None),
+    ],
+)
+def test_a_gradient_ratio_is_read_as_a_scale_only_when_simple(ratio, scale, text) -> None:
+    assert simple_scale(ratio) == scale
+    if text is not None:
+        assert format_ratio(ratio) == text

@@ -269,15 +269,23 @@ def first_update_norm_ratio(probe_rows: Sequence[Row], target_rows: Sequence[Row
     return None
 
 
-def describe_norm_ratio(ratio: float) -> str | None:
-    """ "gradients scaled by 1/2" for 0.5, "by 2" for 2.0: what a ratio means when it is the
-    simple constant a trainer would have written; None for any other ratio."""
+def simple_scale(ratio: float) -> float | None:
+    """The simple constant a trainer would have written (n or 1/n) that ``ratio`` is, to 1e-4;
+    None for any other ratio."""
     if ratio <= 0 or not math.isfinite(ratio):
         return None
-    for simple, text in ((round(ratio), f"{round(ratio)}"), (1 / max(round(1 / ratio), 1), "")):
+    for simple in (round(ratio), 1 / max(round(1 / ratio), 1)):
         if simple and abs(ratio / simple - 1) < 1e-4:
-            return f"gradients scaled by {text or f'1/{round(1 / ratio)}'}"
+            return float(simple)
     return None
+
+
+def describe_norm_ratio(ratio: float) -> str | None:
+    """ "gradients scaled by 1/2" for 0.5, "by 2" for 2.0; None when the ratio is not simple."""
+    scale = simple_scale(ratio)
+    if scale is None:
+        return None
+    return f"gradients scaled by {round(scale) if scale >= 1 else f'1/{round(1 / scale)}'}"
 
 
 def format_ratio(ratio: float) -> str:
@@ -366,35 +374,32 @@ def compare_steps(
     structural = first_structural_difference(probe_rows, target_rows)
     if structural is not None:
         by_loss = dataclasses.replace(by_loss, structure=structural)
-    losses = by_loss
     norms = first_norm_departure(probe_rows, target_rows, allowance.grad_norm)
     found: list[tuple[int, int, TraceComparison]] = []
     if structural is not None:
         step, what = structural
-        found.append((step, 0, _parted(losses, step, None, f"step {step}: {what}", "structure")))
+        found.append((step, 0, _parted(by_loss, step, None, f"step {step}: {what}", "structure")))
     if norms is not None:
         step, ratio = norms
         where = f"step {step}: gradient norm {format_ratio(ratio)}"
-        found.append((step, 1, _parted(losses, step, ratio, where, "grad_norm")))
-    if losses.diverges:
-        found.append((losses.step or 0, 2, losses))
+        found.append((step, 1, _parted(by_loss, step, ratio, where, "grad_norm")))
+    if by_loss.diverges:
+        found.append((by_loss.step or 0, 2, by_loss))
     if not found:
-        return losses
+        return by_loss
     return min(found, key=lambda item: item[:2])[2]
 
 
 def _parted(
-    losses: TraceComparison, step: int, size: float | None, where: str, signal: Signal
+    by_loss: TraceComparison, step: int, size: float | None, where: str, signal: Signal
 ) -> TraceComparison:
-    return TraceComparison(
-        "diverges",
-        losses.steps,
-        losses.allowance,
-        step,
-        size,
-        where,
-        losses.max_abs,
-        signal,
-        losses.verdict,
-        losses.structure,
+    """``by_loss`` made to diverge at a signal other than the loss, keeping the loss verdict."""
+    return dataclasses.replace(
+        by_loss,
+        verdict="diverges",
+        step=step,
+        size=size,
+        where=where,
+        signal=signal,
+        loss_verdict=by_loss.verdict,
     )

@@ -46,6 +46,7 @@ from ..traces import (
     first_update_norm_ratio,
     format_ratio,
     loss_trace,
+    simple_scale,
 )
 from .space import GRAD_SCALES, Change, applied, baseline_of, describe, search_space
 from .traces import TraceRunner
@@ -152,10 +153,7 @@ def suggested_scale(ratio: float | None, allowance: Allowance) -> float | None:
         return None
     if abs(ratio - 1) <= allowance.grad_norm:
         return None
-    for simple in (round(ratio), 1 / max(round(1 / ratio), 1)):
-        if simple and abs(ratio / simple - 1) < 1e-4:
-            return float(simple)
-    return float(f"{ratio:.4g}")
+    return simple_scale(ratio) or float(f"{ratio:.4g}")
 
 
 def explain(
