@@ -54,8 +54,9 @@ def main() -> None:
             base, _ = context_from(results)
             targets = targets_from(results, len(SEEDS))
             tic = time.perf_counter()
-            floor = measured_allowance(source, rnd.fixture, base, SEEDS[0])
-            cold = explain(TraceRunner(rnd.fixture, source), base, targets, floor)
+            runner = TraceRunner(rnd.fixture, source)
+            floor = measured_allowance(runner, base, SEEDS[0])
+            cold = explain(runner, base, targets, floor)
             cold_s = time.perf_counter() - tic
             tic = time.perf_counter()
             explain(shared, base, targets, floor)

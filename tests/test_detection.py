@@ -37,10 +37,10 @@ def runner(discriminate, model_source) -> TraceRunner:
 
 
 @pytest.fixture(scope="session")
-def floor(discriminate, model_source) -> Allowance:
+def floor(discriminate, runner) -> Allowance:
     """The noise floor explain measures for every candidate (they share one base)."""
     base = baseline_of(discriminate.probe("core").knobs)
-    return measured_allowance(model_source, discriminate.fixture, base, SEEDS[0])
+    return measured_allowance(runner, base, SEEDS[0])
 
 
 # What explain must say it saw in a candidate's own seed results, before any search.

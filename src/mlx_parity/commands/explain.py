@@ -7,6 +7,7 @@ import platform
 import sys
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .. import artifact
 from ..errors import ExitCode, UsageError
@@ -15,6 +16,10 @@ from ..names import SEED_ARTIFACT_PATTERN
 from ..noise import noise_floor
 from ..traces import Allowance
 from . import parse_seed_list
+
+if TYPE_CHECKING:  # the search trains with MLX: imported only when it runs
+    from ..diagnose.traces import TraceRunner
+    from ..knobs import Knobs
 
 # Across platforms (another BLAS, Metal vs CPU) the last bits differ; this is the default
 # per-step tolerance then, and the report states it.
@@ -82,15 +87,15 @@ def device_kind(environment: artifact.Environment) -> str:
     return "gpu" if "gpu" in environment.device.lower() else "cpu"
 
 
-def measured_allowance(source, fixture, base, seed: int) -> Allowance:
-    """The noise floor of ``base`` on ``seed``, measured here (mlx_parity/noise.py)."""
-    from ..cell import measure_noise, prepare_model
-    from ..core.trainer import train_core
+def measured_allowance(runner: TraceRunner, base: Knobs, seed: int) -> Allowance:
+    """The noise floor of ``base`` on ``seed``, measured here (mlx_parity/noise.py). Its
+    reference trace is the runner's (eager) run of ``base``, which the search then reuses."""
+    from ..cell import measure_noise
+    from ..steps import StepRecord
 
+    trace = [StepRecord(**row) for row in runner.trace(base, seed)]
     eager = base.model_copy(update={"compile": False})
-    model = prepare_model(source, eager.dtype)
-    trace = train_core(model, source.tokenizer(), fixture.texts(), eager, seed)
-    sample = measure_noise(source, fixture, eager, seed, trace)
+    sample = measure_noise(runner.source, runner.fixture, eager, seed, trace)
     floor = noise_floor({seed: sample}, {seed: [r.loss for r in trace]})
     assert floor is not None  # one sample with steps always makes a floor
     return Allowance.from_floor(floor.loss, floor.grad_norm)
@@ -134,10 +139,13 @@ def explain_results(
         raise UsageError("no usable seed results (every one errored or has no steps)")
     source = ModelSource(fixture.model_path())
     source.tokenizer()
+    runner = TraceRunner(fixture, source)
+    # The search runs base at the targets' length; the floor's reference run is that same run.
+    base = base.model_copy(update={"steps": len(next(iter(targets.values())))})
     if tolerance is not None:
         allowance = Allowance.of(tolerance)
     elif recorded_here(results):
-        allowance = measured_allowance(source, fixture, base, next(iter(targets)))
+        allowance = measured_allowance(runner, base, next(iter(targets)))
     else:
         allowance = Allowance.of(CROSS_PLATFORM_TOLERANCE)
     probe = results[0].probe_id
@@ -153,6 +161,6 @@ def explain_results(
         if not quiet:
             print(f"  … {text}", file=sys.stderr)
 
-    explanation = explain(TraceRunner(fixture, source), base, targets, allowance, progress)
+    explanation = explain(runner, base, targets, allowance, progress)
     print(f"{probe}: {explanation.report()}")
     return ExitCode.OK if explanation.matched is not None else ExitCode.DIFFERENCE
