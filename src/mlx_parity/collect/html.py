@@ -16,6 +16,7 @@ import math
 from collections.abc import Callable, Sequence
 
 from ..noise import NoiseFloor
+from ..traces import Allowance
 from .compare import ProbeReport, RoundReport, SeedComparison, format_size
 from .markdown import (
     DASH,
@@ -204,8 +205,11 @@ def difference_plot(
     title = f"{probe.id} − {baseline.id}: loss difference per step"
     if steps == 0:
         return _svg_open(WIDE, TALL, title) + "<text x='20' y='40'>no data</text></svg>"
-    band = list(floor.loss) if floor is not None else [tolerance or 0.0]
-    band = [band[min(i, len(band) - 1)] for i in range(steps)]
+    if floor is None:
+        allowed = Allowance.of(tolerance)
+    else:
+        allowed = Allowance.from_floor(floor.loss, floor.grad_norm)
+    band = list(allowed.limits(steps))  # the |Δloss| a verdict allows at each step
     finite = [abs(d) for _, deltas in series for d in deltas if math.isfinite(d) and d]
     linear_below = min([b for b in band if b > 0] + finite + [1e-7])
     top = max([symlog(v, linear_below) for v in finite + band] + [1.0])
