@@ -561,6 +561,20 @@ def test_html_is_well_formed_with_a_plot_per_probe_and_escaped_text(tmp_path):
     assert "http" not in page.replace("http://www.w3.org/2000/svg", "")  # no external assets
 
 
+def test_html_escapes_each_cell_even_one_holding_a_nul(tmp_path):
+    # Rows are escaped whole, their cells joined by NUL: a cell with a NUL of its own must stay
+    # one cell, and its neighbours escaped all the same.
+    round_ = make_round(probes=("reference", "clip"), seeds=(1, 2))
+    odd, plain = "a\0<blink>", "<<HELLO!!>> & co"
+    results = {("clip", 1): make_result("clip", 1, generation=odd)}
+    results[("clip", 2)] = make_result("clip", 2, generation=plain)
+    full_round(tmp_path, round_, results)
+    page = render_html(collect(tmp_path, round_))
+    assert "<td>a\0&lt;blink&gt;</td>" in page
+    assert "<td>&lt;&lt;HELLO!!&gt;&gt; &amp; co</td>" in page
+    assert "<blink>" not in page
+
+
 def test_html_caps_plots_on_large_rounds(tmp_path):
     round_ = make_round(probes=("reference", "clip"), seeds=range(40))
     losses = trace(39)

@@ -51,12 +51,10 @@ def code_span(text: str) -> str:
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
     """A Markdown table whose columns are padded to equal width."""
-    widths = [len(h) for h in headers]
-    for row in rows:
-        widths = [max(w, len(cell)) for w, cell in zip(widths, row, strict=True)]
+    widths = [max(map(len, column)) for column in zip(headers, *rows, strict=True)]
 
     def line(cells: Sequence[str]) -> str:
-        return "| " + " | ".join(c.ljust(w) for c, w in zip(cells, widths, strict=True)) + " |"
+        return "| " + " | ".join(map(str.ljust, cells, widths)) + " |"
 
     return [line(headers), line(["-" * w for w in widths]), *(line(r) for r in rows)]
 
