@@ -905,8 +905,18 @@ def test_every_recorded_signal_is_compared_earliest_first(tmp_path, override, me
     where = message.removeprefix("structural divergence at ")
     assert core.seeds[0].trace_detail == f"diverges at {where} (losses identical over 30 steps)"
     assert core.seeds[0].divergence_signal == "structure"
-    step = message.split("step ")[1].split(":")[0]
-    assert f"step {step} batches differ (seed 1)" in divergence_text(core)
+    # The first divergence column says it once: the structural difference, where and what.
+    assert divergence_text(core) == f"{message} (seed 1)"
+
+
+def test_a_gradient_norm_near_one_keeps_the_digits_that_show_it_differs(tmp_path):
+    # Legacy clipping scales a norm by 0.9997: rounded to "1×" it would read as no difference.
+    round_ = make_round(probes=("reference", "core"), seeds=(1,))
+    near = make_result("core", 1, grad_norm=1.5 * 0.999714)
+    full_round(tmp_path, round_, {("core", 1): near})
+    core = collect(tmp_path, round_).probe("core")
+    assert core.gradient_scale() is None  # within 1% of 1: not a constant scale
+    assert divergence_text(core) == "step 1 gradient norm 0.999714× (seed 1)"
 
 
 def test_a_constant_gradient_scale_is_named_from_the_gradient_norm(tmp_path):

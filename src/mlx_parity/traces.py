@@ -288,12 +288,12 @@ def describe_norm_ratio(ratio: float) -> str | None:
     return f"gradients scaled by {round(scale) if scale >= 1 else f'1/{round(1 / scale)}'}"
 
 
-def format_ratio(ratio: float) -> str:
-    """ "0.5× (gradients scaled by 1/2)", "0.981×"; a ratio near 1 with the digits that show how
-    near."""
+def format_ratio(ratio: float, explained: bool = True) -> str:
+    """ "0.5× (gradients scaled by 1/2)" (explained) or "0.5×", "0.981×"; a ratio near 1 with
+    the digits that show how near ("0.999714×", never a "1×" that reads as no difference)."""
     if abs(ratio - 1) < 0.01:
         return f"{ratio:.6f}×"
-    meaning = describe_norm_ratio(ratio)
+    meaning = describe_norm_ratio(ratio) if explained else None
     return f"{ratio:.3g}×" + (f" ({meaning})" if meaning else "")
 
 

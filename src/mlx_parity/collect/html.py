@@ -16,8 +16,8 @@ import math
 from collections.abc import Callable, Sequence
 
 from ..noise import NoiseFloor
-from ..traces import Allowance
-from .compare import ProbeReport, RoundReport, SeedComparison, format_size
+from ..traces import Allowance, format_size
+from .compare import ProbeReport, RoundReport, SeedComparison
 from .markdown import (
     DASH,
     SUMMARY_HEADERS,

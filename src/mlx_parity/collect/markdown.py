@@ -16,7 +16,8 @@ from collections.abc import Sequence
 from itertools import accumulate
 from typing import Any
 
-from .compare import ProbeReport, RoundReport, SeedComparison, format_size
+from ..traces import format_ratio, format_size
+from .compare import ProbeReport, RoundReport, SeedComparison
 from .gather import Problem
 
 SUMMARY_LIMIT = 1_048_576
@@ -96,12 +97,12 @@ def trace_text(probe: ProbeReport) -> str:
 def divergence_text(probe: ProbeReport) -> str:
     parts = []
     first = probe.first_divergence()
-    if first is not None:
+    # A structural first divergence is the first structural difference below (the same seed
+    # and step), said once.
+    if first is not None and first.divergence_signal != "structure":
         size = first.divergence_size
-        if first.divergence_signal == "structure":
-            what = "batches differ"
-        elif first.divergence_signal == "grad_norm" and size is not None:
-            what = f"gradient norm {size:.3g}×"
+        if first.divergence_signal == "grad_norm" and size is not None:
+            what = f"gradient norm {format_ratio(size, explained=False)}"
         elif first.divergence_signal == "length":
             what = "trace length differs"
         elif size is None or not math.isfinite(size):
