@@ -85,6 +85,9 @@ def test_structural_divergence_names_step_and_shapes_probe_first(tmp_path):
         "diverges at step 1: batch shape (6, 32) vs (6, 33) (losses identical over 30 steps)"
     )
     assert expected in render_markdown(report)
+    # A plot's caption says the structural first divergence once.
+    caption = f"<figcaption>seed 1: {pad.seeds[0].trace_detail}</figcaption>"
+    assert caption in render_html(report)
 
 
 def test_structural_divergence_in_token_count_and_later_step(tmp_path):

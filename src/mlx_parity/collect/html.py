@@ -317,7 +317,7 @@ def probe_plots(probe: ProbeReport, baseline: ProbeReport) -> list[str]:
                 s.structural_step,
             )
             caption = f"seed {s.seed}: {seed_trace_text(s)}"
-            if s.structural:
+            if s.structural and s.divergence_signal != "structure":  # else the trace says it
                 caption += f"; {s.structural}"
         figures.append(f"<figure>{plot}<figcaption>{esc(caption)}</figcaption></figure>")
     if not figures:
