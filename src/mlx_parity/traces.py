@@ -17,6 +17,7 @@ only, or traces of different lengths) or ``unavailable`` (nothing to compare).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 import operator
@@ -214,21 +215,13 @@ def first_structural_difference(
     optimizer updates made so far. Signals one side lacks are not compared. The probe's value
     comes first and the target's second, here and in every "x vs y" written about traces."""
     # The common case, every signal of every step equal, checked at C speed (collect runs this
-    # for every seed of every probe); rows from before a signal existed lack its key.
-    try:
+    # for every seed of every probe); rows from before a signal existed lack its key and take
+    # the loop.
+    with contextlib.suppress(KeyError):
         if all(map(operator.eq, map(_SIGNALS, probe_rows), map(_SIGNALS, target_rows))):
             return None
-    except KeyError:
-        if all(map(operator.eq, map(_signals, probe_rows), map(_signals, target_rows))):
-            return None
     for mine, theirs in zip(probe_rows, target_rows, strict=False):
-        # The common case first, inline: every signal equal (collect runs this 300,000 times).
-        if (
-            mine["input_shape"] == theirs["input_shape"]
-            and mine["ntoks"] == theirs["ntoks"]
-            and mine.get("batch") == theirs.get("batch")
-            and mine.get("updates") == theirs.get("updates")
-        ):
+        if _signals(mine) == _signals(theirs):
             continue
         if tuple(mine["input_shape"]) != tuple(theirs["input_shape"]):
             what = f"batch shape {tuple(mine['input_shape'])} vs {tuple(theirs['input_shape'])}"
@@ -375,14 +368,13 @@ def compare_steps(
     by_loss = compare_traces(*losses, allowance)
     if by_loss.verdict == "unavailable":
         return by_loss
+    found: list[tuple[int, int, TraceComparison]] = []
     structural = first_structural_difference(probe_rows, target_rows)
     if structural is not None:
         by_loss = dataclasses.replace(by_loss, structure=structural)
-    norms = first_norm_departure(probe_rows, target_rows, allowance.grad_norm)
-    found: list[tuple[int, int, TraceComparison]] = []
-    if structural is not None:
         step, what = structural
         found.append((step, 0, _parted(by_loss, step, None, f"step {step}: {what}", "structure")))
+    norms = first_norm_departure(probe_rows, target_rows, allowance.grad_norm)
     if norms is not None:
         step, ratio = norms
         where = f"step {step}: gradient norm {format_ratio(ratio)}"

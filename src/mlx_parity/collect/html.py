@@ -108,9 +108,6 @@ def _y_scale(values: list[float]) -> tuple[Scale, float, float, bool]:
 
 def _polylines(losses: Sequence[float], x: Scale, y: Scale, css: str) -> list[str]:
     """One polyline per run of finite losses; non-finite steps break the line."""
-    if losses and all(map(math.isfinite, losses)):  # the common case: one line
-        points = " ".join([f"{x(i):.1f},{y(loss):.1f}" for i, loss in enumerate(losses, 1)])
-        return [f'<polyline class="{css}" points="{points}"/>']
     out, points = [], []
     for index, loss in enumerate(losses):
         if math.isfinite(loss):
