@@ -77,3 +77,26 @@ def test_user_errors_are_one_line_and_exit_2(argv, tmp_path, monkeypatch, capsys
     err = capsys.readouterr().err
     assert err.startswith(f"mlx-parity {argv[0]}: error: ") and err.count("\n") == 1
     assert "Traceback" not in err
+
+
+@pytest.mark.parametrize(
+    ("argv", "usage", "unrecognised"),
+    [
+        (
+            ["collect", "d", "--round", "x", "--artifacts", "y"],
+            "mlx-parity collect",
+            "--artifacts y",
+        ),
+        (["workflow", "check", "--bogus"], "mlx-parity workflow check", "--bogus"),
+        (["fixture", "path", "extra"], "mlx-parity fixture path", "extra"),
+    ],
+)
+def test_an_unrecognised_argument_is_refused_by_its_command(
+    argv, usage, unrecognised, capsys
+) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        main(argv)
+    assert exit_.value.code == ExitCode.USAGE
+    err = capsys.readouterr().err
+    assert err.startswith(f"usage: {usage} ")
+    assert f"\n{usage}: error: unrecognized arguments: {unrecognised}\n" in err

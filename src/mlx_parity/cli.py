@@ -45,14 +45,27 @@ def build_parser(selected: str | None = None) -> argparse.ArgumentParser:
         command = sub.add_parser(name, help=help_text, description=help_text)
         if selected is None or name == selected:
             importlib.import_module(f"mlx_parity.commands.{name}").configure(command)
+        _remember_parser(command)
     return parser
+
+
+def _remember_parser(parser: argparse.ArgumentParser) -> None:
+    """Record in the parsed arguments which (sub)command parser matched, so an unrecognised
+    argument is refused with that command's usage (``workflow check``), not the top level's."""
+    parser.set_defaults(command_parser=parser)
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for child in action.choices.values():
+                _remember_parser(child)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     selected = next((arg for arg in argv if not arg.startswith("-")), None)
     parser = build_parser(selected if selected in COMMANDS else None)
-    args = parser.parse_args(argv)
+    args, unrecognised = parser.parse_known_args(argv)
+    if unrecognised:
+        args.command_parser.error(f"unrecognized arguments: {' '.join(unrecognised)}")
     try:
         return int(args.handler(args) or ExitCode.OK)
     except ParityError as exc:

@@ -11,16 +11,19 @@ from pathlib import Path
 
 from .. import artifact
 from ..errors import ExitCode, UsageError
-from ..matrix import MATRIX_HELP, ResolvedRound, resolve_round
+from ..matrix import ResolvedRound, resolve_round
 from ..pool import Event, Task, run_tasks
+from . import add_matrix_option
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--round", required=True, dest="round_id", help="round ID (matrix/rounds)")
+    parser.add_argument(
+        "--round", required=True, dest="round_id", metavar="ROUND_ID", help="round ID"
+    )
     parser.add_argument("--out", type=Path, help="artifact directory (default out/<round>)")
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="worker processes")
     parser.add_argument("--resume", action="store_true", help="skip seeds already finished")
-    parser.add_argument("--matrix", type=Path, help=MATRIX_HELP)
+    add_matrix_option(parser)
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.set_defaults(handler=_run)
 
