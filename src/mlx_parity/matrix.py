@@ -262,9 +262,8 @@ class Round(BaseModel):
 
     def problems(self) -> list[Problem]:
         """Cross-field problems a round can have without looking at the catalog."""
-        problems = _duplicates(self.seeds, "seeds", "seed") + _duplicates(
-            self.probes, "probes", "probe"
-        )
+        problems = _duplicates(self.seeds, "seeds", "seed")
+        problems += _duplicates(self.probes, "probes", "probe")
         if self.baseline not in self.probes:
             problems.append(
                 Problem(("baseline",), f"baseline {self.baseline!r} is not among the probes")
@@ -544,12 +543,10 @@ class ResolvedRound:
         first ``CALIBRATION_SEEDS`` (mlx_parity/noise.py), no others."""
         if probe_id != self.round.baseline or self.gates.trace_tolerance is not None:
             return []
-        return list(self.seeds[:CALIBRATION_SEEDS])
+        return self.seeds[:CALIBRATION_SEEDS]
 
     def probe(self, probe_id: str) -> ResolvedProbe:
-        if probe_id not in self.probes:
-            known = ", ".join(self.probes)
-            raise UsageError(f"round {self.id!r} has no probe {probe_id!r} (its probes: {known})")
+        self._selected([probe_id], list(self.probes), "probe")  # refuses an unknown probe
         return self.probes[probe_id]
 
     def cells(
@@ -604,14 +601,11 @@ def resolve_round(round_id: str, matrix_dir: Path | None = None) -> ResolvedRoun
     return resolve(round_, catalog, matrix_dir)
 
 
-LOCAL_ROUND = "local"
-
-
 def local_round() -> ResolvedRound:
     """The built-in probes on the smoke fixture at mlx-lm's values: what ``probe`` runs when no
     round is named."""
     round_ = Round(
-        id=LOCAL_ROUND,
+        id="local",
         hypothesis="the built-in probes on the smoke fixture",
         probes=list(BUILTIN_PROBES),
         seeds=[0],

@@ -83,9 +83,6 @@ class Allowance:
         """The |Δloss| allowed at steps 1 … ``steps``."""
         return (self.loss + (self.loss[-1],) * steps)[:steps]
 
-    def within(self, step: int, a: float, b: float) -> bool:
-        return same_loss(a, b, self.at(step))
-
     def describe(self) -> str:
         if self.kind == "bitwise":
             return "bit for bit"
@@ -125,25 +122,19 @@ class TraceComparison:
     def diverges(self) -> bool:
         return self.verdict == "diverges"
 
-    @property
-    def tolerance(self) -> float:
-        return self.allowance.loss[0]
-
     def describe(self) -> str:
         if self.verdict == "diverges":
             text = f"diverges at {self.where}"
             if self.loss_verdict in ("identical", "equivalent", "close"):
                 text += f" (losses {self.loss_verdict} over {self.steps} steps)"
             return text
+        largest = format_size(self.max_abs or 0.0)
         if self.verdict == "close":
-            return (
-                f"close over {self.steps} steps: max |Δloss| {format_size(self.max_abs or 0.0)} "
-                f"≤ {format_size(self.tolerance)}"
-            )
+            tolerance = format_size(self.allowance.loss[0])
+            return f"close over {self.steps} steps: max |Δloss| {largest} ≤ {tolerance}"
         if self.verdict == "equivalent":
             return (
-                f"equivalent over {self.steps} steps: max |Δloss| "
-                f"{format_size(self.max_abs or 0.0)}, inside the noise floor"
+                f"equivalent over {self.steps} steps: max |Δloss| {largest}, inside the noise floor"
             )
         if self.verdict == "identical":
             return f"identical over {self.steps} steps"
@@ -172,28 +163,22 @@ def compare_traces(
         for i, (d, limit) in enumerate(zip(deltas, limits, strict=True))
         if not d <= limit and not same_loss(probe[i], target[i])
     )
-    first: tuple[int, float | None, str] | None = None
+    signal: Signal
     if (i := next(parts, None)) is not None:
-        step, a, b = i + 1, probe[i], target[i]
+        step, signal = i + 1, "loss"
         if deltas[i] < math.inf:
-            first = (step, deltas[i], f"step {step} by {format_size(deltas[i])}")
+            size, where = deltas[i], f"step {step} by {format_size(deltas[i])}"
         else:
-            first = (step, None, f"step {step}: loss {a:.4g} vs {b:.4g}")
-    # Without a parting step, every non-finite step matched: bitwise when no finite one differs.
-    exact = not largest
-    if first is None and len(probe) != len(target):
-        step = min(len(probe), len(target)) + 1
-        first = (step, None, f"step {step}: trace length {len(probe)} vs {len(target)} steps")
-        signal: Signal = "length"
+            size, where = None, f"step {step}: loss {probe[i]:.4g} vs {target[i]:.4g}"
+    elif len(probe) != len(target):
+        step, size, signal = min(len(probe), len(target)) + 1, None, "length"
+        where = f"step {step}: trace length {len(probe)} vs {len(target)} steps"
     else:
-        signal = "loss"
-    if first is not None:
-        step, size, where = first
-        return TraceComparison(
-            "diverges", len(probe), allowance, step, size, where, largest, signal
-        )
-    within: TraceVerdict = "equivalent" if allowance.kind == "noise" else "close"
-    return TraceComparison("identical" if exact else within, len(probe), allowance, max_abs=largest)
+        # Without a parting step, every non-finite step matched: bitwise when no finite one differs.
+        within: TraceVerdict = "equivalent" if allowance.kind == "noise" else "close"
+        verdict = within if largest else "identical"
+        return TraceComparison(verdict, len(probe), allowance, max_abs=largest)
+    return TraceComparison("diverges", len(probe), allowance, step, size, where, largest, signal)
 
 
 def first_divergence(
@@ -273,21 +258,16 @@ def simple_scale(ratio: float) -> float | None:
     return None
 
 
-def describe_norm_ratio(ratio: float) -> str | None:
-    """ "gradients scaled by 1/2" for 0.5, "by 2" for 2.0; None when the ratio is not simple."""
-    scale = simple_scale(ratio)
-    if scale is None:
-        return None
-    return f"gradients scaled by {round(scale) if scale >= 1 else f'1/{round(1 / scale)}'}"
-
-
 def format_ratio(ratio: float, explained: bool = True) -> str:
     """ "0.5× (gradients scaled by 1/2)" (explained) or "0.5×", "0.981×"; a ratio near 1 with
     the digits that show how near ("0.999714×", never a "1×" that reads as no difference)."""
     if abs(ratio - 1) < 0.01:
         return f"{ratio:.6f}×"
-    meaning = describe_norm_ratio(ratio) if explained else None
-    return f"{ratio:.3g}×" + (f" ({meaning})" if meaning else "")
+    scale = simple_scale(ratio) if explained else None
+    if scale is None:
+        return f"{ratio:.3g}×"
+    by = round(scale) if scale >= 1 else f"1/{round(1 / scale)}"
+    return f"{ratio:.3g}× (gradients scaled by {by})"
 
 
 def first_norm_departure(
@@ -329,11 +309,10 @@ def distance(probe_rows: Sequence[Row], target_rows: Sequence[Row], allowance: A
             total += STRUCTURE_WEIGHT
             continue
         delta = abs(mine["loss"] - theirs["loss"])
-        if not same_loss(mine["loss"], theirs["loss"]):
-            if not math.isfinite(delta):
-                total += STRUCTURE_WEIGHT
-            else:
-                total += math.log10(1 + delta / max(allowance.at(i + 1), 1e-30))
+        if math.isfinite(delta):
+            total += math.log10(1 + delta / max(allowance.at(i + 1), 1e-30))
+        elif not same_loss(mine["loss"], theirs["loss"]):
+            total += STRUCTURE_WEIGHT
         a, b = mine["grad_norm"], theirs["grad_norm"]
         if a is not None and b and math.isfinite(a / b):
             total += math.log10(1 + abs(a / b - 1) / max(allowance.grad_norm, 1e-30))
@@ -347,7 +326,7 @@ def step_agrees(mine: Row, theirs: Row, allowance: Allowance) -> bool:
         return False
     if first_norm_departure([mine], [theirs], allowance.grad_norm) is not None:
         return False
-    return allowance.within(mine["step"], mine["loss"], theirs["loss"])
+    return same_loss(mine["loss"], theirs["loss"], allowance.at(mine["step"]))
 
 
 def compare_steps(

@@ -34,9 +34,9 @@ _PLUGIN_TARGET = re.compile(
 # its value, so a reference probe that sets one is refused instead of silently ignoring it.
 REFERENCE_CHOOSES = ("num_layers", "seed_after_load", "dtype", "bias_correction")
 FIXED_BY_MLX_LM: dict[str, Any] = {
-    name: field.default
-    for name, field in Knobs.model_fields.items()
-    if name in BEHAVIOUR_KNOBS and name not in REFERENCE_CHOOSES and name not in CLIP_ARGUMENTS
+    name: Knobs.model_fields[name].default
+    for name in BEHAVIOUR_KNOBS
+    if name not in REFERENCE_CHOOSES + CLIP_ARGUMENTS
 } | {"clip": "none"}
 
 Trainer = Callable[..., list]

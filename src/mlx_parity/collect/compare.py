@@ -57,7 +57,7 @@ from ..traces import (
     format_size,
     loss_trace,
 )
-from .gather import REPORT_SCHEMA, Gathered, Problem, gc_paused
+from .gather import REPORT_SCHEMA, Gathered, Problem
 
 # Significance level of every outcome test in a report.
 ALPHA = 0.05
@@ -498,40 +498,34 @@ def build_report(round_: ResolvedRound, gathered: Gathered) -> RoundReport:
     baseline_config = recorded_config(round_.baseline, baseline_results)
     baseline_traces = {seed: loss_trace(r.rows) for seed, r in baseline_results.items()}
     floor, allowance = round_allowance(settings.trace_tolerance, baseline_results, baseline_traces)
-    order = [baseline_id] + [p for p in round_.probes if p != baseline_id]
+    compared = [p for p in round_.probes if p != baseline_id]
     # Holm over m probes, worst case: the detectable gap is stated at alpha / m.
-    family_alpha = ALPHA / max(len(order) - 1, 1)
-
-    seed_reports: dict[str, list[SeedComparison]] = {}
-    outcomes: dict[str, PairedOutcome] = {}
+    family_alpha = ALPHA / max(len(compared), 1)
     baseline_flags = _judged_flags(baseline_results)
-    with gc_paused():  # many long-lived objects, no cycles (see gc_paused)
-        for probe_id in order:
-            is_baseline = probe_id == baseline_id
-            results = gathered.results.get(probe_id, {})
-            seed_reports[probe_id] = [
-                compare_seed(
-                    seed,
-                    results.get(seed),
-                    baseline_results.get(seed),
-                    allowance,
-                    gathered.files.get((probe_id, seed)),
-                    is_baseline,
-                    baseline_traces.get(seed),
-                )
-                for seed in round_.seeds
-            ]
-            if not is_baseline:
-                outcomes[probe_id] = paired_outcome(baseline_flags, _judged_flags(results))
+    outcomes = {
+        probe_id: paired_outcome(baseline_flags, _judged_flags(gathered.results.get(probe_id, {})))
+        for probe_id in compared
+    }
     adjusted = holm_adjust({p: o.mcnemar_p for p, o in outcomes.items()})
 
     all_gates: list[GateResult] = []
     probe_reports: list[ProbeReport] = []
-    for probe_id in order:
+    for probe_id in [baseline_id, *compared]:
         probe = round_.probes[probe_id]
         results = gathered.results.get(probe_id, {})
-        seeds = seed_reports[probe_id]
         is_baseline = probe_id == baseline_id
+        seeds = [
+            compare_seed(
+                seed,
+                results.get(seed),
+                baseline_results.get(seed),
+                allowance,
+                gathered.files.get((probe_id, seed)),
+                is_baseline,
+                baseline_traces.get(seed),
+            )
+            for seed in round_.seeds
+        ]
         outcome, holm_p = outcomes.get(probe_id), adjusted.get(probe_id)
         differs = outcome is not None and outcome.n > 0 and adjusted[probe_id] < ALPHA
         stated = [

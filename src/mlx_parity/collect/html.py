@@ -72,11 +72,6 @@ def esc(text: object) -> str:
     return html.escape(str(text), quote=True)
 
 
-# Characters that need escaping in HTML text; most rows (numbers, verdicts) have none, and
-# skipping the escape for them matters at tens of thousands of cells.
-_SPECIAL = frozenset("&<>\"'")
-
-
 # --- plots -------------------------------------------------------------------------------------
 
 
@@ -324,6 +319,10 @@ def probe_plots(probe: ProbeReport, baseline: ProbeReport) -> list[str]:
 
 # --- tables and page ---------------------------------------------------------------------------
 
+# Characters that need escaping in HTML text; most rows (numbers, verdicts) have none, and
+# skipping the escape for them matters at tens of thousands of cells.
+_SPECIAL = frozenset("&<>\"'")
+
 
 def _row(cells: Sequence[str], header: bool = False) -> str:
     tag = "th" if header else "td"
@@ -397,7 +396,7 @@ def render_html(report: RoundReport) -> str:
         *(
             f'<li class="{"pass" if g.passed else "fail"}">{"✅" if g.passed else "❌"} '
             f"<b>{esc(g.title)}</b>: {esc(g.detail)}</li>"
-            for g in report.failed_gates() + [g for g in report.gates if g.passed]
+            for g in sorted(report.gates, key=lambda g: g.passed)  # failing gates first
         ),
         "</ul>",
     ]

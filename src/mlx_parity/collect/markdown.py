@@ -213,11 +213,10 @@ def summary_cells(p: ProbeReport) -> list[str]:
 
 
 def summary_rows(report: RoundReport) -> list[list[str]]:
-    rows = []
-    for p in report.probes:
-        probe_id, trainer, knobs, *rest = summary_cells(p)
-        rows.append([f"`{probe_id}`", trainer, escape_cell(knobs), *rest])
-    return rows
+    return [
+        [f"`{probe_id}`", trainer, escape_cell(knobs), *rest]
+        for probe_id, trainer, knobs, *rest in map(summary_cells, report.probes)
+    ]
 
 
 def _flag(value: bool | None) -> str:
@@ -350,12 +349,11 @@ def device_lines(report: RoundReport) -> list[str]:
 
 
 def _gate_lines(report: RoundReport) -> list[str]:
-    failed = report.failed_gates()
-    total = len(report.gates)
+    held = sum(g.passed for g in report.gates)
     # Failing gates first: they are what a reader opened the summary for.
-    ordered = failed + [g for g in report.gates if g.passed]
+    ordered = sorted(report.gates, key=lambda g: g.passed)
     return [
-        f"### Gates: {total - len(failed)}/{total} hold",
+        f"### Gates: {held}/{len(report.gates)} hold",
         "",
         *(f"- {'✅' if g.passed else '❌'} **{g.title}**: {g.detail}" for g in ordered),
     ]

@@ -11,11 +11,9 @@ strict JSON (``allow_nan=False`` would refuse anything else).
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 from pydantic import ValidationError
 
-from ..artifact import write_atomic
 from ..errors import UsageError
 from ..github.limits import fit_status_description
 from ..github.models import CommitStatus
@@ -88,18 +86,14 @@ def report_json(report: RoundReport, target_url: str | None = None) -> str:
     return f'{body[:-1]},"statuses":{listed}}}\n'
 
 
-def write_report_json(report: RoundReport, path: Path, target_url: str | None = None) -> None:
-    write_atomic(Path(path), report_json(report, target_url))
-
-
 def parse_report(text: str, source: str) -> RoundReport:
     """A report from its JSON text; ``source`` names it in errors."""
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
         raise UsageError(f"{source}: not valid JSON (line {exc.lineno}: {exc.msg})") from None
-    if not isinstance(data, dict) or data.get("schema") != REPORT_SCHEMA:
-        found = data.get("schema") if isinstance(data, dict) else None
+    found = data.get("schema") if isinstance(data, dict) else None
+    if found != REPORT_SCHEMA:
         raise UsageError(f"{source}: not a round report (schema {found!r}, want {REPORT_SCHEMA!r})")
     # Statuses are derived from the rest, so they are rebuilt rather than read back.
     data.pop("statuses", None)

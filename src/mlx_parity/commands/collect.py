@@ -19,7 +19,7 @@ from ..collect.compare import RoundReport, build_report
 from ..collect.gather import gather, gc_paused
 from ..collect.html import render_html
 from ..collect.markdown import SUMMARY_LIMIT, fit_summary, render_markdown
-from ..collect.report import write_report_json
+from ..collect.report import report_json
 from ..errors import ExitCode, UsageError
 from ..github.env import append_github_file, read_github_context
 from ..matrix import ResolvedRound, resolve_round
@@ -91,7 +91,7 @@ def collect_and_report(
     if outputs.markdown:
         write_atomic(outputs.markdown, markdown)
     if outputs.json:
-        write_report_json(report, outputs.json, context.run_url)
+        write_atomic(outputs.json, report_json(report, context.run_url))
     if outputs.html:
         write_atomic(outputs.html, render_html(report))
     if context.step_summary is not None:

@@ -3,8 +3,8 @@
 This is the first job of the workflow, on an ubuntu runner: everything it reads may come from a
 dispatch form, so it is validated here, before a single macOS minute is spent. A refusal exits 2
 with one line on stderr and, inside Actions, the same message in the job summary. Accepted input
-becomes three job outputs (``matrix``, ``round_id``, ``cells``) and a Markdown plan summary with
-the estimated runner cost.
+becomes two job outputs (``matrix``, ``round_id``) and a Markdown plan summary with the
+estimated runner cost.
 """
 
 from __future__ import annotations

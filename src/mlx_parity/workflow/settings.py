@@ -45,25 +45,6 @@ def _labels_as_tuple(value: Any) -> Any:
     return tuple(value) if isinstance(value, list) else value
 
 
-def _check_labels(labels: tuple[str, ...]) -> tuple[str, ...]:
-    if not labels:
-        raise ValueError("names no runner label")
-    if len(set(labels)) != len(labels):
-        raise ValueError(f"repeats a runner label: {list(labels)}")
-    for label in labels:
-        if not label or label != label.strip() or "${{" in label:
-            raise ValueError(f"runner label {label!r} must be a plain, non-empty label")
-        if label.lower() == "macos-14" or label.lower().startswith("macos-14-"):
-            raise ValueError(
-                f"runner label {label!r} is retired: GitHub removed the macOS 14 images on "
-                "2026-11-02, so jobs on it never run; use macos-15 (the default), macos-26, "
-                "macos-latest or a self-hosted Apple-silicon runner"
-            )
-        if _RETIRED_LABEL.match(label.lower()):
-            raise ValueError(f"runner label {label!r} names a retired GitHub-hosted image")
-    return labels
-
-
 RunnerLabels = Annotated[tuple[str, ...], BeforeValidator(_labels_as_tuple)]
 
 
@@ -186,7 +167,22 @@ class WorkflowSettings(_Settings):
     @field_validator("probe_runner", "plan_runner", "collect_runner")
     @classmethod
     def _usable_labels(cls, labels: tuple[str, ...]) -> tuple[str, ...]:
-        return _check_labels(labels)
+        if not labels:
+            raise ValueError("names no runner label")
+        if len(set(labels)) != len(labels):
+            raise ValueError(f"repeats a runner label: {list(labels)}")
+        for label in labels:
+            if not label or label != label.strip() or "${{" in label:
+                raise ValueError(f"runner label {label!r} must be a plain, non-empty label")
+            if label.lower() == "macos-14" or label.lower().startswith("macos-14-"):
+                raise ValueError(
+                    f"runner label {label!r} is retired: GitHub removed the macOS 14 images on "
+                    "2026-11-02, so jobs on it never run; use macos-15 (the default), macos-26, "
+                    "macos-latest or a self-hosted Apple-silicon runner"
+                )
+            if _RETIRED_LABEL.match(label.lower()):
+                raise ValueError(f"runner label {label!r} names a retired GitHub-hosted image")
+        return labels
 
     @field_validator("probe_runner")  # after _usable_labels: pydantic keeps definition order
     @classmethod
