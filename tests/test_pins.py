@@ -323,3 +323,89 @@ def test_pins_install_together_on_the_probe_runner(path: Path, tmp_path: Path) -
             resolved[canonicalize_name(requirement.name)] = exact_version(requirement)
     pinned = _pinned_versions(path, PLATFORMS["macOS arm64"])
     assert {name: resolved.get(name) for name in pinned} == pinned
+
+
+# --- the test environment ------------------------------------------------------------------
+
+TEST_CONSTRAINTS = ROOT / "runner" / "test-constraints.txt"
+# Installed with the project by the README's test command, besides its `test` extra.
+PEER_FILES = (ROOT / "runner" / "peers-linux.txt", ROOT / "runner" / "peers-linux-deps.txt")
+# What builds the editable install (pyproject.toml's [build-system]), pinned by the same file.
+BUILD_REQUIREMENTS = tomllib.loads(PYPROJECT.read_text(encoding="utf-8"))["build-system"][
+    "requires"
+]
+
+
+def constraint_problems(path: Path, requirements: list[Requirement]) -> list[str]:
+    """What is wrong with a constraints file that should pin every one of ``requirements``
+    (as they apply on this machine) exactly: pip refuses extras in constraints."""
+    problems, pinned = [], {}
+    for pin in read_pins(path):
+        name = canonicalize_name(pin.requirement.name)
+        if exact_version(pin.requirement) is None:
+            problems.append(f"{pin.where}: {pin.requirement} is not an exact == pin")
+        elif pin.requirement.extras or pin.requirement.marker:
+            problems.append(f"{pin.where}: {pin.requirement}: a constraint has no extras or marker")
+        elif name in pinned:
+            problems.append(f"{name} is pinned twice ({pinned[name].where}, {pin.where})")
+        pinned.setdefault(name, pin)
+    for requirement in requirements:
+        if not applies(requirement, None):
+            continue
+        pin = pinned.get(canonicalize_name(requirement.name))
+        version = exact_version(pin.requirement) if pin else None
+        if pin is None:
+            problems.append(f"{requirement} is not pinned")
+        elif version is not None and not requirement.specifier.contains(version, prereleases=True):
+            problems.append(f"{pin.where}: {pin.requirement} breaks {requirement}")
+    return problems
+
+
+def test_the_test_environment_pins_everything_the_test_command_installs() -> None:
+    requirements = project_requirements(PYPROJECT, ("test", "mlx"))
+    requirements += [pin.requirement for path in PEER_FILES for pin in read_pins(path)]
+    requirements += [Requirement(text) for text in BUILD_REQUIREMENTS]
+    requirements.append(Requirement("pip"))  # upgraded first, to the pinned release
+    problems = constraint_problems(TEST_CONSTRAINTS, requirements)
+    assert not problems, "\n".join(problems)
+
+
+def test_constraint_problems_are_found(tmp_path: Path) -> None:
+    constraints = tmp_path / "constraints.txt"
+    constraints.write_text(
+        "pydantic==2.7.0\nmlx[cpu]==0.30.0\nscipy>=1.11\nscipy==1.11.0\ntqdm==4.0.0\n",
+        encoding="utf-8",
+    )
+    requirements = [Requirement(text) for text in ("pydantic>=2.7", "tqdm>=4.66", "requests")]
+    assert constraint_problems(constraints, requirements) == [
+        "constraints.txt:2: mlx[cpu]==0.30.0: a constraint has no extras or marker",
+        "constraints.txt:3: scipy>=1.11 is not an exact == pin",
+        "scipy is pinned twice (constraints.txt:3, constraints.txt:4)",
+        "constraints.txt:5: tqdm==4.0.0 breaks tqdm>=4.66",
+        "requests is not pinned",
+    ]
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="the test environment is pinned on Linux")
+def test_this_environment_is_the_pinned_one() -> None:
+    """The suite runs in the environment the constraints describe: a package at another
+    version means the venv was set up another way (or the pins were not updated after an
+    upgrade), and a pass would not say the pinned environment passes."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    build = {canonicalize_name(Requirement(text).name) for text in BUILD_REQUIREMENTS}
+    drifted = []
+    for name, pinned in _pinned_versions(TEST_CONSTRAINTS, None).items():
+        if name in build:
+            continue  # pinned for the isolated build, not installed (a venv may carry its own)
+        try:
+            installed = Version(version(name))
+        except PackageNotFoundError:
+            continue  # a pin for another platform's recipe (mlx-cpu on macOS)
+        if installed != pinned:
+            drifted.append(f"{name} {installed} (pinned {pinned})")
+    assert not drifted, (
+        f"installed versions differ from {TEST_CONSTRAINTS.relative_to(ROOT)}: "
+        + ", ".join(drifted)
+        + "; set up with the README's test command, or update the pins"
+    )
