@@ -23,7 +23,10 @@ import math
 import operator
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
+
+if TYPE_CHECKING:
+    from .noise import NoiseFloor
 
 TraceVerdict = Literal["identical", "equivalent", "close", "diverges", "unavailable"]
 Signal = Literal["structure", "grad_norm", "loss", "length"]
@@ -35,12 +38,12 @@ DEFAULT_GRAD_NORM_ALLOWANCE = 4 * 2.0**-23
 Row = Mapping[str, Any]
 
 
+_LOSS = operator.itemgetter("loss")
+
+
 def loss_trace(rows: Sequence[Row]) -> list[float]:
     """The loss of every step (at C speed: collect builds 10,000 of these)."""
     return list(map(_LOSS, rows))
-
-
-_LOSS = operator.itemgetter("loss")
 
 
 def format_size(value: float) -> str:
@@ -72,8 +75,16 @@ class Allowance:
         return cls((float(value),), grad_norm, "tolerance")
 
     @classmethod
-    def from_floor(cls, loss: Sequence[float], grad_norm: float) -> Allowance:
-        return cls(tuple(loss), grad_norm, "noise")
+    def from_floor(cls, floor: NoiseFloor) -> Allowance:
+        return cls(tuple(floor.loss), floor.grad_norm, "noise")
+
+    @classmethod
+    def for_round(cls, tolerance: float | None, floor: NoiseFloor | None) -> Allowance:
+        """What a round's verdicts allow: its explicit tolerance when it sets one, else the
+        noise floor its baseline measured, else nothing (bitwise)."""
+        if tolerance is not None or floor is None:
+            return cls.of(tolerance)
+        return cls.from_floor(floor)
 
     def at(self, step: int) -> float:
         """The |Δloss| allowed at ``step`` (1-based)."""

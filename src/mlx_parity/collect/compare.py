@@ -252,6 +252,10 @@ class RoundReport(BaseModel):
     def failed_gates(self) -> list[GateResult]:
         return [g for g in self.gates if not g.passed]
 
+    def gates_failing_first(self) -> list[GateResult]:
+        """Every gate, the failing ones first (what a reader opened the report for)."""
+        return sorted(self.gates, key=lambda g: g.passed)
+
     def compared_probes(self) -> list[ProbeReport]:
         return [p for p in self.probes if not p.is_baseline]
 
@@ -592,10 +596,8 @@ def round_allowance(
     """An explicit tolerance when the round sets one; else the noise floor its baseline's seeds
     measured (``losses``: their loss traces); bitwise when they measured none (results from
     before the floor existed)."""
-    if tolerance is not None:
-        return None, Allowance.of(tolerance)
-    samples = {seed: r.noise for seed, r in baseline.items() if r.noise is not None}
-    floor = noise_floor(samples, losses)
-    if floor is None:
-        return None, Allowance()
-    return floor, Allowance.from_floor(floor.loss, floor.grad_norm)
+    floor = None
+    if tolerance is None:
+        samples = {seed: r.noise for seed, r in baseline.items() if r.noise is not None}
+        floor = noise_floor(samples, losses)
+    return floor, Allowance.for_round(tolerance, floor)

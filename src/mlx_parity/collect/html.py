@@ -200,11 +200,8 @@ def difference_plot(
     title = f"{probe.id} − {baseline.id}: loss difference per step"
     if steps == 0:
         return _svg_open(WIDE, TALL, title) + "<text x='20' y='40'>no data</text></svg>"
-    if floor is None:
-        allowed = Allowance.of(tolerance)
-    else:
-        allowed = Allowance.from_floor(floor.loss, floor.grad_norm)
-    band = list(allowed.limits(steps))  # the |Δloss| a verdict allows at each step
+    # The |Δloss| a verdict allows at each step.
+    band = list(Allowance.for_round(tolerance, floor).limits(steps))
     finite = [abs(d) for _, deltas in series for d in deltas if math.isfinite(d) and d]
     linear_below = min([b for b in band if b > 0] + finite + [1e-7])
     top = max([symlog(v, linear_below) for v in finite + band] + [1.0])
@@ -396,7 +393,7 @@ def render_html(report: RoundReport) -> str:
         *(
             f'<li class="{"pass" if g.passed else "fail"}">{"✅" if g.passed else "❌"} '
             f"<b>{esc(g.title)}</b>: {esc(g.detail)}</li>"
-            for g in sorted(report.gates, key=lambda g: g.passed)  # failing gates first
+            for g in report.gates_failing_first()
         ),
         "</ul>",
     ]

@@ -350,12 +350,13 @@ def device_lines(report: RoundReport) -> list[str]:
 
 def _gate_lines(report: RoundReport) -> list[str]:
     held = sum(g.passed for g in report.gates)
-    # Failing gates first: they are what a reader opened the summary for.
-    ordered = sorted(report.gates, key=lambda g: g.passed)
     return [
         f"### Gates: {held}/{len(report.gates)} hold",
         "",
-        *(f"- {'✅' if g.passed else '❌'} **{g.title}**: {g.detail}" for g in ordered),
+        *(
+            f"- {'✅' if g.passed else '❌'} **{g.title}**: {g.detail}"
+            for g in report.gates_failing_first()
+        ),
     ]
 
 

@@ -98,7 +98,7 @@ def measured_allowance(runner: TraceRunner, base: Knobs, seed: int) -> Allowance
     sample = measure_noise(runner.source, runner.fixture, eager, seed, trace)
     floor = noise_floor({seed: sample}, {seed: [r.loss for r in trace]})
     assert floor is not None  # one sample with steps always makes a floor
-    return Allowance.from_floor(floor.loss, floor.grad_norm)
+    return Allowance.from_floor(floor)
 
 
 def _run(args: argparse.Namespace) -> int:

@@ -18,7 +18,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationEr
 
 from ..artifact import ROUND_ID_PATTERN
 from ..errors import UsageError, display_path
-from ..toml_index import SourceIndex
+from ..toml_index import SourceIndex, format_key
 
 DEFAULTS_RESOURCE = "workflow-defaults.toml"
 DEFAULTS_DISPLAY = f"mlx_parity/resources/{DEFAULTS_RESOURCE}"
@@ -224,9 +224,7 @@ def load_settings(matrix_dir: Path) -> WorkflowSettings:
             else:
                 source, text = DEFAULTS_DISPLAY, defaults_text
             where = _where(source, text, (TABLE, *(part for part in loc if isinstance(part, str))))
-            key = TABLE + "".join(
-                f"[{part}]" if isinstance(part, int) else f".{part}" for part in loc
-            )
+            key = format_key((TABLE, *loc))
             message = str(error["msg"]).removeprefix("Value error, ")
             if error["type"] == "extra_forbidden":
                 message = "unknown key (not a workflow setting; check the spelling)"
