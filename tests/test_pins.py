@@ -22,6 +22,7 @@ import re
 import subprocess
 import sys
 import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -139,15 +140,28 @@ def project_requirements(pyproject: Path, extras: tuple[str, ...]) -> list[Requi
     return [req for req in map(Requirement, texts) if canonicalize_name(req.name) != own]
 
 
-def pin_problems(path: Path, requirements: list[Requirement]) -> list[str]:
-    """What is wrong with a pins file for a project with these requirements."""
+def pin_problems(
+    path: Path,
+    requirements: list[Requirement],
+    platforms: Mapping[str, Mapping[str, str] | None] = PLATFORMS,
+    constraints: bool = False,
+) -> list[str]:
+    """What is wrong with a pins file for a project with these requirements, on each of
+    ``platforms`` (None: this machine). A ``constraints`` file (pip's -c) cannot carry extras or
+    markers, so those are refused and a requirement's extras are not looked for."""
     pins = read_pins(path)
     problems = [
         f"{pin.where}: {pin.requirement} is not an exact == pin"
         for pin in pins
         if exact_version(pin.requirement) is None
     ]
-    for platform, environment in PLATFORMS.items():
+    if constraints:
+        problems += [
+            f"{pin.where}: {pin.requirement}: a constraint has no extras or marker"
+            for pin in pins
+            if pin.requirement.extras or pin.requirement.marker
+        ]
+    for platform, environment in platforms.items():
         pinned: dict[str, Pin] = {}
         for pin in pins:
             if not applies(pin.requirement, environment):
@@ -171,7 +185,7 @@ def pin_problems(path: Path, requirements: list[Requirement]) -> list[str]:
             ):
                 problems.append(f"{platform}: {pin.where}: {pin.requirement} breaks {requirement}")
             missing = sorted(requirement.extras - pin.requirement.extras)
-            if missing:
+            if missing and not constraints:
                 problems.append(
                     f"{platform}: {pin.where}: {pin.requirement} lacks the extra(s) "
                     f"{', '.join(missing)} of {requirement}"
@@ -336,37 +350,12 @@ BUILD_REQUIREMENTS = tomllib.loads(PYPROJECT.read_text(encoding="utf-8"))["build
 ]
 
 
-def constraint_problems(path: Path, requirements: list[Requirement]) -> list[str]:
-    """What is wrong with a constraints file that should pin every one of ``requirements``
-    (as they apply on this machine) exactly: pip refuses extras in constraints."""
-    problems, pinned = [], {}
-    for pin in read_pins(path):
-        name = canonicalize_name(pin.requirement.name)
-        if exact_version(pin.requirement) is None:
-            problems.append(f"{pin.where}: {pin.requirement} is not an exact == pin")
-        elif pin.requirement.extras or pin.requirement.marker:
-            problems.append(f"{pin.where}: {pin.requirement}: a constraint has no extras or marker")
-        elif name in pinned:
-            problems.append(f"{name} is pinned twice ({pinned[name].where}, {pin.where})")
-        pinned.setdefault(name, pin)
-    for requirement in requirements:
-        if not applies(requirement, None):
-            continue
-        pin = pinned.get(canonicalize_name(requirement.name))
-        version = exact_version(pin.requirement) if pin else None
-        if pin is None:
-            problems.append(f"{requirement} is not pinned")
-        elif version is not None and not requirement.specifier.contains(version, prereleases=True):
-            problems.append(f"{pin.where}: {pin.requirement} breaks {requirement}")
-    return problems
-
-
 def test_the_test_environment_pins_everything_the_test_command_installs() -> None:
     requirements = project_requirements(PYPROJECT, ("test", "mlx"))
     requirements += [pin.requirement for path in PEER_FILES for pin in read_pins(path)]
     requirements += [Requirement(text) for text in BUILD_REQUIREMENTS]
     requirements.append(Requirement("pip"))  # upgraded first, to the pinned release
-    problems = constraint_problems(TEST_CONSTRAINTS, requirements)
+    problems = pin_problems(TEST_CONSTRAINTS, requirements, {"here": None}, constraints=True)
     assert not problems, "\n".join(problems)
 
 
@@ -377,12 +366,13 @@ def test_constraint_problems_are_found(tmp_path: Path) -> None:
         encoding="utf-8",
     )
     requirements = [Requirement(text) for text in ("pydantic>=2.7", "tqdm>=4.66", "requests")]
-    assert constraint_problems(constraints, requirements) == [
-        "constraints.txt:2: mlx[cpu]==0.30.0: a constraint has no extras or marker",
+    requirements.append(Requirement("mlx[cpu]>=0.30"))  # its extra is not looked for
+    assert pin_problems(constraints, requirements, {"here": None}, constraints=True) == [
         "constraints.txt:3: scipy>=1.11 is not an exact == pin",
-        "scipy is pinned twice (constraints.txt:3, constraints.txt:4)",
-        "constraints.txt:5: tqdm==4.0.0 breaks tqdm>=4.66",
-        "requests is not pinned",
+        "constraints.txt:2: mlx[cpu]==0.30.0: a constraint has no extras or marker",
+        "here: scipy is pinned twice (constraints.txt:3, constraints.txt:4)",
+        "here: constraints.txt:5: tqdm==4.0.0 breaks tqdm>=4.66",
+        "here: requests is not pinned",
     ]
 
 

@@ -172,11 +172,9 @@ def scheduled_lr(settings):
 
 
 def warmup_one_step_ahead(settings):
-    """The warmup schedule read at step + 1: the first update already past warmup's start."""
-    if settings.schedule == "constant":
-        return settings.lr
-    schedule = warmup_schedule(settings)
-    return lambda step: schedule(step + 1)
+    """The settings' schedule read at step + 1: the first update already past warmup's start."""
+    schedule = scheduled_lr(settings)
+    return schedule if not callable(schedule) else lambda step: schedule(step + 1)
 
 
 def cosine_lr(settings):
