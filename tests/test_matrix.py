@@ -300,6 +300,23 @@ def test_toml_syntax_error(tmp_path: Path) -> None:
     assert "TOML syntax error" in message and excinfo.value.key == "probes"
 
 
+def test_toml_syntax_error_in_a_table_header_names_no_other_key(tmp_path: Path) -> None:
+    # The last key that parsed is on an earlier line; the broken header is what to fix.
+    probes = '[probes.x]\ntrainer = "core"\n\n[probes.y\ntrainer = "core"\n'
+    root = make_matrix(tmp_path, {"r": GOOD_ROUND}, probes=probes)
+    with pytest.raises(MatrixError) as excinfo:
+        load_catalog(root)
+    assert excinfo.value.line == 4 and excinfo.value.key is None
+    assert "TOML syntax error" in str(excinfo.value)
+
+
+def test_a_byte_order_mark_is_accepted(tmp_path: Path) -> None:
+    root = make_matrix(tmp_path, {"r": GOOD_ROUND})
+    round_file = root / "rounds" / "r.toml"
+    round_file.write_bytes(b"\xef\xbb\xbf" + round_file.read_bytes())
+    assert load_round("r", root).id == "r"
+
+
 def test_toml_syntax_error_in_catalog(tmp_path: Path) -> None:
     root = make_matrix(tmp_path, {"r": GOOD_ROUND}, probes='[probes.x]\ntrainer = "core\n')
     with pytest.raises(MatrixError) as excinfo:
@@ -430,15 +447,15 @@ def test_duplicate_seed_points_at_the_repeat(tmp_path: Path) -> None:
     assert "duplicate seed 7 (also seeds[1])" in message
 
 
-def test_bad_seed_values(tmp_path: Path) -> None:
-    text = 'hypothesis = "h"\nprobes = ["reference"]\nseeds = [1, "x"]\n'
-    root = make_matrix(tmp_path, {"r": text, "neg": text.replace('"x"', "-3")})
+@pytest.mark.parametrize("bad", ['"x"', "-3", '"42"', "4294967296"])
+def test_bad_seed_values(tmp_path: Path, bad: str) -> None:
+    # A quoted number is refused (not read as the seed), and a seed must fit the unsigned
+    # 32 bits numpy and MLX seed with, or every probe job would fail on it.
+    text = f'hypothesis = "h"\nprobes = ["reference"]\nseeds = [1, {bad}]\n'
+    root = make_matrix(tmp_path, {"r": text})
     with pytest.raises(MatrixError) as excinfo:
         load_round("r", root)
     refusal(excinfo, "r.toml", "seeds[1]", 3)
-    with pytest.raises(MatrixError) as excinfo:
-        load_round("neg", root)
-    refusal(excinfo, "neg.toml", "seeds[1]", 3)
 
 
 def test_missing_required_key_names_it(tmp_path: Path) -> None:

@@ -23,6 +23,8 @@ from .noise import NoiseSample
 SCHEMA = "mlx-parity/seed-result/v1"
 ROUND_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,39}$"
 PROBE_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
+# The largest seed: mx.random.seed and numpy's seed take an unsigned 32-bit integer.
+SEED_MAX = 2**32 - 1
 
 _FLOAT_CONFIG = ConfigDict(extra="forbid", ser_json_inf_nan="strings")
 

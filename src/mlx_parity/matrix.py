@@ -28,7 +28,7 @@ from pydantic import (
     model_validator,
 )
 
-from .artifact import ROUND_ID_PATTERN, DeviceChoice
+from .artifact import ROUND_ID_PATTERN, SEED_MAX, DeviceChoice
 from .errors import UsageError, display_path
 from .fixture import SMOKE, Fixture
 from .knobs import KnobError, Knobs, apply
@@ -95,7 +95,8 @@ class TomlSource:
     @classmethod
     def read(cls, file: Path) -> TomlSource:
         try:
-            text = file.read_text(encoding="utf-8")
+            # utf-8-sig: editors on Windows save a byte-order mark that tomllib refuses.
+            text = file.read_text(encoding="utf-8-sig")
         except (OSError, UnicodeDecodeError) as exc:
             raise MatrixError(file, f"cannot read the file: {exc}") from None
         index = SourceIndex(text)
@@ -131,10 +132,16 @@ def syntax_error(
     match = _TOML_POSITION.search(str(exc))
     line = int(match.group(1)) if match else max(1, len(text.splitlines()))
     reason = f"TOML syntax error: {_TOML_POSITION.sub('', str(exc)).strip()}"
-    key = list(index.last_key_before(line) or ())
-    # Inside an array the element is a guess; the array itself is what failed to parse.
-    while key and isinstance(key[-1], int):
-        key.pop()
+    found = index.last_key_before(line)
+    key = list(found or ())
+    if key and isinstance(key[-1], int):
+        # Inside an array the element is a guess; the array itself is what failed to parse.
+        while key and isinstance(key[-1], int):
+            key.pop()
+    elif found is None or index.line_of(found) != line:
+        # The last key that parsed lies on an earlier line (the broken line is often a table
+        # header the index could not read): naming it would point at the wrong key.
+        key = []
     return MatrixError(file, reason, format_key(tuple(key)) if key else None, line)
 
 
@@ -236,8 +243,8 @@ class Round(BaseModel):
     hypothesis: str = Field(min_length=1)
     probes: list[str] = Field(min_length=1)
     baseline: str = "reference"
-    # mx.random.seed takes an unsigned integer.
-    seeds: list[Annotated[int, Field(ge=0)]] = Field(min_length=1)
+    # Strict: a quoted "42" is a mistake in the file, not a seed.
+    seeds: list[Annotated[int, Field(ge=0, le=SEED_MAX, strict=True)]] = Field(min_length=1)
     fixture: Fixture = SMOKE
     # Knob overrides for every probe of the round (training settings such as steps or lr).
     settings: dict[str, Any] = Field(default_factory=dict)

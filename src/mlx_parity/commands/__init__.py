@@ -14,7 +14,7 @@ import argparse
 import re
 from pathlib import Path
 
-from ..artifact import PROBE_ID_PATTERN
+from ..artifact import PROBE_ID_PATTERN, SEED_MAX
 from ..errors import UsageError
 from ..matrix import MATRIX_HELP
 
@@ -69,10 +69,10 @@ def parse_seed_list(text: str, flag: str = "--seeds") -> list[int]:
     """``1,7,42`` → [1, 7, 42]; the empty text is the empty list ("every seed")."""
     refuse_unsafe(flag, text, SEED_CHARACTERS, "a seed list")
     items = split_list(flag, text)
-    # Only digits are left and no item is empty, so length is all that can still be wrong.
+    # Only digits are left and no item is empty, so size is all that can still be wrong.
     for item in items:
-        if len(item) > 20:
-            raise UsageError(f"{flag}: {item!r} is too long to be a seed")
+        if len(item) > 20 or int(item) > SEED_MAX:
+            raise UsageError(f"{flag}: {item!r} is not a seed (0 to {SEED_MAX})")
     seeds = [int(item) for item in items]
     # "7" and "07" are the same seed.
     if len(set(seeds)) != len(seeds):

@@ -202,7 +202,7 @@ def load_settings(matrix_dir: Path) -> WorkflowSettings:
     defaults_text = defaults_file.read_text(encoding="utf-8")
     defaults = _parse_toml(defaults_text, DEFAULTS_DISPLAY)
     override_path = Path(matrix_dir) / OVERRIDES_FILE
-    override_text = override_path.read_text(encoding="utf-8") if override_path.is_file() else ""
+    override_text = override_path.read_text(encoding="utf-8-sig") if override_path.is_file() else ""
     shown = display_path(override_path)
     overrides = _parse_toml(override_text, shown)
     for key in overrides:
