@@ -127,8 +127,11 @@ def test_a_seed_that_errors_fails_the_probe_command(tmp_path, capsys) -> None:
     argv = ["probe", "--quiet", "--probe", "core", "--seeds", "1", "--out", str(tmp_path)]
     argv += ["--set", "num_layers=99", "--set", "steps=2"]
     assert main(argv) == ExitCode.SEED_FAILED
-    assert "core seed 1: error fail" in capsys.readouterr().out
-    assert artifact.load(tmp_path / "local__core__seed1.json").status == "error"
+    result = artifact.load(tmp_path / "local__core__seed1.json")
+    assert result.status == "error"
+    # The log line names the exception, as the traceback's last line does.
+    assert result.error_summary.split(":")[0] in (result.error or "").splitlines()[-1]
+    assert f"core seed 1: error: {result.error_summary}\n" in capsys.readouterr().out
 
 
 def test_killed_job_keeps_the_seeds_it_finished(tmp_path) -> None:

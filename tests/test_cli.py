@@ -80,6 +80,33 @@ def test_user_errors_are_one_line_and_exit_2(argv, tmp_path, monkeypatch, capsys
 
 
 @pytest.mark.parametrize(
+    ("argv", "named"),
+    [
+        # An output folder that is a file: refused before anything trains.
+        (["probe", "--probe", "core", "--seeds", "1", "--out", "afile"], "--out afile is a file"),
+        (["run", "--round", "smoke", "--out", "afile"], "--out afile is a file"),
+        # A report or workflow file below a file: the path and the reason, exit 2.
+        (["workflow", "generate", "--file", "afile/x.yml"], "afile"),
+    ],
+)
+def test_unusable_output_paths_are_one_line_and_exit_2(argv, named, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "afile").write_text("not a folder")
+    assert main(argv) == ExitCode.USAGE
+    err = capsys.readouterr().err
+    assert err.startswith(f"mlx-parity {argv[0]}: error: ") and err.count("\n") == 1
+    assert named in err and "Traceback" not in err
+
+
+def test_an_unwritable_github_output_is_named(tmp_path, monkeypatch, capsys) -> None:
+    monkeypatch.setenv("GITHUB_OUTPUT", str(tmp_path / "missing" / "output"))
+    assert main(["plan", "--round", "smoke"]) == ExitCode.USAGE
+    err = capsys.readouterr().err
+    assert "GITHUB_OUTPUT" in err and str(tmp_path / "missing" / "output") in err
+    assert "Traceback" not in err
+
+
+@pytest.mark.parametrize(
     ("argv", "usage", "unrecognised"),
     [
         (

@@ -435,13 +435,24 @@ def test_cli_exit_codes(tmp_path, matrix_dir, capsys):
     assert "no round 'nope'" in capsys.readouterr().err
 
 
-def test_report_json_beside_artifacts_is_skipped_with_a_note(tmp_path):
+def test_the_report_collect_writes_is_skipped_and_any_other_report_noted(tmp_path):
     round_ = make_round()
     full_round(tmp_path, round_)
     assert collect_and_report(tmp_path, round_, quiet=True) == 0
-    report = collect(tmp_path, round_)  # report.json now sits among the artifacts
-    assert [(p.kind, p.subject) for p in report.problems] == [("not-an-artifact", "report.json")]
-    assert report.passed
+    report = collect(tmp_path, round_)  # report.json now sits among the artifacts: its own
+    assert report.problems == [] and report.passed
+    assert report.files_seen == len(round_.probes) * len(round_.seeds)
+    (tmp_path / "old").mkdir()
+    (tmp_path / "report.json").rename(tmp_path / "old" / "report.json")
+    report = collect(tmp_path, round_)  # a report elsewhere is not collect's own output
+    assert [(p.kind, p.subject) for p in report.problems] == [
+        ("not-an-artifact", "old/report.json")
+    ]
+    only_report = tmp_path / "only"
+    only_report.mkdir()
+    (tmp_path / "old" / "report.json").rename(only_report / "report.json")
+    with pytest.raises(UsageError, match="no artifacts"):
+        collect(only_report, round_)
 
 
 # --- renderers ---------------------------------------------------------------------------------

@@ -3,6 +3,10 @@ training (tests/test_detection.py covers the same search on real trainers)."""
 
 from __future__ import annotations
 
+from helpers import make_result, make_round, write
+from mlx_parity.collect.report import report_json
+from mlx_parity.commands.collect import collect_round
+from mlx_parity.commands.explain import load_candidate
 from mlx_parity.diagnose.explain import explain
 from mlx_parity.diagnose.space import Change, applied
 from mlx_parity.knobs import Knobs
@@ -78,3 +82,13 @@ def test_a_configuration_confirmed_on_every_seed_is_the_answer() -> None:
 
     assert explanation.matched == (a,)
     assert explanation.headline().startswith("behaves like core with bias_correction=")
+
+
+def test_explain_reads_a_round_folder_without_complaining_about_its_report(tmp_path, capsys):
+    round_ = make_round(probes=("reference", "mask"))
+    write(tmp_path, make_result("reference", 1), make_result("mask", 1))
+    (tmp_path / "report.json").write_text(report_json(collect_round(tmp_path, round_), None))
+    (tmp_path / "broken.json").write_text("{")
+    assert [r.probe_id for r in load_candidate(tmp_path, "mask")] == ["mask"]
+    err = capsys.readouterr().err
+    assert "report.json" not in err and "broken.json" in err  # a broken file is still named

@@ -10,6 +10,7 @@ import sys
 import time
 from pathlib import Path
 
+from helpers import make_result
 from mlx_parity import artifact
 from mlx_parity.commands.run import plan_tasks
 from mlx_parity.matrix import resolve_round
@@ -127,6 +128,24 @@ def test_resume_skips_only_valid_finished_seeds(tmp_path) -> None:
     (tmp_path / artifact.artifact_name("smoke", "core", 1)).write_text('{"truncated": ')
     tasks, skipped = plan_tasks(rnd, tmp_path, resume=True)
     assert skipped == 0  # a broken artifact is retrained, not trusted
+
+
+def test_resume_retrains_seeds_whose_recorded_settings_the_round_no_longer_has(tmp_path) -> None:
+    rnd = resolve_round("smoke")
+    core = rnd.probe("core")
+    config = core.knobs.model_dump(mode="json")
+    current = make_result("core", 1, round_id="smoke").model_copy(update={"config": config})
+    artifact.save(current, tmp_path)
+    assert plan_tasks(rnd, tmp_path, resume=True)[1] == 1  # today's settings: kept
+    stale = current.model_copy(
+        update={"config": {**current.config, "steps": core.knobs.steps // 2}}
+    )
+    artifact.save(stale, tmp_path)
+    tasks, skipped = plan_tasks(rnd, tmp_path, resume=True)
+    assert skipped == 0 and ("core", 1) in {t.key for t in tasks}
+    other_trainer = current.model_copy(update={"trainer": "reference"})
+    artifact.save(other_trainer, tmp_path)
+    assert plan_tasks(rnd, tmp_path, resume=True)[1] == 0
 
 
 def test_pad_boundary_round_reports_the_structural_divergence(tmp_path) -> None:

@@ -117,6 +117,12 @@ class SeedResult(BaseModel):
     def to_json(self) -> str:
         return self.model_dump_json(by_alias=True, indent=1)
 
+    @property
+    def error_summary(self) -> str:
+        """The recorded traceback's last line, which names the exception."""
+        lines = (self.error or "").strip().splitlines()
+        return lines[-1] if lines else "no error message recorded"
+
     def comparable(self) -> dict[str, Any]:
         """Everything but timings and environment details that vary run to run."""
         return self.model_dump(by_alias=True, exclude={"timings"})

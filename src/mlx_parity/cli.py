@@ -89,6 +89,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         return ExitCode.OK
+    except OSError as exc:
+        if exc.filename is None:
+            raise
+        # A path the user (or the runner's environment) gave that cannot be read or written:
+        # an --out that is a file, a report beside a missing folder, an unwritable GITHUB_OUTPUT.
+        print(
+            f"mlx-parity {args.command}: error: {exc.filename}: {exc.strerror or exc}",
+            file=sys.stderr,
+        )
+        return ExitCode.USAGE
 
 
 if __name__ == "__main__":

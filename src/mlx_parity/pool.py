@@ -87,7 +87,12 @@ def _worker(index: int, tasks: mp.Queue, events: mp.Queue) -> None:
             task.calibrate,
         )
         artifact.save(result, Path(task.out_dir))
-        emit("finished", status=result.status, passed=result.passed, detail=result.error or "")
+        emit(
+            "finished",
+            status=result.status,
+            passed=result.passed,
+            detail=result.error_summary if result.error else "",
+        )
 
 
 def run_tasks(

@@ -24,10 +24,10 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from ..artifact import ARTIFACT_NAME_RE, ArtifactError, SeedResult, load
 from ..matrix import ResolvedRound
-from ..names import parse_seed_artifact
+from ..names import REPORT_JSON, parse_seed_artifact
 
-# Reports are JSON too and may be written beside the artifacts (a local round's folder); they
-# are recognised by this schema and skipped with a note rather than flagged as broken artifacts.
+# Reports are JSON too and may lie among the artifacts; they are recognised by this schema and
+# skipped (see written_report) rather than flagged as broken artifacts.
 REPORT_SCHEMA = "mlx-parity/round-report/v1"
 
 ProblemKind = Literal[
@@ -131,6 +131,7 @@ def gather(directory: Path, round_: ResolvedRound, attempt: int | None = None) -
         for probe in round_.probes.values()
     }
 
+    skipped_reports = 0
     with gc_paused():
         root = str(directory)
         for name in files:
@@ -138,6 +139,9 @@ def gather(directory: Path, round_: ResolvedRound, attempt: int | None = None) -
             try:
                 result = read_artifact(path)
             except ArtifactError as exc:
+                if written_report(name, path):
+                    skipped_reports += 1
+                    continue
                 problem = _unloadable(Path(path), name, exc)
                 problems.append(problem)
                 # A broken file whose name claims a cell explains that cell's absence.
@@ -165,7 +169,7 @@ def gather(directory: Path, round_: ResolvedRound, attempt: int | None = None) -
             problems.extend(_config_problems(name, result, *planned[key[0]]))
 
     problems.extend(_missing_cells(round_, results, candidates, invalid_names))
-    return Gathered(results, kept_files, problems, len(every_file))
+    return Gathered(results, kept_files, problems, len(every_file) - skipped_reports)
 
 
 @contextlib.contextmanager
@@ -203,6 +207,13 @@ def read_artifact(path: str | Path) -> SeedResult:
         # load() reports JSON and schema errors itself but lets these through: bytes that are
         # not UTF-8, and nesting deeper than the parser's recursion limit.
         raise ArtifactError(path, f"unreadable ({type(exc).__name__}: {exc})"[:300]) from None
+
+
+def written_report(name: str, path: str | Path) -> bool:
+    """Whether ``name`` (relative to the collected folder) is the round report collect writes
+    beside the seed results it read, as a local round does: its own output, not an input, so
+    it is skipped without a note. A report anywhere else is still noted."""
+    return name == REPORT_JSON and _declared_schema(Path(path)) == REPORT_SCHEMA
 
 
 def _unloadable(path: Path, name: str, exc: ArtifactError) -> Problem:
@@ -265,9 +276,8 @@ def _run_problems(name: str, result: SeedResult) -> Iterable[Problem]:
     """Runs that ended badly are results, judged by the gates, but named here too."""
     cell = dict(probe=result.probe_id, seed=result.seed)
     if result.status == "error":
-        # The last line of the recorded traceback names the exception.
-        last = (result.error or "").strip().splitlines()[-1:] or ["no error message recorded"]
-        yield Problem(kind="run-error", subject=name, detail=f"the run failed: {last[0]}", **cell)
+        detail = f"the run failed: {result.error_summary}"
+        yield Problem(kind="run-error", subject=name, detail=detail, **cell)
     elif result.status == "nonfinite":
         step = next((r["step"] for r in result.rows if not math.isfinite(r["loss"])), None)
         detail = "non-finite loss" + (f" from step {step}" if step is not None else "")

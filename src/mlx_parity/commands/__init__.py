@@ -1,6 +1,6 @@
-"""The subcommands of ``mlx-parity``, one module each (``register(subparsers)`` adds its parser
-and handler), and the conventions they share: how a seed or probe list is written and checked,
-and the ``--matrix`` option.
+"""The subcommands of ``mlx-parity``, one module each (``configure(parser)`` adds its arguments
+and handler to the parser ``cli.py`` made for it), and the conventions they share: how a seed or
+probe list is written and checked, and the ``--matrix`` option.
 
 Lists come from people and from dispatch forms, so they are checked character by character
 against an allow-list before anything is looked up: a hostile value (quotes, ``$(``, backticks,
@@ -24,6 +24,14 @@ SEED_CHARACTERS = frozenset("0123456789")
 
 def add_matrix_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--matrix", type=Path, metavar="DIR", help=MATRIX_HELP)
+
+
+def output_directory(path: Path, flag: str = "--out") -> Path:
+    """Create the folder results go to now, so an unusable one is refused before any training."""
+    if path.exists() and not path.is_dir():
+        raise UsageError(f"{flag} {path} is a file, not a directory")
+    path.mkdir(parents=True, exist_ok=True)
+    return path
 
 
 def refuse_unsafe(flag: str, value: str, allowed: frozenset[str], what: str) -> None:

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .. import artifact
+from ..collect.gather import written_report
 from ..errors import ExitCode, UsageError
 from ..github.runs import fetch_run_artifacts, parse_run_source
 from ..names import SEED_ARTIFACT_PATTERN
@@ -55,7 +56,8 @@ def load_candidate(directory: Path, probe: str | None) -> list[artifact.SeedResu
         try:
             results.append(artifact.load(path))
         except artifact.ArtifactError as exc:
-            print(f"skipped {exc}", file=sys.stderr)
+            if not written_report(path.relative_to(directory).as_posix(), path):
+                print(f"skipped {exc}", file=sys.stderr)
     probes = sorted({r.probe_id for r in results})
     if not results:
         raise UsageError(f"{directory}: no seed results to explain")

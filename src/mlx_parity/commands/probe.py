@@ -9,7 +9,7 @@ from pathlib import Path
 from ..errors import ExitCode, UsageError
 from ..knobs import apply, parse_assignment
 from ..matrix import local_round, resolve_round
-from . import add_matrix_option, parse_seed_list
+from . import add_matrix_option, output_directory, parse_seed_list
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -51,6 +51,7 @@ def _run(args: argparse.Namespace) -> int:
     overrides = dict(parse_assignment(a) for a in args.overrides)
     probe = replace(probe, knobs=apply(probe.knobs, overrides))
     probe.trainer.check_knobs(probe.knobs)  # refused before the progress bars take stderr
+    output_directory(args.out)
     fixture = rnd.fixture
     if args.model:
         fixture = fixture.model_copy(update={"model": args.model})
@@ -65,6 +66,9 @@ def _run(args: argparse.Namespace) -> int:
         calibrate=rnd.calibration_seeds(probe.id),
     )
     for r in results:
+        if r.status == "error":
+            print(f"{r.probe_id} seed {r.seed}: error: {r.error_summary}")
+            continue
         verdict = "pass" if r.passed else "fail"
         print(
             f"{r.probe_id} seed {r.seed}: {r.status} {verdict} cf_loss={r.cf_loss} {r.generation!r}"

@@ -11,9 +11,9 @@ from pathlib import Path
 
 from .. import artifact
 from ..errors import ExitCode, UsageError
-from ..matrix import ResolvedRound, resolve_round
+from ..matrix import ResolvedProbe, ResolvedRound, resolve_round
 from ..pool import Event, Task, run_tasks
-from . import add_matrix_option
+from . import add_matrix_option, output_directory
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -29,11 +29,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def plan_tasks(rnd: ResolvedRound, out_dir: Path, resume: bool) -> tuple[list[Task], int]:
-    """Every (probe, seed) of the round as a task; with ``resume``, finished seeds are skipped."""
+    """Every (probe, seed) of the round as a task; with ``resume``, seeds that finished with
+    the settings the round file resolves today are skipped (any other result is retrained)."""
     tasks, skipped = [], 0
     for probe in rnd.probes.values():
         for seed in rnd.seeds:
-            if resume and _finished(out_dir, rnd.id, probe.id, seed):
+            if resume and _finished(out_dir, rnd.id, probe, seed):
                 skipped += 1
                 continue
             calibrate = seed in rnd.calibration_seeds(probe.id)
@@ -42,14 +43,19 @@ def plan_tasks(rnd: ResolvedRound, out_dir: Path, resume: bool) -> tuple[list[Ta
     return tasks, skipped
 
 
-def _finished(out_dir: Path, round_id: str, probe_id: str, seed: int) -> bool:
-    path = out_dir / artifact.artifact_name(round_id, probe_id, seed)
+def _finished(out_dir: Path, round_id: str, probe: ResolvedProbe, seed: int) -> bool:
+    path = out_dir / artifact.artifact_name(round_id, probe.id, seed)
     try:
         result = artifact.load(path)
     except artifact.ArtifactError:
         return False
-    same_cell = (result.round_id, result.probe_id, result.seed) == (round_id, probe_id, seed)
-    return same_cell and result.status in ("ok", "nonfinite")
+    same_cell = (result.round_id, result.probe_id, result.seed) == (round_id, probe.id, seed)
+    # A seed trained before the round file changed would be judged as if it ran today's settings.
+    same_settings = (result.trainer, result.config) == (
+        probe.trainer.name,
+        probe.knobs.model_dump(mode="json"),
+    )
+    return same_cell and same_settings and result.status in ("ok", "nonfinite")
 
 
 class RoundProgress:
@@ -90,12 +96,13 @@ class RoundProgress:
         if event.kind == "lost":
             outcome = f"LOST ({event.detail})"
         else:
-            outcome = f"{event.status:<9} {'pass' if event.passed else 'fail'}"
+            # "pass"/"fail" is the smoke check (cf_loss), not parity, which collect judges.
+            outcome = f"{event.status:<9} smoke {'pass' if event.passed else 'fail'}"
             if event.detail:
-                outcome += f"  {event.detail.splitlines()[-1][:80]}"
+                outcome += f"  {event.detail[:80]}"
         self.bar.write(
             f"  {event.probe_id:<{self.width}}  seed {event.seed:>6}  {outcome}"
-            f"   [{done}/{total} seeds, {self.per_probe_pass[event.probe_id]} pass]",
+            f"   [{done}/{total} seeds, {self.per_probe_pass[event.probe_id]} smoke pass]",
             file=sys.stderr,
         )
         cells = (f"{p}:{self.per_probe_done[p]}/{n}" for p, n in self.per_probe_total.items())
@@ -109,8 +116,7 @@ def _run(args: argparse.Namespace) -> int:
     for probe in rnd.probes.values():
         if probe.trainer.is_plugin:
             probe.trainer.load()  # a plugin that does not import is refused before any seed
-    out_dir = args.out or Path("out") / rnd.id
-    out_dir.mkdir(parents=True, exist_ok=True)
+    out_dir = output_directory(args.out or Path("out") / rnd.id)
     tasks, skipped = plan_tasks(rnd, out_dir, args.resume)
     rnd.fixture.model_path()  # build the embedded model once, before workers race for it
 

@@ -135,5 +135,11 @@ def append_github_file(path: Path | None, text: str) -> None:
     other commands of the step may write to it too. ``None`` (outside Actions) writes nothing."""
     if path is None:
         return
-    with path.open("a", encoding="utf-8") as handle:
-        handle.write(text)
+    try:
+        with path.open("a", encoding="utf-8") as handle:
+            handle.write(text)
+    except OSError as exc:
+        raise UsageError(
+            f"cannot append to {path}, the file GitHub Actions named for this step "
+            f"(GITHUB_OUTPUT or GITHUB_STEP_SUMMARY): {exc.strerror or exc}"
+        ) from None
