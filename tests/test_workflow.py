@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 import shutil
+import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,7 @@ from helpers import actionlint, schema_check, zizmor
 from mlx_parity import cli
 from mlx_parity.workflow.generate import render_workflow
 from mlx_parity.workflow.settings import (
+    MINIMUM_PYTHON,
     OVERRIDES_FILE,
     WorkflowSettingsError,
     load_settings,
@@ -156,6 +158,21 @@ def test_generate_defaults_to_the_settings_path(
     assert cli.main(["workflow", "check"]) == 0
 
 
+def test_generate_and_check_find_the_workflow_from_a_subdirectory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The repository root is where matrix/ is, as in a repository init set up.
+    (tmp_path / "matrix" / "rounds").mkdir(parents=True)
+    shutil.copy(REPO_ROOT / "matrix" / "rounds" / "smoke.toml", tmp_path / "matrix" / "rounds")
+    package = tmp_path / "my_trainer" / "sub"
+    package.mkdir(parents=True)
+    monkeypatch.chdir(package)
+    assert cli.main(["workflow", "generate"]) == 0
+    assert (tmp_path / ".github" / "workflows" / "mlx-parity.yml").is_file()
+    assert not (package / ".github").exists()
+    assert cli.main(["workflow", "check"]) == 0, capsys.readouterr().err
+
+
 # --- settings ----------------------------------------------------------------------------
 
 
@@ -201,6 +218,39 @@ def test_bad_settings_name_file_line_and_key(tmp_path: Path, override: str, key:
     with pytest.raises(WorkflowSettingsError) as info:
         load_settings(tmp_path / "matrix")
     assert f"matrix/workflow.toml:2: {key}:" in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ('[workflow]\npython_version = "3.10"\n', "needs Python 3.11 or newer, got '3.10'"),
+        ('[workflow]\npython = "3.12"\n', "did you mean 'python_version'?"),
+        ("[workflow.timeout_minutes]\nprobes = 9\n", "did you mean 'probe'?"),
+        ("[workflow]\nzzz = 1\n", "not a workflow setting; check the spelling"),
+    ],
+)
+def test_settings_refusals_say_what_to_write(tmp_path: Path, override: str, message: str) -> None:
+    write_overrides(tmp_path, override)
+    with pytest.raises(WorkflowSettingsError, match=re.escape(message)):
+        load_settings(tmp_path / "matrix")
+
+
+def test_the_oldest_python_is_pyprojects() -> None:
+    project = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+    oldest = ".".join(map(str, MINIMUM_PYTHON))
+    assert project["project"]["requires-python"] == f">={oldest}"
+
+
+def test_the_default_round_must_be_one_of_the_matrix(tmp_path: Path) -> None:
+    write_overrides(tmp_path, '[workflow]\nlayout = "parity"\ndefault_round = "smok"\n')
+    (tmp_path / "matrix" / "rounds").mkdir()
+    (tmp_path / "matrix" / "rounds" / "smoke.toml").write_text("")
+    with pytest.raises(WorkflowSettingsError) as info:
+        load_settings(tmp_path / "matrix")
+    assert "matrix/workflow.toml:3: workflow.default_round: no round 'smok'" in str(info.value)
+    assert "(its rounds: smoke)" in str(info.value)
+    write_overrides(tmp_path, '[workflow]\nlayout = "parity"\ndefault_round = "smoke"\n')
+    assert load_settings(tmp_path / "matrix").default_round == "smoke"
 
 
 def test_settings_outside_the_workflow_table_are_refused(tmp_path: Path) -> None:

@@ -1,8 +1,10 @@
 """``mlx-parity workflow generate|check``: write the GitHub Actions workflow, or verify that the
 checked-in file is exactly what the generator writes (so hand edits cannot drift from settings).
 
-The repository root is the current directory: the workflow's path in the settings is relative to
-it. Overrides are read from ``workflow.toml`` in the matrix directory (``--matrix``).
+The workflow's path in the settings is relative to the repository root: the directory holding
+the matrix (the jobs find ``matrix/`` there), so both commands work from any subdirectory; the
+current directory when no matrix is found (the rounds shipped with mlx-parity). Overrides are
+read from ``workflow.toml`` in the matrix directory (``--matrix``).
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import sys
 from pathlib import Path
 
 from ..errors import ExitCode, UsageError
-from ..matrix import find_matrix_dir
+from ..matrix import find_matrix_dir, packaged_matrix_dir
 from ..workflow.generate import render_workflow
 from ..workflow.settings import WorkflowSettings, load_settings
 from . import add_matrix_option
@@ -34,8 +36,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def _settings_and_target(args: argparse.Namespace) -> tuple[WorkflowSettings, Path]:
-    settings = load_settings(args.matrix or find_matrix_dir())
-    return settings, args.file or Path.cwd() / settings.path
+    matrix_dir = args.matrix or find_matrix_dir()
+    settings = load_settings(matrix_dir)
+    root = Path.cwd() if matrix_dir == packaged_matrix_dir() else Path(matrix_dir).parent
+    return settings, args.file or root / settings.path
 
 
 def _generate(args: argparse.Namespace) -> int:

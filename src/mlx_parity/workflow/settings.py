@@ -7,6 +7,7 @@ in ``matrix/workflow.toml`` under the same ``[workflow]`` table. Both are resolv
 
 from __future__ import annotations
 
+import difflib
 import re
 import tomllib
 from collections.abc import Mapping
@@ -18,6 +19,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationEr
 
 from ..artifact import ROUND_ID_PATTERN
 from ..errors import UsageError, display_path
+from ..matrix import list_rounds
 from ..toml_index import SourceIndex, format_key
 
 DEFAULTS_RESOURCE = "workflow-defaults.toml"
@@ -32,6 +34,9 @@ _RETIRED_LABEL = re.compile(r"^(macos-(10\.15|1[0-4])|ubuntu-(18|20)\.04|windows
 _INTEL_MACOS_LABEL = re.compile(r"^macos-(\d+|latest)-(intel|large)$")
 
 BRANCH_PATTERN = r"^[A-Za-z0-9._/*?+!\[\]-]{1,255}$"
+# The oldest Python mlx-parity runs on (pyproject.toml's requires-python; a test keeps the two
+# equal): a job set up with an older one fails only later, at install.
+MINIMUM_PYTHON = (3, 11)
 
 
 class WorkflowSettingsError(UsageError):
@@ -155,6 +160,9 @@ class WorkflowSettings(_Settings):
         # TOML reads 3.10 as the float 3.1: insist on a string so the version means what it says.
         if not isinstance(value, str) or not re.fullmatch(r"3\.\d+", value):
             raise ValueError(f'must be a quoted Python version like "3.12", got {value!r}')
+        if (3, int(value.split(".")[1])) < MINIMUM_PYTHON:
+            oldest = ".".join(map(str, MINIMUM_PYTHON))
+            raise ValueError(f"mlx-parity needs Python {oldest} or newer, got {value!r}")
         return value
 
     @field_validator("push_branches")
@@ -214,7 +222,7 @@ def load_settings(matrix_dir: Path) -> WorkflowSettings:
     table_overrides = overrides.get(TABLE, {})
     merged = _deep_merge(defaults.get(TABLE, {}), table_overrides)
     try:
-        return WorkflowSettings.model_validate(merged)
+        settings = WorkflowSettings.model_validate(merged)
     except ValidationError as exc:
         messages = []
         for error in exc.errors():
@@ -227,11 +235,35 @@ def load_settings(matrix_dir: Path) -> WorkflowSettings:
             key = format_key((TABLE, *loc))
             message = str(error["msg"]).removeprefix("Value error, ")
             if error["type"] == "extra_forbidden":
-                message = "unknown key (not a workflow setting; check the spelling)"
+                message = "unknown key (not a workflow setting" + _did_you_mean(loc) + ")"
             messages.append(f"{where}: {key}: {message}")
         raise WorkflowSettingsError(
             "invalid workflow settings\n  " + "\n  ".join(messages)
         ) from None
+    # Checked here, not in the model: only the matrix knows its rounds. A push would otherwise
+    # start a workflow whose plan job fails on every commit.
+    rounds = list_rounds(matrix_dir)
+    if rounds and settings.default_round not in rounds:
+        in_override = _has_path(table_overrides, ("default_round",))
+        source, text = (shown, override_text) if in_override else (DEFAULTS_DISPLAY, defaults_text)
+        raise WorkflowSettingsError(
+            f"{_where(source, text, (TABLE, 'default_round'))}: {TABLE}.default_round: "
+            f"no round {settings.default_round!r} in {display_path(Path(matrix_dir))} "
+            f"(its rounds: {', '.join(rounds)})"
+        )
+    return settings
+
+
+def _did_you_mean(loc: tuple[Any, ...]) -> str:
+    """``; did you mean 'python_version'?`` for a misspelt key, from the model at ``loc``."""
+    model: Any = WorkflowSettings
+    for part in loc[:-1]:
+        field = model.model_fields.get(str(part))
+        model = field.annotation if field else None
+        if not (isinstance(model, type) and issubclass(model, BaseModel)):
+            return ""
+    close = difflib.get_close_matches(str(loc[-1]), list(model.model_fields), n=1, cutoff=0.6)
+    return f"; did you mean {close[0]!r}?" if close else "; check the spelling"
 
 
 def _parse_toml(text: str, source: str) -> dict[str, Any]:
