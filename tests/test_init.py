@@ -84,9 +84,37 @@ def test_init_needs_a_git_repository_and_a_plugin_of_the_right_form(tmp_path, ca
     assert not (repo / "matrix").exists()
 
 
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--probe", "My Trainer"], "--probe 'My Trainer' contains characters"),
+        (["--probe", "core"], "--probe 'core' is a built-in probe"),
+        (["--probe", "a,b"], "name one probe"),
+        (["--branch", "a b"], "--branch 'a b' is not a branch name"),
+        (["--branch", 'feat"x'], "is not a branch name"),
+        (["--mlx-parity", "mlx_parity_extra==1"], "is not a requirement for mlx-parity"),
+    ],
+)
+def test_flags_that_would_write_a_broken_matrix_are_refused_before_writing(
+    tmp_path, capsys, flags, message
+):
+    repo = git_repository(tmp_path / "repo", package=True)
+    assert init(repo, *flags) == ExitCode.USAGE
+    assert message in capsys.readouterr().err
+    assert sorted(p.name for p in repo.iterdir()) == [".git", "pyproject.toml"]
+    assert init(repo) == ExitCode.OK  # nothing half-written is left to be "kept"
+
+
+def test_a_probe_id_with_a_dot_is_one_probe(tmp_path):
+    repo = git_repository(tmp_path / "repo", package=True)
+    assert init(repo, "--probe", "my.trainer") == ExitCode.OK
+    assert list(resolve_round("smoke", repo / "matrix").probes)[-1] == "my.trainer"
+
+
 def test_probe_ids_and_requirements() -> None:
     assert probe_id_for("my_trainer.parity:train") == "my-trainer"
     assert probe_id_for("unsloth-zoo") == "unsloth-zoo"
+    assert probe_id_for("my_trainer.parity") == "my-trainer-parity"  # an entry-point name
     assert with_extra("mlx-parity==1.2.0") == "mlx-parity[mlx]==1.2.0"
     assert with_extra("mlx-parity @ git+https://example.com/x@abc") == (
         "mlx-parity[mlx] @ git+https://example.com/x@abc"

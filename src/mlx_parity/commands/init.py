@@ -25,9 +25,11 @@ from string import Template
 
 from ..errors import ExitCode, UsageError, display_path
 from ..matrix import resolve_round
+from ..probes import BUILTIN_PROBES
 from ..trainers import PLUGIN_PREFIX, lookup
 from ..workflow.generate import render_workflow
-from ..workflow.settings import load_settings
+from ..workflow.settings import BRANCH_PATTERN, load_settings
+from . import parse_probe_list
 
 LAYOUTS = ("trainer", "parity")
 # Where each template goes, relative to the repository root.
@@ -40,6 +42,11 @@ TEMPLATES = {
     "pins/default.txt": "runner/pins/default.txt",
     "pins/control.txt": "runner/pins/control.txt",
 }
+# A requirement for mlx-parity, with or without extras; the name must end where the project's
+# does (mlx_parity_extra is another project).
+_MLX_PARITY_REQUIREMENT = re.compile(
+    r"^\s*(mlx-parity|mlx_parity)(\[[^\]]*\])?(?![A-Za-z0-9._-])(.*)$"
+)
 # The mlx-parity pin set whose versions a new repository starts from (tested together).
 TESTED_PINS = "default.txt"
 
@@ -91,9 +98,32 @@ def repository_root(directory: Path) -> Path:
 
 
 def probe_id_for(plugin: str) -> str:
-    """``my_trainer.parity:train`` → ``my-trainer``; an entry-point name as it is."""
+    """``my_trainer.parity:train`` → ``my-trainer``; an entry-point name with its dots and
+    underscores as dashes (``my_trainer.parity`` → ``my-trainer-parity``)."""
     name = plugin.split(":")[0].split(".")[0] if ":" in plugin else plugin
-    return re.sub(r"[^A-Za-z0-9.-]+", "-", name).strip("-.") or "trainer"
+    return re.sub(r"[^A-Za-z0-9-]+", "-", name).strip("-") or "trainer"
+
+
+def check_inputs(probe_id: str, branch: str) -> None:
+    """Refuse flags that would make init write a matrix or workflow that cannot load, before
+    anything is written (a written file would then be kept as "edited" on the next run)."""
+    if len(parse_probe_list(probe_id, "--probe")) != 1:
+        raise UsageError(f"--probe {probe_id!r}: name one probe")
+    if probe_id in BUILTIN_PROBES:
+        raise UsageError(
+            f"--probe {probe_id!r} is a built-in probe (every round compares with it); "
+            "choose another ID for your trainer"
+        )
+    if not re.fullmatch(BRANCH_PATTERN, branch):
+        raise UsageError(
+            f"--branch {branch!r} is not a branch name or pattern (letters, digits and "
+            "._/-*?+![] only)"
+        )
+
+
+def toml_key(key: str) -> str:
+    """``key`` as a TOML table-name part: bare when it can be, quoted when it has a dot."""
+    return key if re.fullmatch(r"[A-Za-z0-9_-]+", key) else f'"{key}"'
 
 
 def tested_pins() -> list[str]:
@@ -103,7 +133,7 @@ def tested_pins() -> list[str]:
 
 def with_extra(requirement: str) -> str:
     """The requirement with the ``mlx`` extra: ``mlx-parity==1.0`` → ``mlx-parity[mlx]==1.0``."""
-    match = re.match(r"^\s*(mlx-parity|mlx_parity)(\[[^\]]*\])?(.*)$", requirement)
+    match = _MLX_PARITY_REQUIREMENT.match(requirement)
     if match is None:
         raise UsageError(f"--mlx-parity {requirement!r} is not a requirement for mlx-parity")
     return f"{match.group(1)}[mlx]{match.group(3)}"
@@ -117,6 +147,7 @@ def render_files(
         "layout": layout,
         "plugin": plugin,
         "probe_id": probe_id,
+        "probe_key": toml_key(probe_id),
         "branch": branch,
         "mlx_parity": with_extra(requirement),
         "mlx_parity_plain": requirement,
@@ -157,6 +188,7 @@ def _run(args: argparse.Namespace) -> int:
     plugin = args.plugin.removeprefix(PLUGIN_PREFIX)
     lookup(PLUGIN_PREFIX + plugin)  # the plugin's name must have the right form
     probe_id = args.probe_id or probe_id_for(plugin)
+    check_inputs(probe_id, args.branch)
     packaged = any((root / name).is_file() for name in ("pyproject.toml", "setup.py"))
     layout = args.layout or ("trainer" if packaged else "parity")
     requirement = args.mlx_parity or f"mlx-parity=={metadata.version('mlx-parity')}"
