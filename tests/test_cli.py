@@ -127,3 +127,16 @@ def test_an_unrecognised_argument_is_refused_by_its_command(
     err = capsys.readouterr().err
     assert err.startswith(f"usage: {usage} ")
     assert f"\n{usage}: error: unrecognized arguments: {unrecognised}\n" in err
+
+
+def test_probe_help_lists_every_knob_with_its_values_and_default(capsys) -> None:
+    from mlx_parity.knobs import KNOB_NAMES
+
+    with pytest.raises(SystemExit):
+        main(["probe", "--help"])
+    out = capsys.readouterr().out
+    listed = re.findall(r"^  ([a-z_]+) +\S", out.split("knobs for --set", 1)[1], re.MULTILINE)
+    assert listed == list(KNOB_NAMES)
+    assert re.search(r"^  padding +mlx-lm\|multiple +mlx-lm +batch padding rule", out, re.M)
+    assert re.search(r"^  lr +number +0\.001$", out, re.M)
+    assert re.search(r"^  compile +true\|false +true +mx\.compile", out, re.M)

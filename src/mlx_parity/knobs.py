@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, Literal, get_args
+from typing import Any, Literal, get_args, get_origin
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -124,9 +124,11 @@ class Knobs(BaseModel):
     # None means "resolve it from max_grad_value / max_grad_norm under clip_semantics"; after
     # validation it always holds the effective policy.
     clip: str | None = Field(None, description="gradient clipping policy (e.g. a silent ±1.0)")
-    max_grad_value: float | None = None
-    max_grad_norm: float | None = None
-    clip_semantics: ClipSemantics = "explicit"
+    max_grad_value: float | None = Field(None, description="clip each gradient value to ±this")
+    max_grad_norm: float | None = Field(None, description="clip the gradients' global norm")
+    clip_semantics: ClipSemantics = Field(
+        "explicit", description="what unset max_grad_* mean (legacy: a silent ±1.0 value clip)"
+    )
     compile: bool = Field(True, description="mx.compile the step (never changes a loss)")
     num_layers: int = Field(16, ge=-1, description="how many layers get LoRA (-1: all)")
     # Seeding after LoRA init instead (with no dropout) trains exactly like not seeding.
@@ -167,7 +169,9 @@ class Knobs(BaseModel):
     lora_scale: float = 2.0
     lora_dropout: float = Field(0.0, ge=0.0, lt=1.0)
     # None: mlx-lm's default keys (every linear layer of a block: the 7 projections of gemma).
-    lora_keys: tuple[str, ...] | None = None
+    lora_keys: tuple[str, ...] | None = Field(
+        None, description="modules that get LoRA (none: every linear layer of a block)"
+    )
     optimizer: Literal["adam", "adamw"] = "adamw"
     lr: float = Field(1e-3, gt=0)
     weight_decay: float = Field(0.0, ge=0)
@@ -219,6 +223,44 @@ CLIP_ARGUMENTS = ("max_grad_value", "max_grad_norm", "clip_semantics")
 # opposed to the settings it is asked to use (steps, lr, batch size…), which a search for "what
 # does this trainer do" keeps fixed.
 BEHAVIOUR_KNOBS = KNOB_NAMES[: KNOB_NAMES.index("accum_norm") + 1]
+
+
+def knob_reference() -> str:
+    """Every knob, one line each: the values it takes, its default and what it changes (what
+    ``probe --help`` prints, and where the catalogs ``init`` writes send a reader)."""
+    defaults = Knobs().model_dump(mode="json")
+    rows = [
+        (name, _domain(name, field.annotation), _shown(defaults[name]), field.description or "")
+        for name, field in Knobs.model_fields.items()
+    ]
+    widths = [max(len(row[i]) for row in rows) for i in range(3)]
+    return "\n".join(
+        f"  {name:<{widths[0]}}  {domain:<{widths[1]}}  {default:<{widths[2]}}  {meaning}".rstrip()
+        for name, domain, default, meaning in rows
+    )
+
+
+def _domain(name: str, annotation: Any) -> str:
+    if name == "clip":
+        return "|".join(["none", *(f"{kind}:V" for kind in get_args(ClipKind)[1:])])
+    if get_origin(annotation) is Literal:
+        return "|".join(get_args(annotation))
+    optional = [arg for arg in get_args(annotation) if arg is not type(None)]
+    if optional and len(optional) < len(get_args(annotation)):
+        return _domain(name, optional[0]) + "|none"
+    if get_origin(annotation) is tuple:
+        return "a,b,…"
+    return {bool: "true|false", int: "integer", float: "number"}.get(annotation, "text")
+
+
+def _shown(default: Any) -> str:
+    return (
+        "none"
+        if default is None
+        else str(default).lower()
+        if isinstance(default, bool)
+        else str(default)
+    )
 
 
 def parse_assignment(text: str) -> tuple[str, str]:

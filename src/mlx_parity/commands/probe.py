@@ -7,20 +7,26 @@ from dataclasses import replace
 from pathlib import Path
 
 from ..errors import ExitCode, UsageError
-from ..knobs import apply, parse_assignment
+from ..knobs import apply, knob_reference, parse_assignment
 from ..matrix import local_round, resolve_round
 from . import add_matrix_option, output_directory, parse_seed_list
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    parser.epilog = (
+        "knobs for --set KNOB=VALUE (the defaults are mlx-lm's values and the smoke fixture's "
+        "settings;\na round's [settings] and a probe's knobs override them):\n" + knob_reference()
+    )
     parser.add_argument("--probe", required=True, help="probe ID (e.g. reference, core)")
     parser.add_argument("--seeds", required=True, help="comma-separated seeds, e.g. 1,7,42")
     parser.add_argument("--out", required=True, type=Path, help="directory for seed results")
     parser.add_argument(
         "--round",
         dest="round_id",
-        help="round whose probes, settings and fixture to use (default: the built-in probes "
-        "on the smoke fixture)",
+        help="round whose probes, settings and fixture to use (default: the built-in probes, "
+        "reference and core, on the smoke fixture at the knobs' defaults, 30 steps at lr 1e-3, "
+        "not matrix/defaults.toml's settings)",
     )
     add_matrix_option(parser)
     parser.add_argument(
