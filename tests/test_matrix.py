@@ -468,7 +468,7 @@ def test_several_problems_report_the_first_and_count_the_rest(tmp_path: Path) ->
     text = GOOD_ROUND + "\n[gates]\nx = 1\ny = 2\n"
     excinfo = refused_round(tmp_path, text)
     message = refusal(excinfo, "r.toml", "gates.x", line_containing(text, "x = 1"))
-    assert "and 1 more problem" in message
+    assert f"(also line {line_containing(text, 'y = 2')}, key 'gates.y': unknown key" in message
 
 
 @pytest.mark.parametrize("bad_id", ["../etc", "a;b", "$(x)", "", "-lead", "a" * 41, "a/b"])
@@ -491,6 +491,7 @@ def test_missing_round_file_lists_known_rounds(tmp_path: Path) -> None:
         load_round("nope", root)
     message = str(excinfo.value)
     assert excinfo.value.file.name == "nope.toml" and "nope.toml" in message
+    assert excinfo.value.key is None  # the file is missing, not a key in it
     assert "known rounds: r, s" in message and isinstance(excinfo.value, ParityError)
 
 

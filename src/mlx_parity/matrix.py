@@ -119,11 +119,20 @@ class TomlSource:
         nothing when there are none."""
         if not problems:
             return
-        first = min(problems, key=lambda p: self.index.line_of(p.path) or math.inf)
-        more = len(problems) - 1
-        reason = first.message + (f" (and {more} more problem(s))" if more else "")
+        first, *others = sorted(problems, key=lambda p: self.index.line_of(p.path) or math.inf)
+        # The rest are named too, briefly, so one edit can fix them all.
+        also = [f"{self._where(p)}{p.message}" for p in others[:3]]
+        if len(others) > 3:
+            also.append(f"{len(others) - 3} more")
+        reason = first.message + (f" (also {'; '.join(also)})" if also else "")
         key = format_key(first.path) if first.path else None
         raise MatrixError(self.file, reason, key, self.index.line_of(first.path))
+
+    def _where(self, problem: Problem) -> str:
+        line = self.index.line_of(problem.path)
+        key = f"key {format_key(problem.path)!r}" if problem.path else ""
+        place = ", ".join(part for part in (f"line {line}" if line else "", key) if part)
+        return f"{place}: " if place else ""
 
 
 def syntax_error(
@@ -483,7 +492,7 @@ def load_round(round_id: str, matrix_dir: Path) -> tuple[Round, Catalog]:
     file = matrix_dir / ROUNDS_DIR / f"{round_id}.toml"
     if not file.is_file():
         known = ", ".join(list_rounds(matrix_dir)) or "none"
-        raise MatrixError(file, f"no round {round_id!r} (known rounds: {known})", key="id")
+        raise MatrixError(file, f"no round {round_id!r} (known rounds: {known})")
     defaults = load_defaults(matrix_dir)
     source = TomlSource.read(file)
     catalog = load_catalog(matrix_dir)
