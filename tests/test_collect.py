@@ -666,7 +666,7 @@ def test_compare_identical_rounds(tmp_path, capsys):
     rows = compare_reports(load_report(bm), load_report(bo / "report.json"))
     floor = "≥ 47 points (≥ 7 of 15 seeds flipping one way)"  # exact p of 7 one way: 2/128
     assert [row.conclusion for row in rows] == [
-        f"{UNCHANGED} (these seeds could detect {floor} at best)"
+        f"{UNCHANGED}; these seeds could detect {floor} at best"
     ] * 3
     assert main(["compare", str(bm), str(bo)]) == 0
     assert f"{UNCHANGED}** for any of the 3 probes" in capsys.readouterr().out

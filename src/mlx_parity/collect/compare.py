@@ -160,6 +160,11 @@ class ProbeReport(BaseModel):
     is_baseline: bool
     # Knobs whose value differs from the baseline's (Knobs.differing_from).
     knobs: dict[str, Any]
+    # Every resolved knob the probe trained with: its lowest seed's recorded config (seeds that
+    # disagree with the round file are config-mismatch problems), the round file's when no seed
+    # was collected. What ``compare`` checks two rounds' training settings by; None in a report
+    # written before it was recorded.
+    config: dict[str, Any] | None = None
     # Settings a plugin declared its trainer cannot honour, with why (as its seeds recorded).
     unhonoured: dict[str, str] = Field(default_factory=dict)
     seeds: list[SeedComparison]
@@ -518,6 +523,7 @@ def build_report(round_: ResolvedRound, gathered: Gathered) -> RoundReport:
         probe = round_.probes[probe_id]
         results = gathered.results.get(probe_id, {})
         is_baseline = probe_id == baseline_id
+        config = recorded_config(probe, results)
         seeds = [
             compare_seed(
                 seed,
@@ -550,7 +556,8 @@ def build_report(round_: ResolvedRound, gathered: Gathered) -> RoundReport:
                 description=probe.probe.description,
                 expect=probe.expect,
                 is_baseline=is_baseline,
-                knobs=knob_differences(recorded_config(probe, results), baseline_config),
+                knobs=knob_differences(config, baseline_config),
+                config=config,
                 unhonoured=results[min(results)].unhonoured if results else {},
                 seeds=seeds,
                 pass_ci=wilson_interval(sum(1 for s in run if s.passed), len(run)),

@@ -3,34 +3,66 @@
 A and B are report JSON files written by ``collect --json``, directories holding a
 ``report.json``, or ``run:<ID>``. Per probe, side by side: pass rates, outcome verdicts against
 the baseline, trace verdicts, and a conclusion — "no change detected" with what these seeds
-could have detected at best, or every change named: a pass rate that changed by the paired
-test, a trace verdict that changed, a new or moved divergence step, a changed batch structure.
+could have detected at best, or every change named: the settings the probe trained under (its
+trainer and each knob, old → new; stated once when every probe shares the change), its losses
+on the seeds both rounds ran, a pass rate that changed by the paired test, a trace verdict
+that changed, a new or moved divergence step, a changed batch structure.
 
 The two rounds run the same seeds, so pass rates are compared seed by seed: the exact McNemar
 test on the seeds that flipped between A and B (seeds that errored or are missing in either
 round are left out), Holm-adjusted across the probes compared, at the reports' α. A p-value
-that merely crosses α between the rounds is not a change.
+that merely crosses α between the rounds is not a change. Losses are compared bit for bit on
+every seed that ran to the end in both rounds: one device reruns a round to the bit, so any
+difference means the training changed (or moved to another device, which is named).
 
-Exit status: 0 when no change is detected, 4 when something changed, 2 when a report cannot be
-read, 3 when a run's report cannot be fetched.
+Exit status: 0 when no change is detected; 4 when a probe changed, and a probe trained under
+other settings or giving other losses has changed even when its pass rate has not (the
+training is not what it was); 2 when a report cannot be read; 3 when a run's report cannot be
+fetched. Differences in how the rounds were judged (gate settings, seed lists, the baseline)
+are noted above the table but are no change by themselves, nor is a report too old to record
+its probes' settings (noted too: those settings could not be compared).
 """
 
 from __future__ import annotations
 
 import argparse
+import math
+import re
 import tempfile
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from ..collect.compare import ALPHA, ProbeReport, RoundReport
-from ..collect.markdown import DASH, escape_cell, pass_rate_text, table, trace_text
+from ..collect.markdown import (
+    DASH,
+    escape_cell,
+    knob_value_text,
+    pass_rate_text,
+    table,
+    trace_text,
+)
 from ..collect.report import parse_report
 from ..errors import ExitCode, UsageError
 from ..github.runs import fetch_run_artifacts, parse_run_source
+from ..knobs import CLIP_ARGUMENTS
 from ..names import REPORT_ARTIFACT, REPORT_JSON
-from ..stats import PairedOutcome, best_case_floor, holm_adjust, paired_outcome
+from ..stats import (
+    PairedOutcome,
+    best_case_floor,
+    exact_mcnemar_p,
+    holm_adjust,
+    minimal_detectable_discordance,
+    paired_outcome,
+)
+from ..traces import format_size
 
 UNCHANGED = "no change detected"
+# A row's settings change when every probe shares it: stated once, above the table.
+SETTINGS_ABOVE = "settings changed as noted above"
+# reST inline markup in a docstring (``code``, :mod:`target`): help text shows only its text.
+_MARKUP = re.compile(r"(?::[a-z]+:)?(`{1,2})([^`]+)\1")
 
 
 def load_report(source: str | Path) -> RoundReport:
@@ -73,7 +105,11 @@ class ProbeChange:
     b: ProbeReport | None
     paired: PairedOutcome | None = None
     pass_p_adjusted: float | None = None
-    floor: str = ""
+    # "no change detected" and what these seeds could have detected.
+    unchanged: str = UNCHANGED
+    # What the probe trained under differently in B, "lr 0.0003 → 0.0004" (settings_change).
+    settings: list[str] = field(default_factory=list)
+    # What its results did differently: losses, pass rate, traces, divergence, structure.
     changes: list[str] = field(default_factory=list)
 
     @property
@@ -81,10 +117,101 @@ class ProbeChange:
         return None if self.paired is None or self.paired.n == 0 else self.paired.mcnemar_p
 
     @property
+    def changed(self) -> bool:
+        """Other settings are a change by themselves: the training is not what it was."""
+        return bool(self.settings or self.changes)
+
+    @property
     def conclusion(self) -> str:
-        if self.changes:
-            return "; ".join(self.changes)
-        return f"{UNCHANGED} (these seeds could detect {self.floor} at best)"
+        return self.conclude(settings_noted=False)
+
+    def conclude(self, *, settings_noted: bool) -> str:
+        """The conclusion cell; ``settings_noted``: the settings change is every probe's, and
+        stated once above the table."""
+        parts = self.changes or [self.unchanged]
+        if self.settings:
+            noted = SETTINGS_ABOVE if settings_noted else f"settings: {', '.join(self.settings)}"
+            parts = [noted, *parts]
+        return "; ".join(parts)
+
+
+def unchanged_text(n_seeds: int, alpha: float) -> str:
+    """The conclusion of a probe with no change: what ``n_seeds`` paired seeds could have
+    detected at ``alpha`` (Holm's strictest threshold: see :func:`footer`)."""
+    if n_seeds == 0:
+        return f"{UNCHANGED}: no seed ran to the end in both rounds"
+    if minimal_detectable_discordance(n_seeds, alpha) is None:
+        flips = {1: "the one seed flipping", 2: "both seeds flipping the same way"}.get(
+            n_seeds, f"all {n_seeds} seeds flipping the same way"
+        )
+        best_p = exact_mcnemar_p(n_seeds, 0)
+        return (
+            f"{UNCHANGED}, nor could one be: {flips} would give p = {best_p:.3g}, and a change "
+            f"needs p below {format_size(alpha)}"
+        )
+    return f"{UNCHANGED}; these seeds could detect {best_case_floor(n_seeds, alpha)} at best"
+
+
+def setting_changes(
+    old: Mapping[str, Any], new: Mapping[str, Any], skip: Iterable[str] = ()
+) -> list[str]:
+    """``cf_loss_max 1.5 → 2`` for each key whose value differs (A's keys first), none other."""
+    skipped = set(skip)
+    keys = [k for k in (*old, *(k for k in new if k not in old)) if k not in skipped]
+    return [
+        f"{k} {_setting_text(old, k)} → {_setting_text(new, k)}"
+        for k in keys
+        if k not in old or k not in new or old[k] != new[k]
+    ]
+
+
+def _setting_text(settings: Mapping[str, Any], key: str) -> str:
+    # A key one report lacks: a setting added or removed between the versions that wrote them.
+    return knob_value_text(settings[key]) if key in settings else "(absent)"
+
+
+def settings_change(a: ProbeReport, b: ProbeReport) -> list[str]:
+    """The trainer and each knob whose value B's probe trained under differs from A's; the knobs
+    only when both reports record them (``config``, absent from older reports). Clip arguments are
+    compared by the policy they resolve to, ``clip``, as ``knobs`` compares them."""
+    changes = [f"trainer {a.trainer} → {b.trainer}"] if a.trainer != b.trainer else []
+    if a.config is None or b.config is None:
+        return changes
+    return changes + setting_changes(a.config, b.config, skip=CLIP_ARGUMENTS)
+
+
+def loss_change(a: ProbeReport, b: ProbeReport) -> str | None:
+    """``losses differ on 2/2 seeds (from step 1, |Δloss| up to 0.34)``: each seed that ran to
+    the end in both rounds, its loss trace in A against B's, bit for bit."""
+    in_b = {s.seed: s for s in b.judged_seeds()}
+    pairs = [(s, in_b[s.seed]) for s in a.judged_seeds() if s.seed in in_b]
+    differing = [(x, y) for x, y in pairs if not _same_losses(x.losses, y.losses)]
+    if not differing:
+        return None
+    first = min(_first_difference(x.losses, y.losses) for x, y in differing)
+    sizes = [abs(p - q) for x, y in differing for p, q in zip(x.losses, y.losses, strict=False)]
+    largest = max((size for size in sizes if math.isfinite(size)), default=None)
+    text = f"losses differ on {len(differing)}/{len(pairs)} seeds (from step {first}"
+    # None or 0: the traces differ only in length or in where a loss is not finite.
+    text += f", |Δloss| up to {format_size(largest)})" if largest else ")"
+    moved = sorted({f"{x.device} → {y.device}" for x, y in differing if x.device != y.device})
+    return text + (f", trained on other devices: {', '.join(moved)}" if moved else "")
+
+
+def _same_loss(x: float, y: float) -> bool:
+    # A NaN loss in both rounds is the same result.
+    return x == y or (math.isnan(x) and math.isnan(y))
+
+
+def _same_losses(x: list[float], y: list[float]) -> bool:
+    return len(x) == len(y) and all(map(_same_loss, x, y))
+
+
+def _first_difference(x: list[float], y: list[float]) -> int:
+    """The first step whose loss differs (past the shorter trace when one extends the other)."""
+    steps = enumerate(zip(x, y, strict=False), 1)
+    past_shorter = min(len(x), len(y)) + 1
+    return next((i for i, (p, q) in steps if not _same_loss(p, q)), past_shorter)
 
 
 def paired_change(a: ProbeReport, b: ProbeReport) -> PairedOutcome:
@@ -126,6 +253,9 @@ def describe_changes(
         )
     if a.seeds_run() != b.seeds_run():
         changes.append(f"seeds run to the end {a.seeds_run()} → {b.seeds_run()}")
+    losses = loss_change(a, b)
+    if losses is not None:
+        changes.append(losses)
     if trace_text(a) != trace_text(b):
         changes.append(f"trace {trace_text(a)} → {trace_text(b)}")
     firsts = (_divergence_change(a, b), _structure_change(a, b))
@@ -142,7 +272,7 @@ def compare_reports(a: RoundReport, b: RoundReport) -> list[ProbeChange]:
         row.paired = None if row.a is None or row.b is None else paired_change(row.a, row.b)
     raw = {row.probe: row.pass_p for row in rows if row.pass_p is not None}
     adjusted = holm_adjust(raw)
-    family_alpha = ALPHA / max(len(raw), 1)
+    family_alpha = strictest_alpha(rows)
     for row in rows:
         if row.a is None:
             row.changes.append(f"only in {b.round_id}")
@@ -151,12 +281,33 @@ def compare_reports(a: RoundReport, b: RoundReport) -> list[ProbeChange]:
         else:
             assert row.paired is not None
             row.pass_p_adjusted = adjusted.get(row.probe)
-            row.floor = best_case_floor(row.paired.n, family_alpha)
+            row.unchanged = unchanged_text(row.paired.n, family_alpha)
+            row.settings = settings_change(row.a, row.b)
             row.changes = describe_changes(row.a, row.b, row.paired, row.pass_p_adjusted)
     return rows
 
 
-def round_notes(a: RoundReport, b: RoundReport) -> list[str]:
+def tested(rows: list[ProbeChange]) -> int:
+    """How many probes the paired test compares (both rounds ran some seed of them): Holm's m."""
+    return sum(1 for row in rows if row.pass_p is not None)
+
+
+def strictest_alpha(rows: list[ProbeChange]) -> float:
+    """Holm's threshold for the smallest of m p-values, α/m: a raw p below it is a change
+    whatever the other probes do (the next is held to α/(m−1), and so on up to α)."""
+    return ALPHA / max(tested(rows), 1)
+
+
+def shared_settings(rows: list[ProbeChange]) -> list[str]:
+    """The settings change every probe in both rounds shares (one probe is no pattern): said
+    once for the round rather than on every row; empty when there is none."""
+    both = [row for row in rows if row.a is not None and row.b is not None]
+    if len(both) < 2 or any(row.settings != both[0].settings for row in both):
+        return []
+    return both[0].settings
+
+
+def round_notes(a: RoundReport, b: RoundReport, rows: list[ProbeChange]) -> list[str]:
     """Differences in how the rounds were set up, which qualify every row."""
     notes = []
     if a.baseline != b.baseline:
@@ -164,14 +315,38 @@ def round_notes(a: RoundReport, b: RoundReport) -> list[str]:
     if a.seeds != b.seeds:
         notes.append(f"seed lists differ: {len(a.seeds)} → {len(b.seeds)} seeds")
     if a.gate_settings != b.gate_settings:
-        notes.append(f"gate settings differ: {a.gate_settings} → {b.gate_settings}")
+        changed = setting_changes(a.gate_settings, b.gate_settings)
+        notes.append(f"gate settings differ: {', '.join(changed)}")
+    shared = shared_settings(rows)
+    if shared:
+        notes.append(f"every probe trained under other settings: {', '.join(shared)}")
+    unrecorded = [
+        name
+        for name, report in zip(round_names(a, b), (a, b), strict=True)
+        if any(probe.config is None for probe in report.probes)
+    ]
+    if unrecorded:
+        which = (
+            "neither report records"
+            if len(unrecorded) == 2
+            else f"{unrecorded[0]}'s report does not record"
+        )
+        notes.append(
+            f"training settings could not be compared: {which} them (written before reports "
+            "did; only the trainers were compared)"
+        )
     return notes
 
 
+def round_names(a: RoundReport, b: RoundReport) -> tuple[str, str]:
+    """What the comparison calls each round: its ID, with (A) and (B) when both share one."""
+    if a.round_id == b.round_id:
+        return f"{a.round_id} (A)", f"{b.round_id} (B)"
+    return a.round_id, b.round_id
+
+
 def render_comparison(a: RoundReport, b: RoundReport, rows: list[ProbeChange]) -> str:
-    name_a, name_b = a.round_id, b.round_id
-    if name_a == name_b:
-        name_a, name_b = f"{name_a} (A)", f"{name_b} (B)"
+    name_a, name_b = round_names(a, b)
     headers = ("probe", f"pass {name_a}", f"pass {name_b}", "McNemar p (Holm)")
     headers += (f"outcome {name_a}", f"outcome {name_b}", f"trace {name_a}", f"trace {name_b}")
     headers += ("conclusion",)
@@ -181,6 +356,7 @@ def render_comparison(a: RoundReport, b: RoundReport, rows: list[ProbeChange]) -
             return DASH, DASH, DASH
         return pass_rate_text(probe), probe.verdict or DASH, trace_text(probe)
 
+    settings_noted = bool(shared_settings(rows))
     body = []
     for row in rows:
         pass_a, verdict_a, trace_a = cells(row.a)
@@ -191,28 +367,55 @@ def render_comparison(a: RoundReport, b: RoundReport, rows: list[ProbeChange]) -
             else f"{row.pass_p:.3g} ({row.pass_p_adjusted:.3g})"
         )
         side_by_side = [pass_a, pass_b, p_text, verdict_a, verdict_b, trace_a, trace_b]
-        body.append([f"`{row.probe}`", *side_by_side, escape_cell(row.conclusion)])
-    changed = sum(1 for row in rows if row.changes)
+        conclusion = row.conclude(settings_noted=settings_noted)
+        body.append([f"`{row.probe}`", *side_by_side, escape_cell(conclusion)])
+    changed = sum(1 for row in rows if row.changed)
     verdict_line = (
         f"**{name_a} → {name_b}: {UNCHANGED}** for any of the {len(rows)} probes."
         if not changed
         else f"**{name_a} → {name_b}: {changed} of {len(rows)} probes changed.**"
     )
     lines = [f"## mlx-parity · round {name_a} → {name_b}", "", verdict_line, ""]
-    notes = round_notes(a, b)
+    notes = round_notes(a, b, rows)
     if notes:
         lines += [*(f"- ⚠️ {escape_cell(note)}" for note in notes), ""]
     lines += [*table(headers, body), ""]
-    lines.append(
-        "Pass rates: seed by seed, the exact McNemar test on the seeds that flipped between the "
-        f"rounds, Holm across {len(rows)} probes, α = {ALPHA:g}. Detectability in {name_b}: "
-        f"{b.detectability}."
-    )
+    lines.append(footer(rows))
     return "\n".join(lines) + "\n"
 
 
+def footer(rows: list[ProbeChange]) -> str:
+    """How the rows were decided, and why the threshold they state is α/m rather than α."""
+    m = tested(rows)
+    if m < 2:
+        holm = f"a pass rate changed when p is below α = {ALPHA:g}."
+    else:
+        rest = (
+            f"the other below {ALPHA:g}"
+            if m == 2
+            else f"the next below {ALPHA:g}/{m - 1} and so on up to {ALPHA:g} for the largest"
+        )
+        holm = (
+            f"the p in brackets is Holm-adjusted across the {m} probes tested, and a pass rate "
+            f"changed when it is below α = {ALPHA:g}. In raw p, Holm asks the smallest of the "
+            f"{m} to be below {ALPHA:g}/{m} = {format_size(strictest_alpha(rows))}, {rest} "
+            "(each only once those before it were); what each row says these seeds could "
+            "detect is stated at the first, the one threshold that holds whatever the other "
+            "probes do."
+        )
+    return (
+        "Pass rates: seed by seed, the exact McNemar test on the seeds that flipped between the "
+        f"rounds; {holm} Losses: every seed both rounds ran to the end, bit for bit."
+    )
+
+
+def plain_text(doc: str) -> str:
+    """A docstring as help text: reST inline markup (``code``, :mod:`x`) reduced to its text."""
+    return _MARKUP.sub(r"\2", doc)
+
+
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.description = __doc__
+    parser.description = plain_text(__doc__ or "")
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.add_argument("a", metavar="A", help="earlier report: JSON file, folder or run:<ID>")
     parser.add_argument("b", metavar="B", help="later report: JSON file, folder or run:<ID>")
@@ -223,4 +426,4 @@ def _run(args: argparse.Namespace) -> int:
     a, b = load_report(args.a), load_report(args.b)
     rows = compare_reports(a, b)
     print(render_comparison(a, b, rows), end="")
-    return ExitCode.DIFFERENCE if any(row.changes for row in rows) else ExitCode.OK
+    return ExitCode.DIFFERENCE if any(row.changed for row in rows) else ExitCode.OK
