@@ -37,6 +37,7 @@ from mlx_parity.collect.markdown import (
     render_markdown,
 )
 from mlx_parity.collect.report import build_statuses, parse_report, report_json
+from mlx_parity.collect.terminal import render_terminal
 from mlx_parity.commands.collect import ReportOutputs, collect_and_report, collect_round
 from mlx_parity.commands.compare import UNCHANGED, compare_reports, load_report
 from mlx_parity.errors import UsageError
@@ -115,12 +116,13 @@ def test_divergence_reported_with_step_and_size(tmp_path):
     clip = report.probe("clip")
     seed = clip.seeds[0]
     assert seed.trace == "diverges"
-    assert seed.trace_detail == "diverges at step 7 by 0.0123"
+    # The verdict names the signal that parted, as it does a gradient norm or a batch shape.
+    assert seed.trace_detail == "diverges at step 7: loss by 0.0123"
     assert seed.divergence_step == 7
     assert seed.divergence_size == pytest.approx(0.0123, rel=1e-6)
     assert clip.trace_counts() == {"diverges": 1, "identical": 1}
     markdown = render_markdown(report)
-    assert "step 7 by 0.0123 (seed 1)" in markdown
+    assert "step 7: loss by 0.0123 (seed 1)" in markdown
     assert "diverges 1/2, identical 1/2" in markdown
 
 
@@ -137,7 +139,7 @@ def test_close_within_tolerance_and_diverges_without(tmp_path):
 
     strict = make_round(probes=("reference", "near"), seeds=(1,), trace_tolerance=0.0)
     report = collect(tmp_path, strict)
-    assert report.probe("near").seeds[0].trace_detail.startswith("diverges at step 1 by")
+    assert report.probe("near").seeds[0].trace_detail.startswith("diverges at step 1: loss by")
     assert not report.passed
     assert [g.name for g in report.failed_gates()] == ["parity"]
 
@@ -784,7 +786,11 @@ def test_seeds_show_their_device_and_cross_device_comparisons_are_flagged(tmp_pa
     assert "not a bitwise comparison" in core.seeds[1].trace_detail
     markdown = render_markdown(report)
     assert "**Devices:** `cpu (Apple M2)`, `gpu`" in markdown
-    assert "⚠️ 1 seed comparison(s) cross devices (core seed 7)" in markdown
+    warning = "1 seed comparison across devices (core seed 7)"
+    assert f"⚠️ {warning}" in markdown
+    # The HTML page's header says the same as the Markdown's.
+    page = render_html(report)
+    assert "<b>Devices:</b> cpu (Apple M2), gpu" in page and warning in page
 
 
 def test_compare_pairs_seeds_across_rounds(tmp_path):
@@ -833,7 +839,7 @@ def test_errored_seeds_are_counted_and_gated_but_not_paired(tmp_path):
     assert core.outcome.n == 2 and core.outcome.passes_lost == 0  # not paired as a failure
     assert "2/2 = 100%" in render_markdown(report) and "1 errored" in render_markdown(report)
     (errors,) = [g for g in report.gates_for("core") if g.name == "errors"]
-    assert errors.passed and "1 seed(s) ended in error" in errors.detail
+    assert errors.passed and "1 seed ended in error" in errors.detail
 
 
 def test_a_probe_whose_every_seed_errored_is_marked_errored(tmp_path):
@@ -930,7 +936,7 @@ def test_a_gradient_norm_near_one_keeps_the_digits_that_show_it_differs(tmp_path
     full_round(tmp_path, round_, {("core", 1): near})
     core = collect(tmp_path, round_).probe("core")
     assert core.gradient_scale() is None  # within 1% of 1: not a constant scale
-    assert divergence_text(core) == "step 1 gradient norm 0.999714× (seed 1)"
+    assert divergence_text(core) == "step 1: gradient norm 0.999714× (seed 1)"
 
 
 def test_a_constant_gradient_scale_is_named_from_the_gradient_norm(tmp_path):
@@ -946,5 +952,26 @@ def test_a_constant_gradient_scale_is_named_from_the_gradient_norm(tmp_path):
         "(losses identical over 30 steps)"
     )
     markdown = render_markdown(report)
-    assert "gradient norm 0.50× the baseline's at the first update" in markdown
-    assert "step 1 gradient norm 0.5× (seed 1)" in markdown  # the first divergence column
+    # One formatter for a ratio (format_ratio): "0.5×" in every column, never "0.50×" beside it.
+    assert "gradient norm 0.5× the baseline's at the first update" in markdown
+    assert "step 1: gradient norm 0.5× (seed 1)" in markdown  # the first divergence column
+    assert "same; gradient norm 0.5× at the first update" in markdown  # the structure column
+
+
+def test_the_terminal_report_aligns_and_fits_the_terminal(tmp_path):
+    round_ = make_round(probes=("reference", "core", "mask"))
+    full_round(tmp_path, round_)
+    write(tmp_path, *(make_result("mask", s, ntoks=90) for s in round_.seeds))
+    report = collect(tmp_path, round_)
+    wide = render_terminal(report, tmp_path).splitlines()
+    header = next(i for i, line in enumerate(wide) if line.startswith("probe "))
+    table = wide[header : header + 6]
+    # Every row's columns start where the header's do.
+    starts = [table[0].index(name) for name in ("expects", "trace", "pass rate")]
+    for row in (table[2], table[3], table[4]):
+        assert [row[s - 2 : s] for s in starts] == ["  "] * 3 and row[starts[0]] != " "
+    assert table[5].startswith("    first divergence: structural divergence at step 1: 90 vs 96")
+    narrow = render_terminal(report, tmp_path, width=60).splitlines()
+    assert all(len(line) <= 60 for line in narrow[1:-1])  # the title and the paths may wrap
+    assert any(line.endswith("…") for line in narrow)
+    assert narrow[-1] == f"reports: {tmp_path / 'report.md'}, report.html, report.json"

@@ -10,6 +10,7 @@ gate fails, 2 when the input is unusable (an unknown round, no such directory, n
 from __future__ import annotations
 
 import argparse
+import shutil
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +21,7 @@ from ..collect.gather import gather, gc_paused
 from ..collect.html import render_html
 from ..collect.markdown import SUMMARY_LIMIT, fit_summary, render_markdown
 from ..collect.report import report_json
+from ..collect.terminal import render_terminal
 from ..errors import ExitCode, UsageError
 from ..github.env import append_github_file, read_github_context
 from ..matrix import ResolvedRound, resolve_round
@@ -78,10 +80,12 @@ def collect_and_report(
     *,
     quiet: bool = False,
     outputs: ReportOutputs | None = None,
+    for_terminal: bool = False,
 ) -> int:
     """Collect, write the reports, print the Markdown, fill the job summary; the exit status.
 
-    ``outputs`` None (the local round runner) writes the three reports beside the artifacts.
+    ``outputs`` None (the local round runner) writes the three reports beside the artifacts;
+    ``for_terminal`` prints the report's terminal form instead of the Markdown.
     """
     context = read_github_context()
     attempt = context.run_attempt if context.run_id is not None else None
@@ -96,7 +100,11 @@ def collect_and_report(
         write_atomic(outputs.html, render_html(report))
     if context.step_summary is not None:
         append_step_summary(context.step_summary, markdown)
-    if not quiet:
+    if not quiet and for_terminal:
+        # As wide as the terminal; piped, as wide as the rows need.
+        width = shutil.get_terminal_size().columns if sys.stdout.isatty() else None
+        print(render_terminal(report, Path(directory), width))
+    elif not quiet:
         print(markdown)
     return ExitCode.OK if report.passed else ExitCode.GATE_FAILED
 

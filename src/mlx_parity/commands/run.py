@@ -21,8 +21,18 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--round", required=True, dest="round_id", metavar="ROUND_ID", help="round ID"
     )
     parser.add_argument("--out", type=Path, help="artifact directory (default out/<round>)")
-    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="worker processes")
-    parser.add_argument("--resume", action="store_true", help="skip seeds already finished")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=os.cpu_count() or 1,
+        help="worker processes (default: the number of CPUs, os.cpu_count())",
+    )
+    parser.add_argument(
+        "--resume",
+        action="store_true",
+        help="skip seeds already finished with the trainer and settings the round file gives "
+        "today; a seed recorded otherwise, or ended in an error, is retrained",
+    )
     add_matrix_option(parser)
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.set_defaults(handler=_run)
@@ -145,4 +155,4 @@ def _run(args: argparse.Namespace) -> int:
 
     from .collect import collect_and_report
 
-    return collect_and_report(out_dir, rnd, quiet=False)
+    return collect_and_report(out_dir, rnd, for_terminal=True)

@@ -1,0 +1,75 @@
+"""A round report as a terminal shows it: one aligned table, a probe a row, then the gates that
+failed, the problems and where the full reports are. ``run`` prints this; the Markdown, whose
+tables are wider than a terminal and whose per-seed detail and chart are for GitHub, goes to
+``report.md`` and the job summary."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from ..names import REPORT_HTML, REPORT_JSON, REPORT_MARKDOWN
+from .compare import ProbeReport, RoundReport
+from .markdown import DASH, divergence_text, knobs_text, pass_rate_text, trace_text
+
+HEADERS = ("probe", "knobs vs baseline", "expects", "trace", "pass rate (95% CI)")
+# The knobs column, the one free-text column, is cut (ending in "…") to fit the terminal.
+KNOBS = 1
+NARROWEST = 12
+# Problems named one by one before the rest are only counted.
+NAMED_PROBLEMS = 5
+
+
+def probe_row(probe: ProbeReport) -> list[str]:
+    expects = "(baseline)" if probe.is_baseline else probe.expect
+    return [probe.id, knobs_text(probe), expects, trace_text(probe), pass_rate_text(probe)]
+
+
+def _fit(text: str, width: int | None) -> str:
+    return text if width is None or len(text) <= width else text[: width - 1] + "…"
+
+
+def probe_table(report: RoundReport, width: int | None) -> list[str]:
+    """Columns padded to their widest cell (the knobs column cut to fit ``width``), and under
+    a probe that diverged, where it first did: the longest text, so it gets a line of its own."""
+    rows = [probe_row(p) for p in report.probes]
+    widths = [max(len(row[i]) for row in [list(HEADERS), *rows]) for i in range(len(HEADERS))]
+    if width is not None:
+        overflow = sum(widths) + 2 * (len(widths) - 1) - width
+        widths[KNOBS] = max(NARROWEST, widths[KNOBS] - max(overflow, 0))
+
+    def line(cells: Sequence[str]) -> str:
+        padded = (f"{_fit(c, w):<{w}}" for c, w in zip(cells, widths, strict=True))
+        return _fit("  ".join(padded).rstrip(), width)
+
+    lines = [line(HEADERS), line(["-" * w for w in widths])]
+    for probe, row in zip(report.probes, rows, strict=True):
+        lines.append(line(row))
+        if (divergence := divergence_text(probe)) != DASH:
+            lines.append(_fit(f"    first divergence: {divergence}", width))
+    return lines
+
+
+def render_terminal(report: RoundReport, reports: Path, width: int | None = None) -> str:
+    """The report for a terminal ``width`` columns wide (None: as wide as the rows need)."""
+    held = sum(g.passed for g in report.gates)
+    lines = [
+        f"round {report.round_id}: {'passed' if report.passed else 'FAILED'} · "
+        f"{len(report.probes)} probes × {len(report.seeds)} seeds · baseline {report.baseline} · "
+        f"traces compared {report.allowance}",
+        "",
+        *probe_table(report, width),
+        "",
+        f"gates: {held} of {len(report.gates)} hold",
+        *(_fit(f"  failed: {g.title}: {g.detail}", width) for g in report.failed_gates()),
+    ]
+    if report.problems:
+        lines.append(f"problems: {len(report.problems)}")
+        lines += [
+            _fit(f"  {p.kind} {p.subject}: {p.detail}", width)
+            for p in report.problems[:NAMED_PROBLEMS]
+        ]
+        if len(report.problems) > NAMED_PROBLEMS:
+            lines.append(f"  … {len(report.problems) - NAMED_PROBLEMS} more in the reports")
+    lines.append(f"reports: {reports / REPORT_MARKDOWN}, {REPORT_HTML}, {REPORT_JSON}")
+    return "\n".join(lines)
