@@ -94,7 +94,7 @@ def main() -> None:
     print(f"macOS per-seed time: {seconds_per_seed:.2f} s, {source}")
     print(
         f"per-job setup: {args.setup_seconds:g} s (assumed: runner start, checkout, Python, "
-        "pip install, cache restore, model load, upload)"
+        "uv install of the pinned set, cache restore, model load, upload)"
     )
     print()
 

@@ -1,7 +1,7 @@
 """Candidate trainers for the detection suite, written the way a user writes their own MLX loop.
 
-One manual LoRA loop in the style of the motivating thread's probe 31 (mlx-lm's recipe spelled
-out by hand: seed, freeze, ``linear_to_lora_layers``, TextDataset tokenization, mlx-lm's batch
+One manual LoRA loop that spells mlx-lm's recipe out by hand (seed, freeze,
+``linear_to_lora_layers``, TextDataset tokenization, mlx-lm's batch
 order and padding, ``default_loss``, a compiled step with gradient accumulation, AdamW), built
 from a :class:`Pieces` record. ``train_mlx_lm`` uses mlx-lm's piece everywhere; every other
 candidate swaps exactly one piece for a defect a real trainer shipped or could ship. All but

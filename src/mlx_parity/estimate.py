@@ -9,7 +9,7 @@ Two layouts are compared for the same seeds:
 Assumptions, all of them inputs rather than facts baked in:
 
 - ``setup_seconds`` is everything a job spends before its first seed and after its last one:
-  runner start, checkout, setup-python, ``pip install`` of the pinned set, cache restore and save,
+  runner start, checkout, setup-python, the uv install of the pinned set, cache restore and save,
   model load, artifact upload. 150 s is a typical hosted-macOS figure for that list; it is the
   same in both layouts, which is exactly the cost the per-cell layout stops repeating.
 - ``seconds_per_seed`` is one seed's training plus evaluation on the runner. It is not measured

@@ -1,4 +1,4 @@
-"""The reference trainer: mlx-lm's own training code, run the way the motivating probe 31 ran it.
+"""The reference trainer: mlx-lm's own training code, called the way mlx-lm's LoRA recipe calls it.
 
 ``mlx_lm.load`` → ``mx.random.seed`` after load → ``linear_to_lora_layers`` → mlx-lm's
 ``TextDataset``/``CacheDataset`` → ``mlx_lm.tuner.trainer.train`` with ``default_loss`` and

@@ -1,5 +1,6 @@
-"""The round report as Markdown: the probe table users know from the motivating PR thread,
-then gates, problems, detectability, and a per-seed table collapsed in ``<details>``.
+"""The round report as Markdown: one row per probe (knobs, pass rate, agreement with the
+baseline, McNemar, trace verdict, first divergence), then gates, problems, detectability, and a
+per-seed table collapsed in ``<details>``.
 
 Cells are padded so the raw text reads as a table too (job logs show it unrendered). The
 per-seed table is fenced by HTML comments so :func:`fit_summary` can shorten it first when the

@@ -26,7 +26,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--write-round",
         metavar="ROUND_ID",
-        help="write matrix/rounds/ROUND_ID.toml, a round confirming the result on the matrix",
+        help="write a round confirming the result as rounds/ROUND_ID.toml in the matrix in "
+        "use (--matrix, or the one found as described there)",
     )
     parser.add_argument("--quiet", action="store_true", help="no progress lines")
     parser.set_defaults(handler=_run)

@@ -1,4 +1,5 @@
-"""``mlx-parity compare A B``: what changed between two rounds' reports ("Round BM → BO").
+"""``mlx-parity compare A B``: what changed between two rounds' reports (a round, then the same
+round after a fix).
 
 A and B are report JSON files written by ``collect --json``, directories holding a
 ``report.json``, or ``run:<ID>``. Per probe, side by side: pass rates, outcome verdicts against

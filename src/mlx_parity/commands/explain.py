@@ -33,7 +33,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "source", help="directory of a candidate's seed results, or run:<ID> of a workflow run"
     )
-    parser.add_argument("--probe", help="which probe's results (when DIR holds several)")
+    parser.add_argument("--probe", help="which probe's results (when source holds several)")
     parser.add_argument(
         "--seeds",
         default="",

@@ -173,7 +173,7 @@ def summary_markdown(
         "",
         f"Assumed: {format_duration(seconds_per_seed)} per seed and "
         f"{format_duration(setup_seconds)} of setup per job (runner start, checkout, Python, "
-        "pip install of the pinned set, cache restore, model load, upload); GitHub bills each "
+        "uv install of the pinned set, cache restore, model load, upload); GitHub bills each "
         "job rounded up to a whole minute; queue time not included. Override with "
         "`--seconds-per-seed` and `--setup-seconds`.",
         "",

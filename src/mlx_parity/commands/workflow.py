@@ -23,9 +23,19 @@ from . import add_matrix_option
 
 def configure(parser: argparse.ArgumentParser) -> None:
     actions = parser.add_subparsers(dest="workflow_action", required=True, metavar="ACTION")
-    generate = actions.add_parser("generate", help="write the workflow file")
+    generate = actions.add_parser(
+        "generate",
+        help="write the workflow file",
+        description="Write the workflow from mlx-parity's defaults and the matrix's "
+        "workflow.toml, at the settings' path under the repository root: the directory holding "
+        "the matrix, from any subdirectory (the working directory when no matrix/ is found).",
+    )
     check = actions.add_parser(
-        "check", help=f"exit {ExitCode.DIFFERENCE:d} with a diff when the file has drifted"
+        "check",
+        help=f"exit {ExitCode.DIFFERENCE:d} with a diff when the file has drifted",
+        description="Compare the workflow file with what `generate` would write: exit 0 when "
+        f"they are the same, {ExitCode.DIFFERENCE:d} with a diff when the file has drifted (edit "
+        "matrix/workflow.toml and regenerate, not the file).",
     )
     for action, handler in ((generate, _generate), (check, _check)):
         action.add_argument(
