@@ -5,9 +5,11 @@ Order convention under test: every "x vs y" in a report is probe first, baseline
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import os
+import re
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -26,6 +28,7 @@ from helpers import (
 )
 from mlx_parity.artifact import SeedResult, artifact_name, save
 from mlx_parity.cli import main
+from mlx_parity.collect import html as html_report
 from mlx_parity.collect.compare import RoundReport
 from mlx_parity.collect.gather import gather
 from mlx_parity.collect.html import render_html
@@ -602,6 +605,162 @@ def test_html_caps_plots_on_large_rounds(tmp_path):
     assert "Showing 30 of 40 seeds" in section
     # The diverging seed is plotted even though it is last in round order.
     assert "seed 39: diverges at step 4" in section
+
+
+def seed_plot(page: str, probe: str, seed: int) -> str:
+    """The loss plot of one seed of ``probe`` on the HTML page."""
+    section = page[page.index(f'id="probe-{probe}"') :]
+    caption = section.index(f"<figcaption>seed {seed}:")
+    return section[section.rindex("<svg", 0, caption) : caption]
+
+
+def marker_x(plot: str, css: str) -> list[float]:
+    return [float(x) for x in re.findall(rf'<line class="{css}" x1="([\d.]+)"', plot)]
+
+
+def test_the_loss_divergence_marker_marks_only_where_the_losses_part(tmp_path):
+    """A batch shape or a gradient norm can part while every loss stays bitwise equal: the red
+    marker (legend: "first loss divergence") is drawn only where the losses themselves part."""
+    round_ = make_round(probes=("reference", "pad", "clip"), seeds=(1, 7))
+    later = trace(7)
+    later[4] += 0.25
+    full_round(
+        tmp_path,
+        round_,
+        {
+            ("pad", 1): make_result("pad", 1, shape=(6, 32)),  # losses identical
+            ("pad", 7): make_result("pad", 7, shape=(6, 32), losses=later),  # loss parts at 5
+            ("clip", 1): make_result("clip", 1, grad_norm=0.75),  # losses identical
+        },
+    )
+    report = collect(tmp_path, round_)
+    assert [s.divergence_signal for s in report.probe("pad").seeds] == ["structure"] * 2
+    page = render_html(report)
+    assert "first loss divergence" in page  # the legend's meaning, which the markers keep
+
+    left, width = html_report.LEFT, html_report.WIDTH - html_report.LEFT - html_report.RIGHT
+
+    def x(step: int) -> float:  # the plots' own step scale, 30 steps
+        return round(left + width * (step - 1) / 29, 1)
+
+    identical_losses = seed_plot(page, "pad", 1)
+    assert marker_x(identical_losses, "structural") == [x(1)]
+    assert marker_x(identical_losses, "diverge") == []
+    # Structure parts first, the losses at step 5: each marker at its own step.
+    both = seed_plot(page, "pad", 7)
+    assert marker_x(both, "structural") == [x(1)] and marker_x(both, "diverge") == [x(5)]
+    # Each step's label is in its marker's colour.
+    labels = re.findall(r'<text class="mark-([\w-]+)"[^>]*>(\d+)</text>', both)
+    assert labels == [("structural", "1"), ("diverge", "5")]
+    assert marker_x(seed_plot(page, "clip", 1), "diverge") == []  # a gradient norm is not a loss
+    assert marker_x(seed_plot(page, "clip", 7), "diverge") == []  # identical
+
+
+def text_boxes(svg: str) -> list[tuple[str, float, float, float]]:
+    """(text, left, right, baseline y) of every unrotated label, its width estimated at
+    CHAR_W a character."""
+    boxes = []
+    pattern = (
+        r'<text(?: class="[\w-]+")? x="([-\d.]+)" y="([-\d.]+)"'
+        r'(?: text-anchor="(\w+)")?>([^<]*)</text>'
+    )
+    for x, y, anchor, text in re.findall(pattern, svg):
+        width = len(text) * html_report.CHAR_W
+        left = float(x) - {"end": width, "middle": width / 2}.get(anchor, 0.0)
+        boxes.append((text, left, left + width, float(y)))
+    return boxes
+
+
+@pytest.mark.parametrize(
+    ("steps", "structural", "loss"),
+    [(12, 1, 1), (12, 1, 2), (1000, 1, 2), (1000, 999, 1000), (30, 14, 15)],
+)
+def test_marker_labels_stay_clear_of_the_axis_labels_and_each_other(steps, structural, loss):
+    # At step 1 a label centred on its marker sat on the y axis beside its top value ("9.481").
+    baseline = trace(1, steps)
+    probe = [value * 1.01 for value in baseline]
+    svg = html_report.loss_plot("t", baseline, probe, loss, structural)
+    boxes = text_boxes(svg)
+    labels = [b for b in boxes if b[3] == html_report.TOP - 1]
+    assert sorted(int(b[0]) for b in labels) == sorted({structural, loss})  # one per step
+    y_axis = [b for b in boxes if b[2] < html_report.LEFT]
+    assert len(y_axis) == 2  # the top and the bottom value
+    for _, left, right, _ in labels:
+        assert left >= html_report.LEFT and right <= html_report.WIDTH - html_report.RIGHT
+        assert all(left > axis_right for _, _, axis_right, _ in y_axis)
+    assert all(a[2] < b[1] for a, b in itertools.pairwise(sorted(labels, key=lambda b: b[1])))
+
+
+def test_each_plot_titles_its_y_axis_and_the_band_says_its_width(tmp_path):
+    round_ = make_round(probes=("reference", "clip"), seeds=(1,), trace_tolerance=1e-6)
+    losses = trace(1)
+    losses[6] += 0.0123
+    full_round(tmp_path, round_, {("clip", 1): make_result("clip", 1, losses=losses)})
+    page = render_html(collect(tmp_path, round_))
+    section = page[page.index('id="probe-clip"') :]
+    difference = section[section.index("<svg") : section.index("</svg>")]
+    loss = seed_plot(page, "clip", 1)
+    rotated = r'<text transform="rotate\(-90\)"[^>]*>([^<]*)</text>'
+    assert re.findall(rotated, difference) == ["Δloss (symmetric log scale)"]
+    assert re.findall(rotated, loss) == ["loss (log scale)"]
+    # The x axis is titled "step" alone, no longer merged with the y axis's scale.
+    for plot in (difference, loss):
+        assert [b[0] for b in text_boxes(plot) if b[0].startswith("step")] == ["step"]
+    # The band's width, written just above its upper edge at the last step.
+    (label,) = [b for b in text_boxes(difference) if b[0].startswith("±")]
+    assert label[0] == "±1e-06 allowed"
+    band = difference.split('class="floor" points="')[1].split('"')[0].split()
+    edge_y = float(band[29].split(",")[1])  # the upper edge's last point
+    assert label[3] == pytest.approx(edge_y - 3, abs=0.06)
+
+
+def test_the_html_header_and_tables_say_what_the_markdown_says(tmp_path):
+    seeds = (1, 7, 42, 123, 456, 789, 999, 1234)
+    round_ = make_round(probes=("reference", "core"), seeds=seeds, cf_loss_max=1000.0)
+    # 5/8 pass: 62.5%, shown as 63% (round half up), never Python's round-half-even 62%.
+    flags = {s: i < 5 for i, s in enumerate(seeds)}
+    overrides = {(p, s): make_result(p, s, passed=flags[s]) for p in round_.probes for s in seeds}
+    full_round(tmp_path, round_, overrides)
+    report = collect(tmp_path, round_)
+    markdown, page = render_markdown(report), render_html(report)
+    # One formatter for the smoke threshold, as the round set it: never "1000.0" or "1e+03".
+    assert "smoke gate cf_loss < 1000 ·" in markdown
+    assert "smoke gate cf_loss &lt; 1000 ·" in page
+    assert "cf_loss < 1000 on 8/8 seeds" in markdown
+    assert "cf_loss &lt; 1000 on 8/8 seeds" in page
+    assert "1e+03" not in markdown + page and "1000.0" not in markdown + page
+    assert "<b>Devices:</b> gpu" in page and "**Devices:** `gpu`" in markdown
+    assert "5/8 = 63% (31%–86%)" in markdown and "5/8 = 63% (31%–86%)" in page
+    assert "bar [63, 63]" in markdown
+    # Pass flags read yes/no in both per-seed tables.
+    assert "<td>yes</td><td>yes</td>" in page and "<td>no</td><td>no</td>" in page
+    assert "<td>true</td>" not in page and "<td>false</td>" not in page
+    # The baseline's section says it is the baseline: it expects nothing of itself.
+    baseline = page[page.index('id="probe-reference"') : page.index('id="probe-core"')]
+    line = baseline[baseline.index("<p>") : baseline.index("</p>")]
+    assert "the baseline every probe is compared with" in line and "expect" not in line
+    core = page[page.index('id="probe-core"') :]
+    assert f"expect {report.probe('core').expect}" in core[: core.index("</p>")]
+
+
+def test_the_gradient_norm_note_follows_the_rule_the_verdict_does(tmp_path):
+    """The structure column notes the ratio at the first update exactly when it is outside
+    what the verdicts allow, whatever its size: never for one seed of a probe and not another."""
+    round_ = make_round(probes=("reference", "core"), seeds=(1, 7, 42))
+    ratios = {1: 0.9926, 7: 1.07, 42: 1 + 1e-7}  # the last inside four float32 eps
+    overrides = {("core", s): make_result("core", s, grad_norm=1.5 * r) for s, r in ratios.items()}
+    full_round(tmp_path, round_, overrides)
+    report = collect(tmp_path, round_)
+    markdown, page = render_markdown(report), render_html(report)
+    core = report.probe("core").seeds
+    assert [s.trace for s in core] == ["diverges", "diverges", "identical"]
+    for text in (markdown, page):
+        assert "same; gradient norm 0.9926× at the first update" in text
+        assert "same; gradient norm 1.07× at the first update" in text
+        assert text.count("same; gradient norm") == 2
+    # The trace column writes the same ratio the same way.
+    assert core[0].trace_detail.startswith("diverges at step 1: gradient norm 0.9926×")
+    assert core[1].trace_detail.startswith("diverges at step 1: gradient norm 1.07×")
 
 
 def test_statuses_are_short_and_complete(tmp_path):

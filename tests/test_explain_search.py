@@ -69,7 +69,7 @@ def test_unexplained_names_where_the_closest_configuration_failed_confirmation()
     assert explanation.closest.comparison.step == 5
     headline = explanation.headline()
     assert headline.startswith("unexplained:")
-    assert "seed_after_load=" in headline and "departs at step 5 by 1" in headline
+    assert "seed_after_load=" in headline and "departs at step 5: loss by 1" in headline
 
 
 def test_a_configuration_confirmed_on_every_seed_is_the_answer() -> None:

@@ -10,7 +10,8 @@ import pytest
 
 from helpers import collect, full_round, make_result, make_round, trace
 from mlx_parity.collect.markdown import render_markdown
-from mlx_parity.noise import MARGIN, NoiseSample, noise_floor, sample_drift
+from mlx_parity.noise import MARGIN, NoiseFloor, NoiseSample, noise_floor, sample_drift
+from mlx_parity.traces import Allowance
 
 NAN = math.nan
 
@@ -61,6 +62,26 @@ def test_no_sample_no_floor() -> None:
     assert noise_floor({}, {1: [1.0]}) is None
 
 
+def test_a_floor_says_what_it_was_measured_from_and_one_value_once() -> None:
+    widening = NoiseFloor(
+        seeds=[1, 7], variants=["reassociated", "reordered"], loss=[7.6e-6, 9.5e-6], grad_norm=2e-6
+    )
+    assert widening.describe() == (
+        "measured from the reassociated and reordered variants on seeds 1, 7: |Δloss| ≤ 7.6e-06 "
+        "at step 1 to 9.5e-06 at step 2, gradient norm within 2e-06 (×4)"
+    )
+    assert Allowance.from_floor(widening).describe() == (
+        "within the noise floor (|Δloss| ≤ 7.6e-06…9.5e-06)"
+    )
+    # As wide at the last step as at the first (to the digits shown): one value, not a range.
+    flat = NoiseFloor(seeds=[42], variants=["reordered"], loss=[7.6e-6, 7.61e-6], grad_norm=2e-6)
+    assert flat.describe() == (
+        "measured from the reordered variant on seed 42: |Δloss| ≤ 7.6e-06 at every step, "
+        "gradient norm within 2e-06 (×4)"
+    )
+    assert Allowance.from_floor(flat).describe() == "within the noise floor (|Δloss| ≤ 7.6e-06)"
+
+
 # --- in collect ------------------------------------------------------------------------------
 
 
@@ -97,7 +118,7 @@ def test_a_trace_inside_the_floor_is_equivalent_and_outside_diverges(tmp_path) -
     assert report.probe("core").seeds[0].divergence_step == 5
     assert report.passed  # "reordered" expects equivalent; core claims nothing
     markdown = render_markdown(report)
-    assert "**Noise floor:** measured from reordered on seed(s) 1, 7" in markdown
+    assert "**Noise floor:** measured from the reordered variant on seeds 1, 7" in markdown
     assert "traces compared within the noise floor" in markdown
 
 

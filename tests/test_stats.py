@@ -20,6 +20,7 @@ from mlx_parity.stats import (
     independent_flips_gap,
     minimal_detectable_discordance,
     paired_outcome,
+    percent,
     verdict,
     wilson_interval,
 )
@@ -306,10 +307,19 @@ def test_describe_detectability() -> None:
         "with 5 seeds, no gap could be detected: "
         "even all 5 flipping the same way gives p = 0.0625 ≥ 0.05"
     )
+    # Too few seeds for the power wanted: the conclusion first, never "detectable" beside it.
+    # (detectable_gap(10, 0.5) is inf: the 0.673 gap needed exceeds the 0.5 room.)
     assert describe_detectability(10, 0.5) == (
-        "with 10 seeds, at best a gap of ≥ 60 points (≥ 6 of 10 seeds flipping one way) is "
-        "detectable; no real gap is caught 80% of the time, even if every flip goes one way"
+        "with 10 seeds, too few to catch any real gap 80% of the time, even if every flip goes "
+        "one way: detection takes a gap of ≥ 60 points (≥ 6 of 10 seeds flipping one way), and "
+        "the largest gap the baseline's pass rate leaves room for falls short"
     )
+
+
+@pytest.mark.parametrize(("rate", "text"), [(5 / 8, "63%"), (29 / 200, "15%"), (1 / 3, "33%")])
+def test_percentages_round_a_half_up(rate: float, text: str) -> None:
+    # Python's round-half-even (and "{:.0%}") gives 62% for 5/8; 29/200 is 14.4999… in binary.
+    assert percent(rate) == text
 
 
 def independent_power(n: int, p0: float, p1: float, alpha: float = 0.05) -> float:

@@ -37,8 +37,8 @@ def test_nonfinite_matches_only_the_same_value_at_any_tolerance() -> None:
 def test_first_divergence_names_step_and_size() -> None:
     assert first_divergence([1.0, 2.0, 3.0], [1.0, 2.0, 3.0]) is None
     found = first_divergence([1.0, 2.5, 3.0], [1.0, 2.0, 9.0])
-    assert (found.step, found.size, found.where) == (2, 0.5, "step 2 by 0.5")
-    assert found.describe() == "diverges at step 2 by 0.5"
+    assert (found.step, found.size, found.where) == (2, 0.5, "step 2: loss by 0.5")
+    assert found.describe() == "diverges at step 2: loss by 0.5"
     nonfinite = first_divergence([1.0, NAN], [1.0, 2.0])
     assert (nonfinite.step, nonfinite.size) == (2, None)
     assert nonfinite.where == "step 2: loss nan vs 2"
@@ -111,7 +111,9 @@ def test_a_late_large_departure_is_farther_than_an_early_small_one() -> None:
         (0.125, 0.125, "0.125× (gradients scaled by 1/8)"),
         (3.00001, 3.0, "3× (gradients scaled by 3)"),
         (0.84, None, "0.84×"),
-        (0.999, None, "0.999000×"),
+        (0.999, None, "0.999×"),  # near 1: the digits that show it, no trailing zeros
+        (1.00312, None, "1.00312×"),
+        (1 + 5.2e-7, 1.0, "1.00000052×"),  # just past the float32 allowance, never "1×"
         (0.0, None, None),
         (math.inf, None, None),
     ],

@@ -23,6 +23,8 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
+from .traces import plural
+
 # How many times the largest drift seen a probe may drift before it diverges: the variants
 # sample a few seeds and two roundings, not every rounding a correct trainer could choose.
 MARGIN = 4.0
@@ -60,11 +62,16 @@ class NoiseFloor(BaseModel):
     grad_norm: float
 
     def describe(self) -> str:
-        variants = ", ".join(self.variants)
+        # The variants are named by adjectives ("reordered"): the noun says what they are.
+        variants = f"the {' and '.join(self.variants)} {plural(len(self.variants), 'variant')}"
+        seeds = f"{plural(len(self.seeds), 'seed')} {', '.join(map(str, self.seeds))}"
+        first, last = f"{self.loss[0]:.2g}", f"{self.loss[-1]:.2g}"
+        steps = (
+            "at every step" if first == last else f"at step 1 to {last} at step {len(self.loss)}"
+        )
         return (
-            f"measured from {variants} on seed(s) {', '.join(map(str, self.seeds))}: "
-            f"|Δloss| ≤ {self.loss[0]:.2g} at step 1 to {self.loss[-1]:.2g} at step "
-            f"{len(self.loss)}, gradient norm within {self.grad_norm:.2g} (×{self.margin:g})"
+            f"measured from {variants} on {seeds}: |Δloss| ≤ {first} {steps}, "
+            f"gradient norm within {self.grad_norm:.2g} (×{self.margin:g})"
         )
 
 

@@ -263,6 +263,17 @@ def independent_flips_gap(
     return best
 
 
+def whole_percent(rate: float) -> int:
+    """``rate`` in whole percent, a half rounded up as people do (5/8 is 63, where Python's
+    round-half-even gives 62); the 1e-9 absorbs k/n landing a hair below a half in binary."""
+    return math.floor(rate * 100 + 0.5 + 1e-9)
+
+
+def percent(rate: float) -> str:
+    """ "63%": every percentage a report shows to people."""
+    return f"{whole_percent(rate)}%"
+
+
 def _points(rate: float) -> int:
     # Round up so the sentence never promises a smaller detectable gap than the model gives.
     return math.ceil(rate * 100 - 1e-9)
@@ -294,9 +305,16 @@ def describe_detectability(
     best = detectable_gap(n_seeds, baseline_rate, alpha, power)
     independent = independent_flips_gap(n_seeds, baseline_rate, alpha, power)
 
-    caught = f"caught {power:.0%} of the time"
+    caught = f"caught {percent(power)} of the time"
     if math.isinf(best):
-        return f"{floor}; no real gap is {caught}, even if every flip goes one way"
+        # A gap that could be detected in principle, yet never reliably: the conclusion leads,
+        # so "detectable" is not read beside "never caught" as a contradiction.
+        return (
+            f"with {n_seeds} seeds, too few to catch any real gap {percent(power)} of the time, "
+            f"even if every flip goes one way: detection takes a gap of "
+            f"{best_case_floor(n_seeds, alpha)}, and the largest gap the baseline's pass rate "
+            "leaves room for falls short"
+        )
     if math.isinf(independent):
         other = f"and no gap is {caught} if seeds flip independently"
     else:

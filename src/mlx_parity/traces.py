@@ -50,6 +50,23 @@ def format_size(value: float) -> str:
     return f"{value:.3g}"
 
 
+def format_limit(value: float) -> str:
+    """A threshold as the round set it ("1000", "1.5", "1e-06"): every digit it was given, never
+    the rounded "1e+03" of a measured size."""
+    return f"{value:g}"
+
+
+def plural(count: int, word: str) -> str:
+    """``word`` in the number ``count`` needs: "seed" for 1, "seeds" for any other count."""
+    return word if count == 1 else f"{word}s"
+
+
+def loss_difference_text(delta: float) -> str:
+    """How far a loss departed: "loss by 0.000924", the signal named as every verdict names
+    it (no "|Δloss|": its bars would end a Markdown table cell)."""
+    return f"loss by {format_size(delta)}"
+
+
 @dataclass(frozen=True)
 class Allowance:
     """How far a trace may stray from its target and still agree.
@@ -94,12 +111,20 @@ class Allowance:
         """The |Δloss| allowed at steps 1 … ``steps``."""
         return (self.loss + (self.loss[-1],) * steps)[:steps]
 
+    def format_loss(self, value: float) -> str:
+        """A |Δloss| this allowance allows, as every report writes it: a tolerance as the round
+        set it, a measured floor to two digits."""
+        return format_limit(value) if self.kind == "tolerance" else f"{value:.2g}"
+
     def describe(self) -> str:
         if self.kind == "bitwise":
             return "bit for bit"
         if self.kind == "tolerance":
-            return f"within {self.loss[0]:g} per step"
-        return f"within the noise floor (|Δloss| ≤ {self.loss[0]:.2g}…{self.loss[-1]:.2g})"
+            return f"within {self.format_loss(self.loss[0])} per step"
+        first, last = self.format_loss(self.loss[0]), self.format_loss(self.loss[-1])
+        # A floor as wide at the last step as at the first is one value, not a range.
+        limits = first if first == last else f"{first}…{last}"
+        return f"within the noise floor (|Δloss| ≤ {limits})"
 
 
 def same_loss(a: float, b: float, tolerance: float = 0.0) -> bool:
@@ -178,7 +203,7 @@ def compare_traces(
     if (i := next(parts, None)) is not None:
         step, signal = i + 1, "loss"
         if deltas[i] < math.inf:
-            size, where = deltas[i], f"step {step} by {format_size(deltas[i])}"
+            size, where = deltas[i], f"step {step}: {loss_difference_text(deltas[i])}"
         else:
             size, where = None, f"step {step}: loss {probe[i]:.4g} vs {target[i]:.4g}"
     elif len(probe) != len(target):
@@ -271,14 +296,28 @@ def simple_scale(ratio: float) -> float | None:
 
 def format_ratio(ratio: float, explained: bool = True) -> str:
     """ "0.5× (gradients scaled by 1/2)" (explained) or "0.5×", "0.981×"; a ratio near 1 with
-    the digits that show how near ("0.999714×", never a "1×" that reads as no difference)."""
+    the digits that show how near ("0.999714×", "1.00312×", never a "1×" that reads as no
+    difference), without trailing zeros. Every report text of a gradient-norm ratio is this."""
     if abs(ratio - 1) < 0.01:
-        return f"{ratio:.6f}×"
+        return f"{_near_one(ratio)}×"
     scale = simple_scale(ratio) if explained else None
     if scale is None:
         return f"{ratio:.3g}×"
     by = round(scale) if scale >= 1 else f"1/{round(1 / scale)}"
     return f"{ratio:.3g}× (gradients scaled by {by})"
+
+
+def _near_one(ratio: float) -> str:
+    """Six decimals, or as many as three significant digits of ``ratio - 1`` need when it is
+    smaller still (a departure just past the float32 allowance, ~5e-7)."""
+    off = abs(ratio - 1)
+    decimals = 6 if off == 0 else max(6, math.ceil(-math.log10(off)) + 2)
+    return f"{ratio:.{decimals}f}".rstrip("0").rstrip(".")
+
+
+def norm_ratio_text(ratio: float, explained: bool = True) -> str:
+    """ "gradient norm 0.5×": a gradient-norm ratio, named, as every column writes it."""
+    return f"gradient norm {format_ratio(ratio, explained)}"
 
 
 def first_norm_departure(
@@ -367,7 +406,7 @@ def compare_steps(
     norms = first_norm_departure(probe_rows, target_rows, allowance.grad_norm)
     if norms is not None:
         step, ratio = norms
-        where = f"step {step}: gradient norm {format_ratio(ratio)}"
+        where = f"step {step}: {norm_ratio_text(ratio)}"
         found.append((step, 1, _parted(by_loss, step, ratio, where, "grad_norm")))
     if by_loss.diverges:
         found.append((by_loss.step or 0, 2, by_loss))

@@ -54,8 +54,10 @@ from ..traces import (
     TraceVerdict,
     compare_steps,
     first_update_norm_ratio,
+    format_limit,
     format_size,
     loss_trace,
+    plural,
 )
 from .gather import REPORT_SCHEMA, Gathered, Problem
 
@@ -264,6 +266,11 @@ class RoundReport(BaseModel):
     def compared_probes(self) -> list[ProbeReport]:
         return [p for p in self.probes if not p.is_baseline]
 
+    def trace_allowance(self) -> Allowance:
+        """What the trace verdicts allowed, rebuilt from what the report keeps (its explicit
+        tolerance, else its noise floor): the band and markers the reports draw use this."""
+        return Allowance.for_round(self.gate_settings.get("trace_tolerance"), self.noise_floor)
+
 
 # --- structure and trace ---------------------------------------------------------------------
 
@@ -361,7 +368,7 @@ def smoke_gate(probe_id: str, seeds: Sequence[SeedComparison], cf_loss_max: floa
         for s in judged
         if s.cf_loss is None or not math.isfinite(s.cf_loss) or s.cf_loss >= cf_loss_max
     ]
-    limit = format_size(cf_loss_max)
+    limit = format_limit(cf_loss_max)
     if failing:
         named = _name_seeds([f"seed {s.seed} ({_cf_text(s.cf_loss)})" for s in failing])
         detail = f"cf_loss not < {limit} on {len(failing)}/{len(judged)} seeds: {named}"
@@ -379,7 +386,8 @@ def errors_gate(
     if not errored:
         return None
     named = _name_seeds([f"seed {s.seed}" for s in errored])
-    detail = f"{len(errored)} seed(s) ended in error ({named}); at most {max_error_seeds} allowed"
+    count = f"{len(errored)} {plural(len(errored), 'seed')}"
+    detail = f"{count} ended in error ({named}); at most {max_error_seeds} allowed"
     return GateResult(
         name="errors", probe=probe_id, passed=len(errored) <= max_error_seeds, detail=detail
     )
@@ -404,7 +412,7 @@ def parity_gate(
     detail = f"expects {expect}: {counts}"
     structural = [s for s in compared if s.structural_step is not None]
     if structural and expect in ACCEPTS:
-        detail += f" (structure differs on {len(structural)} seed(s))"
+        detail += f" (structure differs on {len(structural)} {plural(len(structural), 'seed')})"
     return GateResult(name="parity", probe=probe_id, passed=passed, detail=detail)
 
 
@@ -430,7 +438,8 @@ def round_artifacts_gate(
         detail = f"all {planned} planned artifacts present and valid"
         return GateResult(name="artifacts", probe=None, passed=True, detail=detail)
     summary = ", ".join(f"{n} {kind}" for kind, n in Counter(p.kind for p in blocking).items())
-    detail = f"{len(blocking)} blocking problem(s): {summary} (listed under Problems)"
+    count = f"{len(blocking)} blocking {plural(len(blocking), 'problem')}"
+    detail = f"{count}: {summary} (listed under Problems)"
     if not require_all:
         detail += "; not required by the round"
     return GateResult(name="artifacts", probe=None, passed=not require_all, detail=detail)

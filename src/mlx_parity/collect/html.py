@@ -15,30 +15,40 @@ import html
 import math
 from collections.abc import Callable, Sequence
 
-from ..noise import NoiseFloor
-from ..traces import Allowance, format_size
+from ..stats import percent
+from ..traces import Allowance, first_divergence, format_size
 from .compare import ProbeReport, RoundReport, SeedComparison
 from .markdown import (
     DASH,
     SUMMARY_HEADERS,
+    cross_device_text,
+    device_names,
     family_note,
     pass_rate_text,
     seed_structure_text,
     seed_trace_text,
+    shape_text,
     size_text,
+    smoke_gate_text,
     summary_cells,
     trace_text,
+    yes_no,
 )
 
 Scale = Callable[[float], float]
 
 MAX_PLOTS_PER_PROBE = 30
 WIDTH, HEIGHT = 240, 150
-LEFT, RIGHT, TOP, BOTTOM = 44, 8, 10, 22
+# LEFT holds the y axis's title (written upward at Y_TITLE_X) and its tick labels.
+LEFT, RIGHT, TOP, BOTTOM = 54, 8, 10, 22
+Y_TITLE_X = 10
 # The difference plot and the pass-rate chart are wider than the per-seed plots.
 WIDE, TALL = 520, 200
-# Room left of the difference plot for signed tick labels.
+# Room left of the difference plot for its y title and signed tick labels.
 AXIS_W = 58
+# A generous width of one character of the plots' 9px labels, to keep labels clear of each
+# other and of the axis labels.
+CHAR_W = 5.5
 
 STYLE = """
 body{font:14px/1.45 -apple-system,system-ui,sans-serif;margin:2em;color:#1b1f24;max-width:1400px}
@@ -57,6 +67,7 @@ svg text{font-size:9px;fill:#57606a}
 .probe{fill:none;stroke:#fb8500;stroke-width:1.2;stroke-dasharray:3 2}
 .diverge{stroke:#cf222e;stroke-width:1;stroke-dasharray:4 2}
 .structural{stroke:#8250df;stroke-width:1;stroke-dasharray:1 2}
+svg text.mark-diverge{fill:#cf222e}svg text.mark-structural{fill:#8250df}
 .nonfinite{fill:#cf222e}
 .floor{fill:#2da44e;fill-opacity:.15;stroke:none}
 .zero{stroke:#8c959f;stroke-width:.8}
@@ -127,20 +138,64 @@ def _marker(step: int | None, x: Scale, css: str) -> list[str]:
     if step is None:
         return []
     at = f"{x(step):.1f}"
+    return [f'<line class="{css}" x1="{at}" x2="{at}" y1="{TOP}" y2="{HEIGHT - BOTTOM}"/>']
+
+
+def step_labels(
+    markers: Sequence[tuple[int | None, str]], x: Scale, left: float, right: float
+) -> list[str]:
+    """One label per marked step ((step, marker class) pairs; the first of a step names it),
+    above the plot in its marker's colour: centred on its marker where it fits, else moved
+    inside ``left``…``right`` (a label at step 1 centred on the y axis would run into the
+    axis's top value and read "9.481"), and never over the label before it."""
+    css = {step: name for step, name in reversed(markers) if step is not None}
+    steps = sorted(css)
+    texts = [str(step) for step in steps]
+    widths = [len(text) * CHAR_W for text in texts]
+    # Left to right, each label clear of the left edge and the label before; then right to
+    # left, each clear of the right edge and the label after (two markers at the last steps).
+    starts, end = [], -math.inf
+    for step, width in zip(steps, widths, strict=True):
+        starts.append(max(x(step) - width / 2, left, end + CHAR_W))
+        end = starts[-1] + width
+    limit = right
+    for i in reversed(range(len(starts))):
+        starts[i] = min(starts[i], limit - widths[i])
+        limit = starts[i] - CHAR_W
     return [
-        f'<line class="{css}" x1="{at}" x2="{at}" y1="{TOP}" y2="{HEIGHT - BOTTOM}"/>',
-        f'<text x="{at}" y="{TOP - 1}" text-anchor="middle">{step}</text>',
+        f'<text class="mark-{css[step]}" x="{start:.1f}" y="{TOP - 1}">{step}</text>'
+        for start, step in zip(starts, steps, strict=True)
     ]
+
+
+def _y_title(text: str, height: int) -> str:
+    """The y axis's own title, written upward at the left edge, left of its tick labels."""
+    middle = (TOP + height - BOTTOM) / 2
+    return (
+        f'<text transform="rotate(-90)" x="{-middle:.1f}" y="{Y_TITLE_X}" '
+        f'text-anchor="middle">{esc(text)}</text>'
+    )
+
+
+def loss_departure(
+    probe: Sequence[float], baseline: Sequence[float], allowance: Allowance
+) -> int | None:
+    """The step where the losses themselves first part beyond ``allowance``, whichever signal
+    the verdict names first (a wider batch at step 1 may leave every loss bitwise equal): what
+    the "first loss divergence" marker marks. None when the losses agree on every shared step."""
+    parted = first_divergence(probe, baseline, allowance)
+    return parted.step if parted is not None and parted.signal == "loss" else None
 
 
 def loss_plot(
     title: str,
     baseline: Sequence[float],
     probe: Sequence[float] | None,
-    divergence_step: int | None = None,
+    loss_step: int | None = None,
     structural_step: int | None = None,
 ) -> str:
-    """One small SVG: x = step, y = loss (log scale when possible)."""
+    """One small SVG: x = step, y = loss (log scale when possible); ``loss_step`` is where the
+    losses part (:func:`loss_departure`), ``structural_step`` the first structural difference."""
     series = [baseline] + ([probe] if probe is not None else [])
     steps = max((len(s) for s in series), default=0)
     if steps == 0:
@@ -165,10 +220,13 @@ def loss_plot(
         f"{esc(format_size(low))}</text>",
         f'<text x="{LEFT}" y="{HEIGHT - 8}">1</text>',
         f'<text x="{WIDTH - RIGHT}" y="{HEIGHT - 8}" text-anchor="end">{steps}</text>',
-        f'<text x="{LEFT + plot_width / 2}" y="{HEIGHT - 8}" text-anchor="middle">'
-        f"step{' (log loss)' if use_log else ''}</text>",
+        f'<text x="{LEFT + plot_width / 2}" y="{HEIGHT - 8}" text-anchor="middle">step</text>',
+        _y_title("loss (log scale)" if use_log else "loss", HEIGHT),
         *_marker(structural_step, x, "structural"),
-        *_marker(divergence_step, x, "diverge"),
+        *_marker(loss_step, x, "diverge"),
+        *step_labels(
+            ((structural_step, "structural"), (loss_step, "diverge")), x, LEFT, WIDTH - RIGHT
+        ),
         *_polylines(baseline, x, y, "base"),
     ]
     if probe is not None:
@@ -185,11 +243,10 @@ def symlog(value: float, linear_below: float) -> float:
     return math.copysign(math.log10(1 + abs(value) / linear_below), value)
 
 
-def difference_plot(
-    probe: ProbeReport, baseline: ProbeReport, floor: NoiseFloor | None, tolerance: float | None
-) -> str:
+def difference_plot(probe: ProbeReport, baseline: ProbeReport, allowance: Allowance) -> str:
     """Per step, probe loss − baseline loss for every seed (symmetric log scale), with the band
-    a verdict allows shaded: the noise floor, or an explicit tolerance."""
+    a verdict allows (``allowance``: the noise floor, or an explicit tolerance) shaded and its
+    width at the last step written at its edge."""
     baseline_losses = {s.seed: s.losses for s in baseline.seeds}
     series = []
     for s in _plot_order([s for s in probe.seeds if s.present])[:MAX_PLOTS_PER_PROBE]:
@@ -201,7 +258,7 @@ def difference_plot(
     if steps == 0:
         return _svg_open(WIDE, TALL, title) + "<text x='20' y='40'>no data</text></svg>"
     # The |Δloss| a verdict allows at each step.
-    band = list(Allowance.for_round(tolerance, floor).limits(steps))
+    band = list(allowance.limits(steps))
     finite = [abs(d) for _, deltas in series for d in deltas if math.isfinite(d) and d]
     linear_below = min([b for b in band if b > 0] + finite + [1e-7])
     top = max([symlog(v, linear_below) for v in finite + band] + [1.0])
@@ -226,9 +283,16 @@ def difference_plot(
         f'<text x="{AXIS_W - 3}" y="{TALL - BOTTOM}" text-anchor="end">−{largest:.2g}</text>',
         f'<text x="{AXIS_W}" y="{TALL - 8}">1</text>',
         f'<text x="{WIDE - RIGHT}" y="{TALL - 8}" text-anchor="end">{steps}</text>',
-        f'<text x="{AXIS_W + plot_w / 2}" y="{TALL - 8}" text-anchor="middle">'
-        "step (Δloss, symmetric log scale)</text>",
+        f'<text x="{AXIS_W + plot_w / 2}" y="{TALL - 8}" text-anchor="middle">step</text>',
+        _y_title("Δloss (symmetric log scale)", TALL),
     ]
+    if band[-1] > 0:
+        # The band widens with the steps (float noise does not heal): its last width is its
+        # widest, written just above its upper edge at the right.
+        parts.append(
+            f'<text x="{WIDE - RIGHT}" y="{y(band[-1]) - 3:.1f}" text-anchor="end">'
+            f"±{allowance.format_loss(band[-1])} allowed</text>"
+        )
     for s, deltas in series:
         css = "delta diverges" if s.trace == "diverges" else "delta"
         parts += _polylines(deltas, x, y, css)
@@ -264,7 +328,7 @@ def pass_rate_chart(report: RoundReport) -> str:
     parts += [
         f'<line class="axis" x1="{label_w}" x2="{x(1):.1f}" y1="{axis_y}" y2="{axis_y}"/>',
         *(
-            f'<text x="{x(t):.1f}" y="{axis_y + 12}" text-anchor="middle">{round(100 * t)}%</text>'
+            f'<text x="{x(t):.1f}" y="{axis_y + 12}" text-anchor="middle">{percent(t)}</text>'
             for t in (0, 0.25, 0.5, 0.75, 1)
         ),
         "</svg>",
@@ -281,7 +345,7 @@ def _plot_order(seeds: Sequence[SeedComparison]) -> list[SeedComparison]:
     )
 
 
-def probe_plots(probe: ProbeReport, baseline: ProbeReport) -> list[str]:
+def probe_plots(probe: ProbeReport, baseline: ProbeReport, allowance: Allowance) -> list[str]:
     with_data = [s for s in probe.seeds if s.present]
     if len(with_data) > MAX_PLOTS_PER_PROBE:
         chosen = _plot_order(with_data)[:MAX_PLOTS_PER_PROBE]
@@ -298,11 +362,14 @@ def probe_plots(probe: ProbeReport, baseline: ProbeReport) -> list[str]:
             plot = loss_plot(f"{probe.id} seed {s.seed}", s.losses, None)
             caption = f"seed {s.seed}: {s.status}"
         else:
+            reference = baseline_losses.get(s.seed, [])
+            # A trace that could not be compared (a failed run's partial one) marks nothing.
+            compared = s.trace not in (None, "unavailable")
             plot = loss_plot(
                 f"{probe.id} vs {baseline.id}, seed {s.seed}",
-                baseline_losses.get(s.seed, []),
+                reference,
                 s.losses,
-                s.divergence_step,
+                loss_departure(s.losses, reference, allowance) if compared else None,
                 s.structural_step,
             )
             caption = f"seed {s.seed}: {seed_trace_text(s)}"
@@ -339,7 +406,7 @@ def summary_table(report: RoundReport) -> list[str]:
     return ["<table>", _row(SUMMARY_HEADERS, header=True), *rows, "</table>"]
 
 
-def seed_table(probe: ProbeReport) -> list[str]:
+def seed_table(probe: ProbeReport, allowance: Allowance) -> list[str]:
     headers = ("seed", "status", "pass", "baseline pass", "trace", "structure", "max |Δloss|")
     headers += ("cf_loss", "generation", "device", "file", "error")
     rows = [
@@ -347,10 +414,10 @@ def seed_table(probe: ProbeReport) -> list[str]:
             (
                 str(s.seed),
                 s.status,
-                DASH if s.passed is None else str(s.passed).lower(),
-                DASH if s.baseline_passed is None else str(s.baseline_passed).lower(),
+                yes_no(s.passed),
+                yes_no(s.baseline_passed),
                 seed_trace_text(s),
-                seed_structure_text(s),
+                seed_structure_text(s, allowance),
                 size_text(s.max_abs_dloss),
                 size_text(s.cf_loss),
                 DASH if s.generation is None else s.generation,
@@ -369,6 +436,32 @@ def seed_table(probe: ProbeReport) -> list[str]:
     ]
 
 
+def device_paragraphs(report: RoundReport) -> list[str]:
+    """The devices the seeds trained on and the comparisons that crossed them, as the
+    Markdown report says them."""
+    devices = device_names(report)
+    if not devices:
+        return []
+    parts = [f"<p><b>Devices:</b> {esc(', '.join(devices))}</p>"]
+    if (crossed := cross_device_text(report)) is not None:
+        parts.append(f'<p class="warn">⚠️ {esc(crossed)}</p>')
+    return parts
+
+
+def probe_line(probe: ProbeReport) -> str:
+    """A probe section's first line. The baseline's says it is the baseline: it is not
+    compared with itself, so no expectation or trace verdict applies to it."""
+    role = "the baseline every probe is compared with" if probe.is_baseline else None
+    parts = [
+        probe.description,
+        f"trainer {probe.trainer}",
+        role or f"expect {probe.expect}",
+        f"{pass_rate_text(probe)} pass",
+        None if probe.is_baseline else trace_text(probe),
+    ]
+    return " · ".join(part for part in parts if part)
+
+
 def render_html(report: RoundReport) -> str:
     baseline = report.probe(report.baseline)
     state = (
@@ -381,8 +474,9 @@ def render_html(report: RoundReport) -> str:
         f"<style>{STYLE}</style></head><body>",
         f"<h1>mlx-parity · round {esc(report.round_id)} · {state}</h1>",
         f"<blockquote>{esc(report.hypothesis)}</blockquote>",
-        f"<p>Baseline <b>{esc(report.baseline)}</b> · {len(report.probes)} probes × "
-        f"{len(report.seeds)} seeds · {report.files_seen} JSON files read</p>",
+        f"<p>Baseline <b>{esc(report.baseline)}</b> · {esc(shape_text(report))} · "
+        f"{esc(smoke_gate_text(report))} · {report.files_seen} JSON files read</p>",
+        *device_paragraphs(report),
         *summary_table(report),
         f"<figure>{pass_rate_chart(report)}<figcaption>pass rate per probe, with its 95% "
         "Wilson interval</figcaption></figure>",
@@ -413,22 +507,21 @@ def render_html(report: RoundReport) -> str:
         '<span style="color:#8250df">┆ first structural difference</span>'
         '<span style="color:#cf222e">× non-finite loss</span></p>',
     ]
-    tolerance = report.gate_settings.get("trace_tolerance")
+    allowance = report.trace_allowance()
     for probe in report.probes:
         role = " (baseline)" if probe.is_baseline else ""
         parts += [
             f'<section id="probe-{esc(probe.id)}">',
             f"<h2>{esc(probe.id)}{role}</h2>",
-            f"<p>{esc(probe.description)} · trainer {esc(probe.trainer)} · "
-            f"expect {esc(probe.expect)} · {esc(pass_rate_text(probe))} pass · "
-            f"{esc(trace_text(probe))}</p>",
+            f"<p>{esc(probe_line(probe))}</p>",
         ]
         if not probe.is_baseline:
-            plot = difference_plot(probe, baseline, report.noise_floor, tolerance)
+            plot = difference_plot(probe, baseline, allowance)
             parts.append(
                 f"<figure>{plot}<figcaption>loss difference to the baseline per step, every "
                 "seed; the shaded band is what the verdict allows</figcaption></figure>"
             )
-        parts += [*probe_plots(probe, baseline), *seed_table(probe), "</section>"]
+        parts += [*probe_plots(probe, baseline, allowance), *seed_table(probe, allowance)]
+        parts.append("</section>")
     parts.append("</body></html>")
     return "\n".join(parts) + "\n"

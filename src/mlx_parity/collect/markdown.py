@@ -17,7 +17,15 @@ from collections.abc import Sequence
 from itertools import accumulate
 from typing import Any
 
-from ..traces import format_ratio, format_size
+from ..stats import percent, whole_percent
+from ..traces import (
+    Allowance,
+    format_limit,
+    format_size,
+    loss_difference_text,
+    norm_ratio_text,
+    plural,
+)
 from .compare import ProbeReport, RoundReport, SeedComparison
 from .gather import Problem
 
@@ -64,10 +72,6 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
 # --- cell texts shared with the HTML page -----------------------------------------------------
 
 
-def percent(rate: float) -> str:
-    return f"{rate:.0%}"
-
-
 def pass_rate_text(probe: ProbeReport) -> str:
     """``10/15 = 67% (42–85%)``: passes over seeds run, with the Wilson 95% interval."""
     passes, run = probe.passes(), probe.seeds_run()
@@ -103,19 +107,22 @@ def divergence_text(probe: ProbeReport) -> str:
     if first is not None and first.divergence_signal != "structure":
         size = first.divergence_size
         if first.divergence_signal == "grad_norm" and size is not None:
-            what = f"gradient norm {format_ratio(size, explained=False)}"
+            what = norm_ratio_text(size, explained=False)
         elif first.divergence_signal == "length":
             what = "trace length differs"
         elif size is None or not math.isfinite(size):
             what = "non-finite loss"
         else:
-            what = f"by {format_size(size)}"
-        parts.append(f"step {first.divergence_step} {what} (seed {first.seed})")
+            what = loss_difference_text(size)
+        # Worded as the verdicts are ("diverges at step k: …"), the signal named.
+        parts.append(f"step {first.divergence_step}: {what} (seed {first.seed})")
     structural = probe.first_structural()
     if structural is not None:
         parts.append(f"{structural.structural} (seed {structural.seed})")
     if (scale := probe.gradient_scale()) is not None:
-        parts.append(f"gradient norm {scale:.2f}× the baseline's at the first update")
+        parts.append(
+            f"{norm_ratio_text(scale, explained=False)} the baseline's at the first update"
+        )
     return "; ".join(parts) or DASH
 
 
@@ -145,12 +152,18 @@ def seed_trace_text(seed: SeedComparison) -> str:
     return "baseline" if seed.trace is None else (seed.trace_detail or seed.trace)
 
 
-def seed_structure_text(seed: SeedComparison) -> str:
+def seed_structure_text(seed: SeedComparison, allowance: Allowance) -> str:
+    """The seed's first structural difference (or "same"), and its gradient-norm ratio at the
+    first update whenever that ratio is outside what the verdicts allow (``allowance``, the
+    round's): the rule that makes a gradient norm diverge, so every seed of a probe is judged
+    alike and no seed shows a ratio its verdict calls noise."""
     if seed.trace in (None, "unavailable"):
         return DASH  # the baseline itself, or nothing to compare with
     text = seed.structural or "same"
     ratio = seed.grad_norm_ratio
-    return text if ratio is None or abs(ratio - 1) <= 0.01 else f"{text}; grad norm {ratio:.2f}×"
+    if ratio is None or abs(ratio - 1) <= allowance.grad_norm:
+        return text
+    return f"{text}; {norm_ratio_text(ratio, explained=False)} at the first update"
 
 
 def generation_text(generation: str | None) -> str:
@@ -220,20 +233,22 @@ def summary_rows(report: RoundReport) -> list[list[str]]:
     ]
 
 
-def _flag(value: bool | None) -> str:
+def yes_no(value: bool | None) -> str:
+    """A pass flag as both reports show it."""
     return DASH if value is None else ("yes" if value else "no")
 
 
 def detail_rows(report: RoundReport) -> list[list[str]]:
+    allowance = report.trace_allowance()
     return [
         [
             f"`{probe.id}`",
             str(s.seed),
             s.status,
-            _flag(s.passed),
-            _flag(s.baseline_passed),
+            yes_no(s.passed),
+            yes_no(s.baseline_passed),
             escape_cell(seed_trace_text(s)),
-            seed_structure_text(s),
+            seed_structure_text(s, allowance),
             size_text(s.max_abs_dloss),
             size_text(s.cf_loss),
             escape_cell(generation_text(s.generation)),
@@ -256,8 +271,7 @@ def render_markdown(report: RoundReport) -> str:
         "",
         f"> {escape_cell(report.hypothesis)}",
         "",
-        f"Baseline `{report.baseline}` · {n_probes} probes × {n_seeds} seeds · "
-        f"smoke gate cf_loss < {report.gate_settings.get('cf_loss_max')} · "
+        f"Baseline `{report.baseline}` · {shape_text(report)} · {smoke_gate_text(report)} · "
         f"traces compared {report.allowance} · "
         f"{report.files_seen} JSON files read",
         "",
@@ -292,7 +306,7 @@ def pass_rate_chart(report: RoundReport) -> list[str]:
     if not probes:
         return []
     names = ", ".join(f'"{p.id}"' for p in probes)
-    bars = ", ".join(str(round(100 * p.passes() / p.seeds_run())) for p in probes)
+    bars = ", ".join(str(whole_percent(p.passes() / p.seeds_run())) for p in probes)
     return [
         "```mermaid",
         "xychart-beta",
@@ -331,21 +345,45 @@ def seed_lines(report: RoundReport) -> list[str]:
     ]
 
 
+def device_names(report: RoundReport) -> list[str]:
+    """Every device a seed of the round trained on, sorted."""
+    return sorted({s.device for p in report.probes for s in p.seeds if s.device})
+
+
+def cross_device_text(report: RoundReport) -> str | None:
+    """The seed comparisons whose two sides trained on different devices, as a warning; None
+    when there are none."""
+    crossed = [(p.id, s.seed) for p in report.compared_probes() for s in p.seeds if s.cross_device]
+    if not crossed:
+        return None
+    named = ", ".join(f"{probe} seed {seed}" for probe, seed in crossed[:5])
+    more = f" and {len(crossed) - 5} more" if len(crossed) > 5 else ""
+    count = f"{len(crossed)} seed {plural(len(crossed), 'comparison')}"
+    return (
+        f"{count} across devices ({named}{more}): traces from two devices differ in the last "
+        "bits, so bitwise verdicts do not apply."
+    )
+
+
+def smoke_gate_text(report: RoundReport) -> str:
+    """ "smoke gate cf_loss < 1.5": the threshold as the round set it (both reports' headers)."""
+    return f"smoke gate cf_loss < {format_limit(report.gate_settings['cf_loss_max'])}"
+
+
+def shape_text(report: RoundReport) -> str:
+    """ "6 probes × 8 seeds"."""
+    probes, seeds = len(report.probes), len(report.seeds)
+    return f"{probes} {plural(probes, 'probe')} × {seeds} {plural(seeds, 'seed')}"
+
+
 def device_lines(report: RoundReport) -> list[str]:
     """Which devices the seeds trained on, and the comparisons that crossed devices."""
-    devices = sorted({s.device for p in report.probes for s in p.seeds if s.device})
+    devices = device_names(report)
     if not devices:
         return []
     lines = [f"**Devices:** {', '.join(f'`{escape_cell(d)}`' for d in devices)}", ""]
-    crossed = [(p.id, s.seed) for p in report.compared_probes() for s in p.seeds if s.cross_device]
-    if crossed:
-        named = ", ".join(f"{probe} seed {seed}" for probe, seed in crossed[:5])
-        more = f" and {len(crossed) - 5} more" if len(crossed) > 5 else ""
-        lines += [
-            f"⚠️ {len(crossed)} seed comparison(s) cross devices ({named}{more}): their traces "
-            "differ in the last bits, so bitwise verdicts do not apply to them.",
-            "",
-        ]
+    if (crossed := cross_device_text(report)) is not None:
+        lines += [f"⚠️ {crossed}", ""]
     return lines
 
 
