@@ -2,11 +2,12 @@
 
 What a verdict rests on comes first: pass rates with their Wilson intervals, and per probe the
 step-by-step loss difference to the baseline on a symmetric log scale with the round's noise
-floor shaded (inside the band is "equivalent"). Then loss-curve plots, baseline against probe,
-one small plot per seed with the first divergence (and the first structural difference)
-marked. A round of hundreds of seeds shows the seeds that diverge first and says how many
-were left out; the per-seed table below each probe always lists every seed. Every text taken
-from the report (probe IDs, generations, errors, hypothesis) goes through :func:`html.escape`.
+floor shaded (inside the band is "equivalent") and its width written. Then loss-curve plots,
+baseline against probe, one small plot per seed with the step its losses first part (and its
+first structural difference) marked. A round of hundreds of seeds shows the seeds that diverge
+first and says how many were left out; the per-seed table below each probe always lists every
+seed. Every text taken from the report (probe IDs, generations, errors, hypothesis) goes
+through :func:`html.escape`.
 """
 
 from __future__ import annotations
