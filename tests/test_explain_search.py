@@ -92,3 +92,22 @@ def test_explain_reads_a_round_folder_without_complaining_about_its_report(tmp_p
     assert [r.probe_id for r in load_candidate(tmp_path, "mask")] == ["mask"]
     err = capsys.readouterr().err
     assert "report.json" not in err and "broken.json" in err  # a broken file is still named
+
+
+def test_signals_are_read_on_every_seed_and_name_the_seeds_that_show_them() -> None:
+    from mlx_parity.diagnose.explain import seed_signals
+    from mlx_parity.traces import Allowance
+
+    base = {seed: rows(target_losses(seed)) for seed in SEEDS}
+    targets = {1: rows(parting_at(1, 3)), 2: rows(parting_at(2, 5))}
+    # Seed 2's batches are one column wider from step 2: structure, on that seed alone.
+    for row in targets[2][1:]:
+        row["input_shape"] = (2, 9)
+    signals = seed_signals(base, targets, Allowance.of(0.0))
+    assert signals == [
+        "from step 3: loss by 1 (seed 1)",
+        "from step 2: batch shape (2, 9) vs (2, 8) (seed 2)",
+        "from step 5: loss by 1 (seed 2)",
+    ]
+    same = seed_signals(base, {s: rows(parting_at(s, 4)) for s in SEEDS}, Allowance.of(0.0))
+    assert same == ["from step 4: loss by 1 (seeds 1, 2)"]

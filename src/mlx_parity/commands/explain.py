@@ -14,7 +14,7 @@ from ..collect.gather import written_report
 from ..errors import ExitCode, UsageError
 from ..github.runs import fetch_run_artifacts, parse_run_source
 from ..names import SEED_ARTIFACT_PATTERN
-from ..noise import noise_floor
+from ..noise import CALIBRATION_SEEDS, noise_floor
 from ..traces import Allowance
 from . import parse_seed_list
 
@@ -89,17 +89,21 @@ def device_kind(environment: artifact.Environment) -> str:
     return "gpu" if "gpu" in environment.device.lower() else "cpu"
 
 
-def measured_allowance(runner: TraceRunner, base: Knobs, seed: int) -> Allowance:
-    """The noise floor of ``base`` on ``seed``, measured here (mlx_parity/noise.py). Its
-    reference trace is the runner's (eager) run of ``base``, which the search then reuses."""
+def measured_allowance(runner: TraceRunner, base: Knobs, seeds: list[int]) -> Allowance:
+    """The noise floor of ``base``, measured here as a round measures it (mlx_parity/noise.py):
+    on the first ``CALIBRATION_SEEDS`` of ``seeds``. Each reference trace is the runner's
+    (eager) run of ``base``, which the search then reuses."""
     from ..cell import measure_noise
     from ..steps import StepRecord
 
-    trace = [StepRecord(**row) for row in runner.trace(base, seed)]
     eager = base.model_copy(update={"compile": False})
-    sample = measure_noise(runner.source, runner.fixture, eager, seed, trace)
-    floor = noise_floor({seed: sample}, {seed: [r.loss for r in trace]})
-    assert floor is not None  # one sample with steps always makes a floor
+    samples, losses = {}, {}
+    for seed in seeds[:CALIBRATION_SEEDS]:
+        trace = [StepRecord(**row) for row in runner.trace(base, seed)]
+        samples[seed] = measure_noise(runner.source, runner.fixture, eager, seed, trace)
+        losses[seed] = [r.loss for r in trace]
+    floor = noise_floor(samples, losses)
+    assert floor is not None  # a sample with steps always makes a floor
     return Allowance.from_floor(floor)
 
 
@@ -147,7 +151,7 @@ def explain_results(
     if tolerance is not None:
         allowance = Allowance.of(tolerance)
     elif recorded_here(results):
-        allowance = measured_allowance(runner, base, next(iter(targets)))
+        allowance = measured_allowance(runner, base, list(targets))
     else:
         allowance = Allowance.of(CROSS_PLATFORM_TOLERANCE)
     probe = results[0].probe_id

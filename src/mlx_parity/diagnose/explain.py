@@ -188,10 +188,11 @@ def explain(
 
     # What the candidate's signals say against the base, before any search.
     progress("base configuration")
-    base_rows = runner.trace(base, first)
+    base_runs = {seed: runner.trace(base, seed) for seed in seeds}
+    base_rows = base_runs[first]
     base_candidate = Candidate((), compare_steps(base_rows, targets[first], allowance))
     ratio = gradient_ratio(targets[first], base_rows)
-    signals = observed_signals(base_rows, targets[first], ratio, allowance)
+    signals = seed_signals(base_runs, targets, allowance)
     structure_agrees = first_structural_difference(base_rows, targets[first]) is None
     scale = suggested_scale(ratio, allowance)
     space = search_space(base, (scale,) if scale is not None else GRAD_SCALES)
@@ -297,8 +298,24 @@ def observed_signals(
         found.append(f"gradient norm {format_ratio(ratio)} at the first update, against mlx-lm's")
     losses = compare_traces(loss_trace(target), loss_trace(base_rows), allowance)
     if losses.diverges:
-        found.append(f"losses depart at {losses.where}")
+        found.append(f"from {losses.where}")
     return found
+
+
+def seed_signals(
+    base_runs: dict[int, list[Row]], targets: dict[int, list[Row]], allowance: Allowance
+) -> list[str]:
+    """:func:`observed_signals` on every seed, each finding once with the seeds that show it
+    (seeds may part at different steps, and the collector reports the earliest)."""
+    seeds_of: dict[str, list[int]] = {}
+    for seed, rows in base_runs.items():
+        ratio = gradient_ratio(targets[seed], rows)
+        for finding in observed_signals(rows, targets[seed], ratio, allowance):
+            seeds_of.setdefault(finding, []).append(seed)
+    return [
+        f"{finding} (seed{'s' if len(seeds) > 1 else ''} {', '.join(map(str, seeds))})"
+        for finding, seeds in seeds_of.items()
+    ]
 
 
 def gradient_ratio(target: list[Row], base_rows: list[Row]) -> float | None:
