@@ -40,7 +40,7 @@ def runner(discriminate, model_source) -> TraceRunner:
 def floor(discriminate, runner) -> Allowance:
     """The noise floor explain measures for every candidate (they share one base)."""
     base = baseline_of(discriminate.probe("core").knobs)
-    return measured_allowance(runner, base, SEEDS[0])
+    return measured_allowance(runner, base, list(SEEDS))
 
 
 # What explain must say it saw in a candidate's own seed results, before any search.
