@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import json
 import socket
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -38,8 +40,9 @@ from helpers import (
     status_response,
     zip_bytes,
 )
+from mlx_parity.errors import UsageError
 from mlx_parity.github.client import GitHubClient
-from mlx_parity.github.env import GitHubContext
+from mlx_parity.github.env import GitHubContext, read_github_context
 from mlx_parity.github.errors import (
     ArtifactExpired,
     GitHubError,
@@ -126,6 +129,45 @@ def test_context_outside_actions_has_defaults_and_empty_means_unset() -> None:
     assert context.api_url == "https://api.github.com"
     assert context.token is None and context.run_id is None
     assert context.run_url is None
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("GITHUB_API_URL", "not a url"),
+        ("GITHUB_API_URL", "ftp://example.com"),
+        ("GITHUB_SERVER_URL", "github.com"),
+        ("GITHUB_SHA", "xyz"),
+        ("GITHUB_SHA", SHA[:7]),
+    ],
+)
+def test_a_variable_github_would_never_set_so_is_refused_by_name(variable, value) -> None:
+    # Refused at once with the variable named, not inside the HTTP library after retries.
+    with pytest.raises(UsageError, match=rf"^\${variable} is not valid: "):
+        read_github_context({variable: value})
+
+
+def test_a_server_that_never_answers_is_given_up_on_within_the_budget(
+    httpserver: HTTPServer, context: GitHubContext, sleeps: list[float]
+) -> None:
+    answered = threading.Event()
+
+    def hang(request: Request) -> Response:
+        answered.wait(timeout=10)  # until the client gave up: it must not wait this long
+        return Response(status=201)
+
+    path = f"{REPO_PATH}/statuses/{SHA}"
+    httpserver.expect_request(path, method="POST").respond_with_handler(hang)
+    client = GitHubClient(context, max_total_wait=2.5, sleep=sleeps.append, timeout=1.0)
+    tic = time.monotonic()
+    with pytest.raises(Unreachable, match="budget"):
+        client.post_status(SHA, "success", "mlx-parity/core")
+    # Waiting on answers counts: 1 s, a 1 s backoff, then at most the 1 s left of the budget.
+    assert sleeps == [1.0] and time.monotonic() - tic < 2.5
+    answered.set()  # free the server, and let it answer both requests before the next test
+    deadline = time.monotonic() + 10
+    while len(httpserver.log) < 2 and time.monotonic() < deadline:
+        time.sleep(0.01)
 
 
 # -- commit statuses -------------------------------------------------------------------------------
@@ -484,7 +526,7 @@ def test_an_unreachable_api_is_retried_then_reported(
         probe.bind(("127.0.0.1", 0))
         free_port = probe.getsockname()[1]
     offline = context.model_copy(update={"api_url": f"http://127.0.0.1:{free_port}"})
-    client = GitHubClient(offline, max_total_wait=3.0, sleep=sleeps.append, timeout=2.0)
+    client = GitHubClient(offline, max_total_wait=3.5, sleep=sleeps.append, timeout=2.0)
     with pytest.raises(Unreachable, match="no answer"):
         client.post_status(SHA, "success", "mlx-parity/core")
     assert sleeps == [1.0, 2.0]

@@ -87,7 +87,8 @@ class _Failure:
 class GitHubClient:
     """Talks to the repository named by ``context`` with its token.
 
-    ``max_total_wait`` bounds the seconds spent sleeping between retries of one call; ``sleep`` and
+    ``max_total_wait`` bounds the seconds one call spends sleeping between retries and waiting
+    for answers (a server that accepts and never answers uses the budget up, too); ``sleep`` and
     ``clock`` are injectable so tests neither sleep nor depend on the time of day.
     """
 
@@ -260,6 +261,7 @@ class GitHubClient:
         attempt = 0
         while True:
             attempt += 1
+            asked = time.monotonic()
             try:
                 response = self._session.request(
                     method,
@@ -269,7 +271,8 @@ class GitHubClient:
                     params=params,
                     allow_redirects=allow_redirects,
                     stream=stream,
-                    timeout=self._timeout,
+                    # Never wait on an answer past the budget (at least a second, to get one).
+                    timeout=min(self._timeout, max(self.max_total_wait - waited, 1.0)),
                 )
             except (requests.ConnectionError, requests.Timeout) as exc:
                 failure = _Failure(
@@ -283,12 +286,13 @@ class GitHubClient:
                     return response
                 failure = self._failure(method, url, response, attempt, idempotent)
                 response.close()
+            waited += time.monotonic() - asked
             if failure.wait is None:
                 raise failure.error()
             if waited + failure.wait > self.max_total_wait:
                 raise failure.error(
                     f"gave up: waiting {failure.wait:g} s more would exceed the "
-                    f"{self.max_total_wait:g} s budget ({waited:g} s already spent)"
+                    f"{self.max_total_wait:g} s budget ({waited:.3g} s already spent)"
                 )
             logger.warning("%s; retrying in %g s", failure.message, failure.wait)
             self._sleep(failure.wait)

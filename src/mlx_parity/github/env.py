@@ -48,7 +48,8 @@ class GitHubContext(BaseModel):
     api_url: str = DEFAULT_API_URL
     server_url: str = DEFAULT_SERVER_URL
     repository: str | None = Field(None, pattern=r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
-    sha: str | None = None
+    # A full commit ID (SHA-1, or SHA-256 in a repository that uses it).
+    sha: str | None = Field(None, pattern=r"^[0-9a-f]{40}([0-9a-f]{24})?$")
     # SecretStr keeps the token out of repr(), str(), model_dump_json() and therefore out of logs.
     token: SecretStr | None = None
     run_id: int | None = None
@@ -60,7 +61,10 @@ class GitHubContext(BaseModel):
 
     @field_validator("api_url", "server_url")
     @classmethod
-    def _without_trailing_slash(cls, url: str) -> str:
+    def _http_url_without_trailing_slash(cls, url: str) -> str:
+        # Anything else fails only inside the HTTP library, after the budget's first retries.
+        if not re.fullmatch(r"https?://[^\s/?#]+(/[^\s?#]*)?", url):
+            raise ValueError(f"must be an http(s) URL such as {DEFAULT_API_URL}, got {url!r}")
         return url.rstrip("/")
 
     @classmethod
