@@ -10,6 +10,7 @@ import json
 import math
 import os
 import re
+import stat
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -26,7 +27,7 @@ from helpers import (
     trace,
     write,
 )
-from mlx_parity.artifact import SeedResult, artifact_name, save
+from mlx_parity.artifact import SeedResult, artifact_name, save, write_atomic
 from mlx_parity.cli import main
 from mlx_parity.collect import html as html_report
 from mlx_parity.collect.compare import RoundReport
@@ -1134,3 +1135,21 @@ def test_the_terminal_report_aligns_and_fits_the_terminal(tmp_path):
     assert all(len(line) <= 60 for line in narrow[1:-1])  # the title and the paths may wrap
     assert any(line.endswith("…") for line in narrow)
     assert narrow[-1] == f"reports: {tmp_path / 'report.md'}, report.html, report.json"
+
+
+def test_reports_are_written_through_links_and_devices_never_replacing_them(tmp_path):
+    target = tmp_path / "target.md"
+    target.write_text("old")
+    link = tmp_path / "link.md"
+    link.symlink_to(target)
+    write_atomic(link, "new")
+    assert link.is_symlink() and target.read_text() == "new"
+    write_atomic(Path(os.devnull), "discarded")  # as `--json /dev/null` does
+    assert stat.S_ISCHR(os.stat(os.devnull).st_mode)
+    with pytest.raises(IsADirectoryError) as refused:
+        write_atomic(tmp_path, "text")
+    assert refused.value.filename == str(tmp_path)
+    (tmp_path / "afile").write_text("")
+    with pytest.raises(NotADirectoryError) as refused:
+        write_atomic(tmp_path / "afile" / "report.json", "text")
+    assert refused.value.filename == str(tmp_path / "afile")

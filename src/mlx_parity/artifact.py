@@ -8,6 +8,7 @@ literal for them) and read back as floats.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import re
@@ -145,7 +146,21 @@ ARTIFACT_NAME_RE = re.compile(r"^(?P<round>[^_].*?)__(?P<probe>.+?)__seed(?P<see
 
 
 def write_atomic(path: Path, text: str) -> None:
-    """Write ``text`` so that ``path`` is either absent or complete, never half-written."""
+    """Write ``text`` so that ``path`` is either absent or complete, never half-written.
+
+    A path that is not a regular file is written through, never replaced: a symbolic link's
+    target is the file replaced (the link stays), and a device or pipe (``/dev/stdout``,
+    ``/dev/null``) is written to as it is."""
+    path = Path(path)
+    if path.is_dir():
+        raise IsADirectoryError(errno.EISDIR, "is a directory, not a file", str(path))
+    if path.exists() and not path.is_file():
+        with open(path, "w") as handle:
+            handle.write(text)
+        return
+    path = Path(os.path.realpath(path))
+    if path.parent.exists() and not path.parent.is_dir():
+        raise NotADirectoryError(errno.ENOTDIR, "is not a directory", str(path.parent))
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
