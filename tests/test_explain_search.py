@@ -3,12 +3,16 @@ training (tests/test_detection.py covers the same search on real trainers)."""
 
 from __future__ import annotations
 
+import pytest
+
 from helpers import make_result, make_round, write
+from mlx_parity.cli import main
 from mlx_parity.collect.report import report_json
 from mlx_parity.commands.collect import collect_round
 from mlx_parity.commands.explain import load_candidate
 from mlx_parity.diagnose.explain import explain
 from mlx_parity.diagnose.space import Change, applied
+from mlx_parity.errors import ExitCode
 from mlx_parity.knobs import Knobs
 
 STEPS = 8
@@ -111,3 +115,21 @@ def test_signals_are_read_on_every_seed_and_name_the_seeds_that_show_them() -> N
     ]
     same = seed_signals(base, {s: rows(parting_at(s, 4)) for s in SEEDS}, Allowance.of(0.0))
     assert same == ["from step 4: loss by 1 (seeds 1, 2)"]
+
+
+def test_explain_keeps_one_of_identical_copies_and_neither_of_different_results(
+    tmp_path, capsys
+) -> None:
+    (tmp_path / "a").mkdir()
+    write(tmp_path, make_result("mask", 1), make_result("mask", 42))
+    write(tmp_path / "a", make_result("mask", 1))  # the same result, downloaded twice
+    assert [r.seed for r in load_candidate(tmp_path, "mask")] == [1, 42]
+    write(tmp_path / "a", make_result("mask", 42, cf_loss=0.5))  # another result for seed 42
+    assert [r.seed for r in load_candidate(tmp_path, "mask")] == [1]
+    assert "skipped seed 42: 2 different results" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("tolerance", ["nan", "-1", "inf"])
+def test_explain_refuses_a_tolerance_that_is_not_a_finite_allowance(tolerance, capsys) -> None:
+    assert main(["explain", "anywhere", "--tolerance", tolerance]) == ExitCode.USAGE
+    assert "use a finite number ≥ 0" in capsys.readouterr().err

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import platform
 import sys
 import tempfile
@@ -51,23 +52,37 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def load_candidate(directory: Path, probe: str | None) -> list[artifact.SeedResult]:
-    results = []
+    found: dict[Path, artifact.SeedResult] = {}
     for path in sorted(directory.rglob("*.json")):
         try:
-            results.append(artifact.load(path))
+            found[path] = artifact.load(path)
         except artifact.ArtifactError as exc:
             if not written_report(path.relative_to(directory).as_posix(), path):
                 print(f"skipped {exc}", file=sys.stderr)
-    probes = sorted({r.probe_id for r in results})
-    if not results:
+    probes = sorted({r.probe_id for r in found.values()})
+    if not found:
         raise UsageError(f"{directory}: no seed results to explain")
     if probe is None and len(probes) > 1:
         raise UsageError(f"{directory} holds probes {', '.join(probes)}; choose one with --probe")
     chosen = probe or probes[0]
-    selected = [r for r in results if r.probe_id == chosen]
-    if not selected:
+    by_seed: dict[int, dict[Path, artifact.SeedResult]] = {}
+    for path, result in found.items():
+        if result.probe_id == chosen:
+            by_seed.setdefault(result.seed, {})[path] = result
+    if not by_seed:
         raise UsageError(f"{directory}: no results of probe {chosen!r} (has {', '.join(probes)})")
-    return selected
+    return [kept for seed in sorted(by_seed) if (kept := _one_result(seed, by_seed[seed]))]
+
+
+def _one_result(seed: int, copies: dict[Path, artifact.SeedResult]) -> artifact.SeedResult | None:
+    """A seed's result; of several, identical copies keep one and different ones keep none,
+    as collect does: which one to match would decide the answer."""
+    first = next(iter(copies.values()))
+    if len({result.model_dump_json() for result in copies.values()}) == 1:
+        return first
+    names = ", ".join(str(path) for path in copies)
+    print(f"skipped seed {seed}: {len(copies)} different results ({names})", file=sys.stderr)
+    return None
 
 
 def recorded_here(results: list[artifact.SeedResult]) -> bool:
@@ -108,6 +123,10 @@ def measured_allowance(runner: TraceRunner, base: Knobs, seeds: list[int]) -> Al
 
 
 def _run(args: argparse.Namespace) -> int:
+    if args.tolerance is not None and not (math.isfinite(args.tolerance) and args.tolerance >= 0):
+        raise UsageError(
+            f"--tolerance {args.tolerance:g}: use a finite number ≥ 0 (0: bit for bit)"
+        )
     seeds = parse_seed_list(args.seeds)
     run_id = parse_run_source(args.source)
     with tempfile.TemporaryDirectory(prefix="mlx-parity-explain-") as tmp:
