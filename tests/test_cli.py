@@ -68,6 +68,7 @@ def test_run_ids_are_written_with_their_prefix() -> None:
         ["plan", "--round", "smoke", "--seeds", "1;2"],
         ["probe", "--probe", "core", "--seeds", "1", "--out", "o", "--set", "paddingg=x"],
         ["probe", "--probe", "nope", "--seeds", "1", "--out", "o"],
+        ["probe", "--probe", "core", "--seeds", "1", "--out", "o", "--model", "/no/such/model"],
         ["bisect", "--round", "smoke", "--from", "reference", "--to", "core"],
     ],
 )

@@ -334,6 +334,8 @@ def test_faults_are_listed_by_name_and_nothing_crashes(tmp_path, capsys):
     wrong_schema = json.loads(make_result("core", 5).to_json())
     wrong_schema["schema"] = "mlx-parity/seed-result/v0"
     (directory / "old.json").write_text(json.dumps(wrong_schema))
+    boolean_seed = json.loads(make_result("core", 5).to_json()) | {"seed": True}
+    (directory / "true.json").write_text(json.dumps(boolean_seed))  # not seed 1
     save(make_result("core", 1, round_id="OTHER"), directory / "other")
     save(make_result("ghost", 1), directory)  # a probe the round lacks
     save(make_result("core", 8), directory)  # a seed the round lacks
@@ -345,7 +347,13 @@ def test_faults_are_listed_by_name_and_nothing_crashes(tmp_path, capsys):
     for problem in report.problems:
         by_kind.setdefault(problem.kind, []).append(problem.subject)
     assert by_kind["missing"] == ["reference seed 7", "core seed 42"]
-    assert by_kind["invalid"] == [truncated.name, "binary.json", "deep.json", "old.json"]
+    assert by_kind["invalid"] == [
+        truncated.name,
+        "binary.json",
+        "deep.json",
+        "old.json",
+        "true.json",
+    ]
     reference_7, reference_1 = (
         artifact_name(ROUND, "reference", 7),
         artifact_name(ROUND, "reference", 1),

@@ -405,6 +405,7 @@ def test_bad_catalog_entries(tmp_path: Path, entry: str, key: str, marker: str, 
     [
         ("\n[settings]\nsteps = 0\n", "settings.steps", "steps = 0", "knob 'steps'"),
         ("\n[settings]\nsteps = 5\nlrate = 1\n", "settings.lrate", "lrate", "unknown knob"),
+        ("\n[settings]\nlr = inf\n", "settings.lr", "lr = inf", "finite number"),
         (
             "\n[settings]\nschedule = 'linear_warmup'\n",
             "settings.schedule",

@@ -93,7 +93,7 @@ class SeedResult(BaseModel):
     schema_: Literal["mlx-parity/seed-result/v1"] = Field(SCHEMA, alias="schema")
     round_id: str = Field(pattern=ROUND_ID_PATTERN)
     probe_id: str = Field(pattern=PROBE_ID_PATTERN)
-    seed: int
+    seed: int = Field(ge=0, le=SEED_MAX, strict=True)
     trainer: str
     fixture: dict[str, Any]
     config: dict[str, Any]

@@ -8,9 +8,12 @@ runner) or a local model directory instead.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from pydantic import BaseModel, ConfigDict, Field
 
 from .embedded_model import SMOKE_ANSWER, SMOKE_PROMPT, SMOKE_TEXT, ensure_fixture
+from .errors import UsageError
 
 EMBEDDED = "embedded"
 
@@ -37,6 +40,13 @@ class Fixture(BaseModel):
         """What ``mlx_lm.load`` gets: the embedded directory (built if needed) or the name."""
         if self.model == EMBEDDED:
             return str(ensure_fixture())
+        # A hub repo is "owner/name"; anything written as a path must be a directory here, or
+        # the hub client refuses it with a message about repo IDs.
+        if (
+            self.model.startswith(("/", "./", "../", "~"))
+            and not Path(self.model).expanduser().is_dir()
+        ):
+            raise UsageError(f"model {self.model!r}: no such model directory")
         return self.model
 
 

@@ -111,7 +111,11 @@ class Knobs(BaseModel):
     smoke fixture's training settings (batch 6, 30 steps, lr 1e-3, LoRA rank 8 scale 2.0 on
     the last 16 layers, max_seq_length 64). Each description says what the knob changes."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
+    # allow_inf_nan off: lr = inf (or a NaN clip) is a typo, not a setting; a non-finite loss is
+    # a result the run records, never an input.
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, validate_default=True, allow_inf_nan=False
+    )
 
     # --- behaviour: how a trainer works (what explain searches) ---
     padding: PaddingRule = Field(

@@ -456,7 +456,9 @@ def list_rounds(matrix_dir: Path | None = None) -> list[str]:
     if not rounds_dir.is_dir():
         return []
     return sorted(
-        file.stem for file in rounds_dir.glob("*.toml") if re.fullmatch(ROUND_ID_PATTERN, file.stem)
+        file.stem
+        for file in rounds_dir.glob("*.toml")
+        if re.fullmatch(ROUND_ID_PATTERN, file.stem) and file.is_file()
     )
 
 

@@ -61,6 +61,7 @@ def _run(args: argparse.Namespace) -> int:
     fixture = rnd.fixture
     if args.model:
         fixture = fixture.model_copy(update={"model": args.model})
+        fixture.model_path()  # a directory that does not exist is refused before any seed
     results = run_cell(
         rnd.id,
         probe,
