@@ -15,12 +15,12 @@ from mlx_parity.artifact import SeedResult
 from mlx_parity.cli import main
 from mlx_parity.collect.compare import RoundReport
 from mlx_parity.collect.report import report_json
+from mlx_parity.commands import plain_text
 from mlx_parity.commands.compare import (
     SETTINGS_ABOVE,
     UNCHANGED,
     compare_reports,
     load_report,
-    plain_text,
 )
 from mlx_parity.errors import ExitCode
 from mlx_parity.matrix import ResolvedRound, Round, resolve
@@ -255,10 +255,11 @@ def test_gate_settings_name_only_the_keys_that_differ(tmp_path, capsys):
     assert status == ExitCode.OK  # how a round is judged is no change in its training
 
 
-def test_help_is_plain_text(capsys):
+@pytest.mark.parametrize("command", ["compare", "collect", "init"])
+def test_help_is_plain_text(command, capsys):
     with pytest.raises(SystemExit):
-        main(["compare", "--help"])
+        main([command, "--help"])
     out = capsys.readouterr().out
     assert "`" not in out
-    assert "mlx-parity compare A B: what changed between two rounds' reports" in out
+    assert f"mlx-parity {command}" in out
     assert plain_text("see :mod:`..traces` and ``x``") == "see ..traces and x"

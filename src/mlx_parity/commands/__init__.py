@@ -22,6 +22,15 @@ ID_CHARACTERS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0
 SEED_CHARACTERS = frozenset("0123456789")
 
 
+# reST inline markup in a docstring (``code``, :mod:`target`): help text shows only its text.
+_MARKUP = re.compile(r"(?::[a-z]+:)?(`{1,2})([^`]+)\1")
+
+
+def plain_text(doc: str) -> str:
+    """A command's docstring as its help text: reST inline markup reduced to its text."""
+    return _MARKUP.sub(r"\2", doc)
+
+
 def add_matrix_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--matrix", type=Path, metavar="DIR", help=MATRIX_HELP)
 

@@ -26,7 +26,7 @@ from ..errors import ExitCode, UsageError
 from ..github.env import append_github_file, read_github_context
 from ..matrix import ResolvedRound, resolve_round
 from ..names import REPORT_HTML, REPORT_JSON, REPORT_MARKDOWN
-from . import add_matrix_option
+from . import add_matrix_option, plain_text
 
 
 def collect_round(
@@ -47,7 +47,7 @@ def collect_round(
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.description = __doc__
+    parser.description = plain_text(__doc__ or "")
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.add_argument("directory", type=Path, metavar="DIR", help="folder of seed results")
     parser.add_argument("--round", required=True, dest="round_id", metavar="ID", help="round ID")

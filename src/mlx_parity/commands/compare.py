@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import argparse
 import math
-import re
 import tempfile
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -58,12 +57,11 @@ from ..stats import (
     paired_outcome,
 )
 from ..traces import format_size
+from . import plain_text
 
 UNCHANGED = "no change detected"
 # A row's settings change when every probe shares it: stated once, above the table.
 SETTINGS_ABOVE = "settings changed as noted above"
-# reST inline markup in a docstring (``code``, :mod:`target`): help text shows only its text.
-_MARKUP = re.compile(r"(?::[a-z]+:)?(`{1,2})([^`]+)\1")
 
 
 def load_report(source: str | Path) -> RoundReport:
@@ -408,11 +406,6 @@ def footer(rows: list[ProbeChange]) -> str:
         "Pass rates: seed by seed, the exact McNemar test on the seeds that flipped between the "
         f"rounds; {holm} Losses: every seed both rounds ran to the end, bit for bit."
     )
-
-
-def plain_text(doc: str) -> str:
-    """A docstring as help text: reST inline markup (``code``, :mod:`x`) reduced to its text."""
-    return _MARKUP.sub(r"\2", doc)
 
 
 def configure(parser: argparse.ArgumentParser) -> None:

@@ -29,7 +29,7 @@ from ..probes import BUILTIN_PROBES
 from ..trainers import PLUGIN_PREFIX, lookup
 from ..workflow.generate import render_workflow
 from ..workflow.settings import BRANCH_PATTERN, load_settings
-from . import parse_probe_list
+from . import parse_probe_list, plain_text
 
 LAYOUTS = ("trainer", "parity")
 # Where each template goes, relative to the repository root.
@@ -52,7 +52,7 @@ TESTED_PINS = "default.txt"
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.description = __doc__
+    parser.description = plain_text(__doc__ or "")
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.add_argument(
         "--plugin",
