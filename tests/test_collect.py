@@ -174,6 +174,9 @@ def test_nonfinite_losses_match_only_at_the_same_step(tmp_path):
     clip = report.probe("clip").seeds[0]
     assert clip.trace == "diverges" and clip.divergence_step == 9
     assert "loss" in clip.trace_detail and "nan" in clip.trace_detail
+    # Its largest |Δloss| is where one loss is NaN and the other is not, not the 0 before it;
+    # the twin's NaN steps match, so its largest is 0.
+    assert clip.max_abs_dloss == math.inf and report.probe("twin").seeds[0].max_abs_dloss == 0
     # NaN cf_loss fails the smoke gate; the NaN runs are named among the problems.
     smoke = {g.probe: g.passed for g in report.gates if g.name == "smoke"}
     assert smoke == {"reference": False, "twin": False, "clip": False}

@@ -146,7 +146,8 @@ class TraceComparison:
     step: int | None = None
     size: float | None = None
     where: str | None = None
-    # The largest finite |Δloss| over the steps both traces have (None: no finite step).
+    # The largest |Δloss| over the steps both traces have: inf where one loss is non-finite and
+    # the other is not the same (None: no finite step).
     max_abs: float | None = None
     signal: Signal | None = None
     # The verdict of the losses alone, when another signal parted first.
@@ -193,6 +194,10 @@ def compare_traces(
     deltas = list(map(abs, map(operator.sub, probe, target)))
     finite = [d for d in deltas if d < math.inf]
     largest = max(finite) if finite else None
+    if len(finite) < len(deltas) and not all(
+        same_loss(probe[i], target[i]) for i, d in enumerate(deltas) if not d < math.inf
+    ):
+        largest = math.inf  # a loss that went non-finite where the other did not: the farthest
     limits = allowance.limits(len(deltas))
     parts = (
         i
