@@ -39,6 +39,7 @@ from mlx_parity.collect.markdown import (
     divergence_text,
     fit_summary,
     render_markdown,
+    summary_cells,
 )
 from mlx_parity.collect.report import build_statuses, parse_report, report_json
 from mlx_parity.collect.terminal import render_terminal
@@ -1164,3 +1165,17 @@ def test_reports_are_written_through_links_and_devices_never_replacing_them(tmp_
     with pytest.raises(NotADirectoryError) as refused:
         write_atomic(tmp_path / "afile" / "report.json", "text")
     assert refused.value.filename == str(tmp_path / "afile")
+
+
+def test_a_probe_whose_seeds_trained_under_different_settings_says_so(tmp_path):
+    round_ = make_round(probes=("reference", "core"))
+    full_round(tmp_path, round_)
+    report = collect(tmp_path, round_)
+    assert not any(p.mixed_settings for p in report.probes)
+    other = make_result("core", 7)
+    write(tmp_path, other.model_copy(update={"config": {**other.config, "lr": 0.5}}))
+    report = collect(tmp_path, round_)
+    core = report.probe("core")
+    assert core.mixed_settings and not report.probe("reference").mixed_settings
+    assert "trained under different settings" in summary_cells(core)[2]
+    assert [p.seed for p in report.problems if p.kind == "config-mismatch"] == [7]

@@ -167,6 +167,9 @@ class ProbeReport(BaseModel):
     # was collected. What ``compare`` checks two rounds' training settings by; None in a report
     # written before it was recorded.
     config: dict[str, Any] | None = None
+    # Its seeds recorded more than one trainer or config: its pass rate and verdicts pool runs
+    # of different trainings (the config-mismatch problems name the seeds).
+    mixed_settings: bool = False
     # Settings a plugin declared its trainer cannot honour, with why (as its seeds recorded).
     unhonoured: dict[str, str] = Field(default_factory=dict)
     seeds: list[SeedComparison]
@@ -567,6 +570,10 @@ def build_report(round_: ResolvedRound, gathered: Gathered) -> RoundReport:
                 is_baseline=is_baseline,
                 knobs=knob_differences(config, baseline_config),
                 config=config,
+                mixed_settings=any(
+                    (r.trainer, r.config) != (results[min(results)].trainer, config)
+                    for r in results.values()
+                ),
                 unhonoured=results[min(results)].unhonoured if results else {},
                 seeds=seeds,
                 pass_ci=wilson_interval(sum(1 for s in run if s.passed), len(run)),

@@ -141,10 +141,13 @@ def knob_value_text(value: Any) -> str:
 
 def knobs_text(probe: ProbeReport) -> str:
     if probe.is_baseline:
-        return "(baseline)"
-    parts = [f"{k}={knob_value_text(v)}" for k, v in probe.knobs.items()]
-    if probe.unhonoured:
+        parts = ["(baseline)"]
+    else:
+        parts = [f"{k}={knob_value_text(v)}" for k, v in probe.knobs.items()]
+    if probe.unhonoured and not probe.is_baseline:
         parts.append(f"cannot honour: {', '.join(probe.unhonoured)}")
+    if probe.mixed_settings:
+        parts.append("⚠️ its seeds trained under different settings (see Problems)")
     return ", ".join(parts) or DASH
 
 
