@@ -506,6 +506,12 @@ def recorded_config(probe: ResolvedProbe, results: dict[int, SeedResult]) -> dic
     return probe.knobs.model_dump(mode="json")
 
 
+def mixed_settings(results: dict[int, SeedResult]) -> bool:
+    """Whether the seeds recorded more than one trainer or config."""
+    recorded = [(r.trainer, r.config) for r in results.values()]
+    return any(other != recorded[0] for other in recorded[1:])
+
+
 def knob_differences(config: dict[str, Any], baseline: dict[str, Any]) -> dict[str, Any]:
     """Knobs whose value differs from the baseline's (clip compared by effective policy)."""
     return {k: v for k, v in config.items() if k not in CLIP_ARGUMENTS and baseline.get(k) != v}
@@ -570,10 +576,7 @@ def build_report(round_: ResolvedRound, gathered: Gathered) -> RoundReport:
                 is_baseline=is_baseline,
                 knobs=knob_differences(config, baseline_config),
                 config=config,
-                mixed_settings=any(
-                    (r.trainer, r.config) != (results[min(results)].trainer, config)
-                    for r in results.values()
-                ),
+                mixed_settings=mixed_settings(results),
                 unhonoured=results[min(results)].unhonoured if results else {},
                 seeds=seeds,
                 pass_ci=wilson_interval(sum(1 for s in run if s.passed), len(run)),
