@@ -92,7 +92,10 @@ def run_cli(*args: str, capsys) -> tuple[int, str]:
         (["--seeds", "1,x"], "--seeds"),
         (["--seeds", "1,1"], "repeats"),
         (["--probe", "nope"], "has no probe 'nope'"),
-        (["--model", "/nonexistent/model-dir"], "cannot load model '/nonexistent/model-dir'"),
+        (
+            ["--model", "/nonexistent/model-dir"],
+            "cannot load model '/nonexistent/model-dir': no such directory",
+        ),
     ],
 )
 def test_bad_input_is_one_clear_error(tmp_path, capsys, args, message) -> None:

@@ -46,7 +46,7 @@ class Fixture(BaseModel):
             self.model.startswith(("/", "./", "../", "~"))
             and not Path(self.model).expanduser().is_dir()
         ):
-            raise UsageError(f"model {self.model!r}: no such model directory")
+            raise UsageError(f"cannot load model {self.model!r}: no such directory")
         return self.model
 
 
