@@ -56,7 +56,7 @@ from ..stats import (
     minimal_detectable_discordance,
     paired_outcome,
 )
-from ..traces import format_size
+from ..traces import format_size, same_loss
 from . import plain_text
 
 UNCHANGED = "no change detected"
@@ -197,20 +197,16 @@ def loss_change(a: ProbeReport, b: ProbeReport) -> str | None:
     return text + (f", trained on other devices: {', '.join(moved)}" if moved else "")
 
 
-def _same_loss(x: float, y: float) -> bool:
-    # A NaN loss in both rounds is the same result.
-    return x == y or (math.isnan(x) and math.isnan(y))
-
-
 def _same_losses(x: list[float], y: list[float]) -> bool:
-    return len(x) == len(y) and all(map(_same_loss, x, y))
+    # Bit for bit; a NaN loss in both rounds is the same result.
+    return len(x) == len(y) and all(map(same_loss, x, y))
 
 
 def _first_difference(x: list[float], y: list[float]) -> int:
     """The first step whose loss differs (past the shorter trace when one extends the other)."""
     steps = enumerate(zip(x, y, strict=False), 1)
     past_shorter = min(len(x), len(y)) + 1
-    return next((i for i, (p, q) in steps if not _same_loss(p, q)), past_shorter)
+    return next((i for i, (p, q) in steps if not same_loss(p, q)), past_shorter)
 
 
 def paired_change(a: ProbeReport, b: ProbeReport) -> PairedOutcome:
