@@ -110,13 +110,14 @@ class RoundProgress:
             outcome = f"{event.status:<9} smoke {'pass' if event.passed else 'fail'}"
             if event.detail:
                 outcome += f"  {event.detail[:80]}"
+        # Before the line is written: writing it redraws the bar, with this count.
+        cells = (f"{p}:{self.per_probe_done[p]}/{n}" for p, n in self.per_probe_total.items())
+        self.bar.set_postfix_str(" ".join(cells), refresh=False)
         self.bar.write(
             f"  {event.probe_id:<{self.width}}  seed {event.seed:>6}  {outcome}"
             f"   [{done}/{total} seeds, {self.per_probe_pass[event.probe_id]} smoke pass]",
             file=sys.stderr,
         )
-        cells = (f"{p}:{self.per_probe_done[p]}/{n}" for p, n in self.per_probe_total.items())
-        self.bar.set_postfix_str(" ".join(cells), refresh=False)
 
 
 def _run(args: argparse.Namespace) -> int:
