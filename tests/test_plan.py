@@ -215,6 +215,24 @@ def test_unusable_requests_exit_2_with_a_clear_message(actions, capsys, args, me
 
 
 @pytest.mark.parametrize(
+    ("variable", "value", "named"),
+    [
+        ("GITHUB_SHA", "abc", "$GITHUB_SHA is not valid"),
+        ("GITHUB_STEP_SUMMARY", "/nonexistent/summary.md", "cannot append to /nonexistent"),
+    ],
+)
+def test_an_argparse_refusal_in_a_bad_github_context_is_no_traceback(
+    actions, capsys, monkeypatch, variable, value, named
+) -> None:
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(SystemExit) as exited:
+        plan("--round")  # argparse refuses this itself, before the CLI's error handling
+    assert exited.value.code == 2
+    err = capsys.readouterr().err
+    assert named in err and "expected one argument" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize(
     "args", [["--round", "-smoke"], ["--round", "--help"], ["--round", "smoke", "--probes", "-h"]]
 )
 def test_values_that_read_as_options_are_refused_too(actions, capsys, args) -> None:

@@ -260,8 +260,13 @@ def _report_usage_errors_in_summary(parser: argparse.ArgumentParser) -> None:
     refuse = parser.error
 
     def error(message: str) -> NoReturn:
-        summary = read_github_context().step_summary
-        append_github_file(summary, error_markdown(f"{parser.prog}: error: {message}"))
+        try:
+            summary = read_github_context().step_summary
+            append_github_file(summary, error_markdown(f"{parser.prog}: error: {message}"))
+        except ParityError as exc:
+            # This runs inside argument parsing, before the CLI's error handling: a context
+            # that cannot be read (or a summary that cannot be written) is said, not raised.
+            print(f"{parser.prog}: error: {exc}", file=sys.stderr)
         refuse(message)
 
     # An instance attribute: argparse calls self.error, and only this parser should change.
