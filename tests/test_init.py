@@ -88,7 +88,8 @@ def test_init_needs_a_git_repository_and_a_plugin_of_the_right_form(tmp_path, ca
     ("flags", "message"),
     [
         (["--probe", "My Trainer"], "--probe 'My Trainer' contains characters"),
-        (["--probe", "core"], "--probe 'core' is a built-in probe"),
+        (["--probe", "core"], "--probe 'core' is the built-in probe 'core'"),
+        (["--probe", "Core"], "--probe 'Core' is the built-in probe 'core'"),
         (["--probe", "a,b"], "name one probe"),
         (["--branch", "a b"], "--branch 'a b' is not a branch name"),
         (["--branch", 'feat"x'], "is not a branch name"),
@@ -103,6 +104,13 @@ def test_flags_that_would_write_a_broken_matrix_are_refused_before_writing(
     assert message in capsys.readouterr().err
     assert sorted(p.name for p in repo.iterdir()) == [".git", "pyproject.toml"]
     assert init(repo) == ExitCode.OK  # nothing half-written is left to be "kept"
+
+
+def test_a_probe_id_derived_from_a_built_in_name_is_refused_before_writing(tmp_path, capsys):
+    repo = git_repository(tmp_path / "repo", package=True)
+    assert main(["init", "--dir", str(repo), "--plugin", "Reference.parity:train"]) == 2
+    assert "is the built-in probe 'reference'" in capsys.readouterr().err
+    assert not (repo / "matrix").exists()
 
 
 def test_a_probe_id_with_a_dot_is_one_probe(tmp_path):

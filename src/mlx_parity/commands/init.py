@@ -109,10 +109,12 @@ def check_inputs(probe_id: str, branch: str) -> None:
     anything is written (a written file would then be kept as "edited" on the next run)."""
     if len(parse_probe_list(probe_id, "--probe")) != 1:
         raise UsageError(f"--probe {probe_id!r}: name one probe")
-    if probe_id in BUILTIN_PROBES:
+    # Case too: GitHub artifact names compare case-insensitively, so the catalog refuses 'Core'.
+    builtin = next((b for b in BUILTIN_PROBES if b.lower() == probe_id.lower()), None)
+    if builtin is not None:
         raise UsageError(
-            f"--probe {probe_id!r} is a built-in probe (every round compares with it); "
-            "choose another ID for your trainer"
+            f"--probe {probe_id!r} is the built-in probe {builtin!r} (every round compares "
+            "with it); choose another ID for your trainer with --probe"
         )
     if not re.fullmatch(BRANCH_PATTERN, branch):
         raise UsageError(
