@@ -1146,6 +1146,10 @@ def test_the_terminal_report_aligns_and_fits_the_terminal(tmp_path):
     narrow = render_terminal(report, tmp_path, width=60).splitlines()
     assert all(len(line) <= 60 for line in narrow[1:-1])  # the title and the paths may wrap
     assert any(line.endswith("…") for line in narrow)
+    # Free text is cut first: in 72 columns every probe's pass rate survives whole.
+    fitted = render_terminal(report, tmp_path, width=72).splitlines()
+    assert sum(line.endswith("3/3 = 100% (44%–100%)") for line in fitted) == len(round_.probes)
+    assert "loss_mask=…" in "\n".join(fitted)  # the knobs column gave way
     assert narrow[-1] == f"reports: {tmp_path / 'report.md'}, report.html, report.json"
 
 

@@ -13,9 +13,9 @@ from .compare import ProbeReport, RoundReport
 from .markdown import DASH, divergence_text, knobs_text, pass_rate_text, trace_text
 
 HEADERS = ("probe", "knobs vs baseline", "expects", "trace", "pass rate (95% CI)")
-# The knobs column, the one free-text column, is cut (ending in "…") to fit the terminal.
-KNOBS = 1
-NARROWEST = 12
+# To fit the terminal, columns are cut (ending in "…") in this order, each down to its
+# narrowest: the knobs first, the verdict columns never.
+SHRINK_ORDER = ((1, 8), (3, 12), (0, 12))
 # Problems named one by one before the rest are only counted.
 NAMED_PROBLEMS = 5
 
@@ -30,13 +30,16 @@ def _fit(text: str, width: int | None) -> str:
 
 
 def probe_table(report: RoundReport, width: int | None) -> list[str]:
-    """Columns padded to their widest cell (the knobs column cut to fit ``width``), and under
+    """Columns padded to their widest cell (cut in ``SHRINK_ORDER`` to fit ``width``), and under
     a probe that diverged, where it first did: the longest text, so it gets a line of its own."""
     rows = [probe_row(p) for p in report.probes]
     widths = [max(len(row[i]) for row in [list(HEADERS), *rows]) for i in range(len(HEADERS))]
     if width is not None:
         overflow = sum(widths) + 2 * (len(widths) - 1) - width
-        widths[KNOBS] = max(NARROWEST, widths[KNOBS] - max(overflow, 0))
+        for column, narrowest in SHRINK_ORDER:
+            cut = max(0, min(overflow, widths[column] - narrowest))
+            widths[column] -= cut
+            overflow -= cut
 
     def line(cells: Sequence[str]) -> str:
         padded = (f"{_fit(c, w):<{w}}" for c, w in zip(cells, widths, strict=True))
@@ -55,8 +58,8 @@ def render_terminal(report: RoundReport, reports: Path, width: int | None = None
     held = sum(g.passed for g in report.gates)
     lines = [
         f"round {report.round_id}: {'passed' if report.passed else 'FAILED'} · "
-        f"{len(report.probes)} probes × {len(report.seeds)} seeds · baseline {report.baseline} · "
-        f"traces compared {report.allowance}",
+        f"{len(report.probes)} probes × {len(report.seeds)} seeds · baseline {report.baseline}",
+        _fit(f"traces compared {report.allowance}", width),
         "",
         *probe_table(report, width),
         "",
