@@ -136,8 +136,11 @@ def test_resume_skips_only_valid_finished_seeds(tmp_path) -> None:
 def test_resume_retrains_seeds_whose_recorded_settings_the_round_no_longer_has(tmp_path) -> None:
     rnd = resolve_round("smoke")
     core = rnd.probe("core")
-    config = core.knobs.model_dump(mode="json")
-    current = make_result("core", 1, round_id="smoke").model_copy(update={"config": config})
+    recorded = {
+        "config": core.knobs.model_dump(mode="json"),
+        "fixture": rnd.fixture.model_dump(mode="json"),
+    }
+    current = make_result("core", 1, round_id="smoke").model_copy(update=recorded)
     artifact.save(current, tmp_path)
     assert plan_tasks(rnd, tmp_path, resume=True)[1] == 1  # today's settings: kept
     stale = current.model_copy(
@@ -148,6 +151,9 @@ def test_resume_retrains_seeds_whose_recorded_settings_the_round_no_longer_has(t
     assert skipped == 0 and ("core", 1) in {t.key for t in tasks}
     other_trainer = current.model_copy(update={"trainer": "reference"})
     artifact.save(other_trainer, tmp_path)
+    assert plan_tasks(rnd, tmp_path, resume=True)[1] == 0
+    other_rows = current.model_copy(update={"fixture": {**current.fixture, "repeat": 32}})
+    artifact.save(other_rows, tmp_path)
     assert plan_tasks(rnd, tmp_path, resume=True)[1] == 0
 
 

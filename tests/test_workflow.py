@@ -171,6 +171,9 @@ def test_generate_and_check_find_the_workflow_from_a_subdirectory(
     assert (tmp_path / ".github" / "workflows" / "mlx-parity.yml").is_file()
     assert not (package / ".github").exists()
     assert cli.main(["workflow", "check"]) == 0, capsys.readouterr().err
+    monkeypatch.chdir(tmp_path / "matrix")
+    assert cli.main(["workflow", "check", "--matrix", "."]) == 0, capsys.readouterr().err
+    assert not (tmp_path / "matrix" / ".github").exists()
 
 
 # --- settings ----------------------------------------------------------------------------

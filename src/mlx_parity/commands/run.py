@@ -11,6 +11,7 @@ from pathlib import Path
 
 from .. import artifact
 from ..errors import ExitCode, UsageError
+from ..fixture import Fixture
 from ..matrix import ResolvedProbe, ResolvedRound, resolve_round
 from ..pool import Event, Task, run_tasks
 from . import add_matrix_option, output_directory
@@ -40,11 +41,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 def plan_tasks(rnd: ResolvedRound, out_dir: Path, resume: bool) -> tuple[list[Task], int]:
     """Every (probe, seed) of the round as a task; with ``resume``, seeds that finished with
-    the settings the round file resolves today are skipped (any other result is retrained)."""
+    the trainer, settings and fixture the round file resolves today are skipped (any other
+    result is retrained)."""
     tasks, skipped = [], 0
     for probe in rnd.probes.values():
         for seed in rnd.seeds:
-            if resume and _finished(out_dir, rnd.id, probe, seed):
+            if resume and _finished(out_dir, rnd.id, probe, rnd.fixture, seed):
                 skipped += 1
                 continue
             calibrate = seed in rnd.calibration_seeds(probe.id)
@@ -53,7 +55,9 @@ def plan_tasks(rnd: ResolvedRound, out_dir: Path, resume: bool) -> tuple[list[Ta
     return tasks, skipped
 
 
-def _finished(out_dir: Path, round_id: str, probe: ResolvedProbe, seed: int) -> bool:
+def _finished(
+    out_dir: Path, round_id: str, probe: ResolvedProbe, fixture: Fixture, seed: int
+) -> bool:
     path = out_dir / artifact.artifact_name(round_id, probe.id, seed)
     try:
         result = artifact.load(path)
@@ -61,9 +65,10 @@ def _finished(out_dir: Path, round_id: str, probe: ResolvedProbe, seed: int) -> 
         return False
     same_cell = (result.round_id, result.probe_id, result.seed) == (round_id, probe.id, seed)
     # A seed trained before the round file changed would be judged as if it ran today's settings.
-    same_settings = (result.trainer, result.config) == (
+    same_settings = (result.trainer, result.config, result.fixture) == (
         probe.trainer.name,
         probe.knobs.model_dump(mode="json"),
+        fixture.model_dump(mode="json"),
     )
     return same_cell and same_settings and result.status in ("ok", "nonfinite")
 

@@ -48,7 +48,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
 def _settings_and_target(args: argparse.Namespace) -> tuple[WorkflowSettings, Path]:
     matrix_dir = args.matrix or find_matrix_dir()
     settings = load_settings(matrix_dir)
-    root = Path.cwd() if matrix_dir == packaged_matrix_dir() else Path(matrix_dir).parent
+    # Resolved first: the parent of "--matrix ." is "." again.
+    root = Path.cwd() if matrix_dir == packaged_matrix_dir() else Path(matrix_dir).resolve().parent
     return settings, args.file or root / settings.path
 
 
