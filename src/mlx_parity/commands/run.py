@@ -31,8 +31,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--resume",
         action="store_true",
-        help="skip seeds already finished with the trainer and settings the round file gives "
-        "today; a seed recorded otherwise, or ended in an error, is retrained",
+        help="skip seeds already finished with the trainer, settings and fixture the round file "
+        "gives today; a seed recorded otherwise, or ended in an error, is retrained",
     )
     add_matrix_option(parser)
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
