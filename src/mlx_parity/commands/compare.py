@@ -174,6 +174,12 @@ def settings_change(a: ProbeReport, b: ProbeReport) -> list[str]:
     only when both reports record them (``config``, absent from older reports). Clip arguments are
     compared by the policy they resolve to, ``clip``, as ``knobs`` compares them."""
     changes = [f"trainer {a.trainer} → {b.trainer}"] if a.trainer != b.trainer else []
+    # A probe's config is its lowest seed's: when its seeds disagree, that one speaks for none.
+    changes += [
+        f"its seeds in {name} trained under different settings (see that report's problems)"
+        for name, probe in (("A", a), ("B", b))
+        if probe.mixed_settings
+    ]
     if a.config is None or b.config is None:
         return changes
     return changes + setting_changes(a.config, b.config, skip=CLIP_ARGUMENTS)
