@@ -11,6 +11,7 @@ import pytest
 from mlx_parity.cli import COMMANDS, build_parser, main
 from mlx_parity.errors import ExitCode, UsageError
 from mlx_parity.github.runs import parse_run_source
+from mlx_parity.knobs import KNOB_NAMES, Knobs
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 
@@ -131,13 +132,13 @@ def test_an_unrecognised_argument_is_refused_by_its_command(
 
 
 def test_probe_help_lists_every_knob_with_its_values_and_default(capsys) -> None:
-    from mlx_parity.knobs import KNOB_NAMES
-
     with pytest.raises(SystemExit):
         main(["probe", "--help"])
     out = capsys.readouterr().out
     listed = re.findall(r"^  ([a-z_]+) +\S", out.split("knobs for --set", 1)[1], re.MULTILINE)
     assert listed == list(KNOB_NAMES)
     assert re.search(r"^  padding +mlx-lm\|multiple +mlx-lm +batch padding rule", out, re.M)
-    assert re.search(r"^  lr +number +0\.001$", out, re.M)
+    assert re.search(r"^  lr +number +0\.001 +the learning rate", out, re.M)
     assert re.search(r"^  compile +true\|false +true +mx\.compile", out, re.M)
+    # Every knob says what it changes.
+    assert all(field.description for field in Knobs.model_fields.values())

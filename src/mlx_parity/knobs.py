@@ -8,6 +8,7 @@ matrix (plan, collect, the workflow's ubuntu jobs) never loads MLX.
 from __future__ import annotations
 
 import math
+import textwrap
 from dataclasses import dataclass
 from typing import Any, Literal, get_args, get_origin
 
@@ -169,23 +170,25 @@ class Knobs(BaseModel):
         "mean", description="how accumulated gradients are normalised (mean: ÷ steps)"
     )
     # --- settings: what a trainer is asked to do ---
-    lora_rank: int = Field(8, ge=1)
-    lora_scale: float = 2.0
-    lora_dropout: float = Field(0.0, ge=0.0, lt=1.0)
+    lora_rank: int = Field(8, ge=1, description="LoRA's rank")
+    lora_scale: float = Field(2.0, description="LoRA's scale (see lora_scale_rule)")
+    lora_dropout: float = Field(0.0, ge=0.0, lt=1.0, description="dropout on LoRA's input")
     # None: mlx-lm's default keys (every linear layer of a block: the 7 projections of gemma).
     lora_keys: tuple[str, ...] | None = Field(
         None, description="modules that get LoRA (none: every linear layer of a block)"
     )
-    optimizer: Literal["adam", "adamw"] = "adamw"
-    lr: float = Field(1e-3, gt=0)
-    weight_decay: float = Field(0.0, ge=0)
-    schedule: Literal["constant", "linear_warmup"] = "constant"
-    warmup_steps: int = Field(0, ge=0)
+    optimizer: Literal["adam", "adamw"] = Field("adamw", description="the optimizer")
+    lr: float = Field(1e-3, gt=0, description="the learning rate (after any warmup)")
+    weight_decay: float = Field(0.0, ge=0, description="AdamW's weight decay")
+    schedule: Literal["constant", "linear_warmup"] = Field(
+        "constant", description="the learning-rate schedule"
+    )
+    warmup_steps: int = Field(0, ge=0, description="steps of linear warmup")
     steps: int = Field(30, ge=1, description="micro-steps (batches) trained")
-    batch_size: int = Field(6, ge=1)
+    batch_size: int = Field(6, ge=1, description="rows per micro-step")
     grad_accum: int = Field(1, ge=1, description="micro-steps per optimizer update")
-    max_seq_length: int = Field(64, ge=2)
-    max_new_tokens: int = Field(16, ge=1)
+    max_seq_length: int = Field(64, ge=2, description="tokens a row is cut to")
+    max_new_tokens: int = Field(16, ge=1, description="tokens the smoke check generates")
 
     @field_validator("num_layers")
     @classmethod
@@ -229,19 +232,24 @@ CLIP_ARGUMENTS = ("max_grad_value", "max_grad_norm", "clip_semantics")
 BEHAVIOUR_KNOBS = KNOB_NAMES[: KNOB_NAMES.index("accum_norm") + 1]
 
 
-def knob_reference() -> str:
-    """Every knob, one line each: the values it takes, its default and what it changes (what
-    ``probe --help`` prints, and where the catalogs ``init`` writes send a reader)."""
+def knob_reference(width: int | None = None) -> str:
+    """Every knob: the values it takes, its default and what it changes, the meaning wrapped
+    to ``width`` columns (what ``probe --help`` prints, and where the catalogs ``init`` writes
+    send a reader)."""
     defaults = Knobs().model_dump(mode="json")
     rows = [
         (name, _domain(name, field.annotation), _shown(defaults[name]), field.description or "")
         for name, field in Knobs.model_fields.items()
     ]
     widths = [max(len(row[i]) for row in rows) for i in range(3)]
-    return "\n".join(
-        f"  {name:<{widths[0]}}  {domain:<{widths[1]}}  {default:<{widths[2]}}  {meaning}".rstrip()
-        for name, domain, default, meaning in rows
-    )
+    indent = 2 + sum(widths) + 6
+    lines = []
+    for name, domain, default, meaning in rows:
+        wrapped = textwrap.wrap(meaning, max(width - indent, 20)) if width else [meaning]
+        head = f"  {name:<{widths[0]}}  {domain:<{widths[1]}}  {default:<{widths[2]}}  "
+        lines.append((head + (wrapped[0] if wrapped else "")).rstrip())
+        lines += [" " * indent + more for more in wrapped[1:]]
+    return "\n".join(lines)
 
 
 def _domain(name: str, annotation: Any) -> str:

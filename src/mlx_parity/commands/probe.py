@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import shutil
 from dataclasses import replace
 from pathlib import Path
 
@@ -16,7 +17,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.epilog = (
         "knobs for --set KNOB=VALUE (the defaults are mlx-lm's values and the smoke fixture's "
-        "settings;\na round's [settings] and a probe's knobs override them):\n" + knob_reference()
+        "settings;\na round's [settings] and a probe's knobs override them):\n"
+        + knob_reference(shutil.get_terminal_size().columns)
     )
     parser.add_argument("--probe", required=True, help="probe ID (e.g. reference, core)")
     parser.add_argument("--seeds", required=True, help="comma-separated seeds, e.g. 1,7,42")
