@@ -56,7 +56,7 @@ from ..stats import (
     minimal_detectable_discordance,
     paired_outcome,
 )
-from ..traces import format_size, same_loss
+from ..traces import first_divergence, format_size
 from . import plain_text
 
 UNCHANGED = "no change detected"
@@ -190,29 +190,19 @@ def loss_change(a: ProbeReport, b: ProbeReport) -> str | None:
     the end in both rounds, its loss trace in A against B's, bit for bit."""
     in_b = {s.seed: s for s in b.judged_seeds()}
     pairs = [(s, in_b[s.seed]) for s in a.judged_seeds() if s.seed in in_b]
-    differing = [(x, y) for x, y in pairs if not _same_losses(x.losses, y.losses)]
-    if not differing:
+    # The one trace comparator, bit for bit: a NaN in both rounds is the same result, and a
+    # trace that extends the other parts one step past the shorter.
+    parted = [(x, y, c) for x, y in pairs if (c := first_divergence(x.losses, y.losses))]
+    if not parted:
         return None
-    first = min(_first_difference(x.losses, y.losses) for x, y in differing)
-    sizes = [abs(p - q) for x, y in differing for p, q in zip(x.losses, y.losses, strict=False)]
+    first = min(c.step or 0 for _, _, c in parted)
+    sizes = [abs(p - q) for x, y, _ in parted for p, q in zip(x.losses, y.losses, strict=False)]
     largest = max((size for size in sizes if math.isfinite(size)), default=None)
-    text = f"losses differ on {len(differing)}/{len(pairs)} seeds (from step {first}"
+    text = f"losses differ on {len(parted)}/{len(pairs)} seeds (from step {first}"
     # None or 0: the traces differ only in length or in where a loss is not finite.
     text += f", |Δloss| up to {format_size(largest)})" if largest else ")"
-    moved = sorted({f"{x.device} → {y.device}" for x, y in differing if x.device != y.device})
+    moved = sorted({f"{x.device} → {y.device}" for x, y, _ in parted if x.device != y.device})
     return text + (f", trained on other devices: {', '.join(moved)}" if moved else "")
-
-
-def _same_losses(x: list[float], y: list[float]) -> bool:
-    # Bit for bit; a NaN loss in both rounds is the same result.
-    return len(x) == len(y) and all(map(same_loss, x, y))
-
-
-def _first_difference(x: list[float], y: list[float]) -> int:
-    """The first step whose loss differs (past the shorter trace when one extends the other)."""
-    steps = enumerate(zip(x, y, strict=False), 1)
-    past_shorter = min(len(x), len(y)) + 1
-    return next((i for i, (p, q) in steps if not same_loss(p, q)), past_shorter)
 
 
 def paired_change(a: ProbeReport, b: ProbeReport) -> PairedOutcome:
