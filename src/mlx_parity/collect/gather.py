@@ -159,7 +159,7 @@ def gather(directory: Path, round_: ResolvedRound, attempt: int | None = None) -
     for key, found in candidates.items():
         kept: tuple[str, SeedResult] | None = found[0]
         if len(found) > 1:
-            kept, duplicate = _resolve_duplicates(key, found)
+            kept, duplicate = resolve_duplicates(key, found)
             problems.append(duplicate)
         if kept is not None:
             name, result = kept
@@ -255,7 +255,7 @@ def _misfit(
     return Problem(kind=kind, subject=name, detail=f"{detail}; ignored", **cell)
 
 
-def _resolve_duplicates(
+def resolve_duplicates(
     key: tuple[str, int], found: list[tuple[str, SeedResult]]
 ) -> tuple[tuple[str, SeedResult] | None, Problem]:
     """Of several artifacts for one cell, identical copies keep the first; different ones keep

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .. import artifact
-from ..collect.gather import written_report
+from ..collect.gather import resolve_duplicates, written_report
 from ..errors import ExitCode, UsageError
 from ..github.runs import fetch_run_artifacts, parse_run_source
 from ..names import SEED_ARTIFACT_PATTERN
@@ -65,24 +65,24 @@ def load_candidate(directory: Path, probe: str | None) -> list[artifact.SeedResu
     if probe is None and len(probes) > 1:
         raise UsageError(f"{directory} holds probes {', '.join(probes)}; choose one with --probe")
     chosen = probe or probes[0]
-    by_seed: dict[int, dict[Path, artifact.SeedResult]] = {}
+    by_seed: dict[int, list[tuple[str, artifact.SeedResult]]] = {}
     for path, result in found.items():
         if result.probe_id == chosen:
-            by_seed.setdefault(result.seed, {})[path] = result
+            by_seed.setdefault(result.seed, []).append((str(path), result))
     if not by_seed:
         raise UsageError(f"{directory}: no results of probe {chosen!r} (has {', '.join(probes)})")
-    return [kept for seed in sorted(by_seed) if (kept := _one_result(seed, by_seed[seed]))]
-
-
-def _one_result(seed: int, copies: dict[Path, artifact.SeedResult]) -> artifact.SeedResult | None:
-    """A seed's result; of several, identical copies keep one and different ones keep none,
-    as collect does: which one to match would decide the answer."""
-    first = next(iter(copies.values()))
-    if len({result.model_dump_json() for result in copies.values()}) == 1:
-        return first
-    names = ", ".join(str(path) for path in copies)
-    print(f"skipped seed {seed}: {len(copies)} different results ({names})", file=sys.stderr)
-    return None
+    selected = []
+    for seed, copies in sorted(by_seed.items()):
+        # As collect decides: identical copies keep one, different ones keep neither (which
+        # one to match would decide the answer).
+        kept, problem = (
+            resolve_duplicates((chosen, seed), copies) if copies[1:] else (copies[0], None)
+        )
+        if kept is None:
+            print(f"skipped seed {seed}: {problem.detail} ({problem.subject})", file=sys.stderr)
+        else:
+            selected.append(kept[1])
+    return selected
 
 
 def recorded_here(results: list[artifact.SeedResult]) -> bool:
