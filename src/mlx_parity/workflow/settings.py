@@ -19,7 +19,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationEr
 
 from ..artifact import ROUND_ID_PATTERN
 from ..errors import UsageError, display_path
-from ..matrix import list_rounds
+from ..matrix import allowed_keys, list_rounds
 from ..toml_index import SourceIndex, format_key
 
 DEFAULTS_RESOURCE = "workflow-defaults.toml"
@@ -256,13 +256,10 @@ def load_settings(matrix_dir: Path) -> WorkflowSettings:
 
 def _did_you_mean(loc: tuple[Any, ...]) -> str:
     """``; did you mean 'python_version'?`` for a misspelt key, from the model at ``loc``."""
-    model: Any = WorkflowSettings
-    for part in loc[:-1]:
-        field = model.model_fields.get(str(part))
-        model = field.annotation if field else None
-        if not (isinstance(model, type) and issubclass(model, BaseModel)):
-            return ""
-    close = difflib.get_close_matches(str(loc[-1]), list(model.model_fields), n=1, cutoff=0.6)
+    fields = allowed_keys(WorkflowSettings, loc[:-1])
+    if fields is None:
+        return ""
+    close = difflib.get_close_matches(str(loc[-1]), fields, n=1, cutoff=0.6)
     return f"; did you mean {close[0]!r}?" if close else "; check the spelling"
 
 
