@@ -1,28 +1,21 @@
-"""Compare every probe of a round with its baseline, seed by seed.
+"""Compare every probe of a round with its baseline, seed by seed, in the order a reader needs:
 
-The ladder, in the order a reader needs it:
+1. **Trace**: every recorded signal step by step (:mod:`..traces`: the batch's shape, rows,
+   order, target tokens and updates so far, the gradient norm, the loss) is ``identical``
+   (bitwise), ``equivalent`` (inside the noise floor the baseline's cell measured,
+   :mod:`..noise`), ``close`` (inside ``gates.trace_tolerance``) or ``diverges at step k: …``,
+   naming the earliest signal that parted. The first structural difference (``structural
+   divergence at step k: <probe> vs <baseline>``) and the gradient-norm ratio at the first update
+   are also kept on their own: padding a short row diverges yet can leave every loss equal.
+2. **Outcome**: pass rates with Wilson intervals, paired agreement, exact McNemar, Holm across
+   probes (baseline excluded), verdict and detectability, all from :mod:`..stats`.
+3. **Gates**: smoke (cf_loss), run errors, parity expectations, artifacts.
 
-1. **Trace** — every recorded signal, step by step (:mod:`..traces`): the batch (shape, rows
-   and order, target tokens, updates so far), the gradient norm and the loss. ``identical``
-   (bitwise), ``equivalent`` (inside the round's noise floor, measured by the baseline's cell:
-   :mod:`..noise`), ``close`` (inside an explicit ``gates.trace_tolerance``) or ``diverges at
-   step k: …`` naming the earliest signal that parted. The first structural difference and the
-   gradient-norm ratio at the first update are also kept on their own: a shape change that
-   leaves every loss bitwise equal (padding on a short row) still diverges, and says so.
-2. **Structure** — ``structural divergence at step k: <probe> vs <baseline>``: the probe's
-   value always comes first and the baseline's second.
-3. **Outcome** — pass rates with Wilson intervals, paired agreement, exact McNemar, Holm
-   across probes (baseline excluded), verdict and detectability: all from :mod:`..stats`.
-4. **Gates** — smoke (cf_loss), run errors, parity expectations, artifacts.
-
-A seed whose run failed (status ``error``) never ran to the end: it is counted and gated
-(``errors``) but left out of pass rates and pairing, like a seed without a valid artifact
-(reported missing). Neither is ever counted as a failure. A NaN loss is a result: that seed
-did not pass.
-
-Probes are described by what their seed results record (``trainer``, ``config``), not by
-today's matrix files: a round collected after the matrix changed is still described as it ran,
-and every seed whose recorded config disagrees with the round file is named.
+A seed whose run failed (status ``error``) is counted and gated (``errors``) but, like a seed
+without a valid artifact, left out of pass rates and pairing: neither is ever a failure. A NaN
+loss is a result: that seed did not pass. Probes are described by what their seeds recorded
+(``trainer``, ``config``), not by today's matrix files, and every seed whose recorded config
+disagrees with the round file is named.
 """
 
 from __future__ import annotations
@@ -351,7 +344,7 @@ def _why_unavailable(probe: SeedResult, baseline: SeedResult | None) -> str | No
 # --- gates -------------------------------------------------------------------------------------
 
 
-def _name_seeds(items: Sequence[str]) -> str:
+def name_seeds(items: Sequence[str]) -> str:
     shown = ", ".join(items[:NAMED_SEEDS])
     more = len(items) - NAMED_SEEDS
     return shown + (f" and {more} more" if more > 0 else "")
@@ -373,7 +366,7 @@ def smoke_gate(probe_id: str, seeds: Sequence[SeedComparison], cf_loss_max: floa
     ]
     limit = format_limit(cf_loss_max)
     if failing:
-        named = _name_seeds([f"seed {s.seed} ({_cf_text(s.cf_loss)})" for s in failing])
+        named = name_seeds([f"seed {s.seed} ({_cf_text(s.cf_loss)})" for s in failing])
         detail = f"cf_loss not < {limit} on {len(failing)}/{len(judged)} seeds: {named}"
         return GateResult(name="smoke", probe=probe_id, passed=False, detail=detail)
     worst = max(s.cf_loss for s in judged if s.cf_loss is not None)
@@ -388,7 +381,7 @@ def errors_gate(
     errored = [s for s in seeds if s.status == "error"]
     if not errored:
         return None
-    named = _name_seeds([f"seed {s.seed}" for s in errored])
+    named = name_seeds([f"seed {s.seed}" for s in errored])
     count = f"{len(errored)} {plural(len(errored), 'seed')}"
     detail = f"{count} ended in error ({named}); at most {max_error_seeds} allowed"
     return GateResult(
@@ -426,7 +419,7 @@ def probe_artifacts_gate(
     missing = [s for s in seeds if not s.present]
     if not missing:
         return None
-    named = _name_seeds([f"seed {s.seed}" for s in missing])
+    named = name_seeds([f"seed {s.seed}" for s in missing])
     detail = f"{len(missing)}/{len(seeds)} seeds without a valid artifact: {named}"
     if not require_all:
         detail += " (not required by the round)"

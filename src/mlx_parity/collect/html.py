@@ -169,13 +169,22 @@ def step_labels(
     ]
 
 
-def _y_title(text: str, height: int) -> str:
-    """The y axis's own title, written upward at the left edge, left of its tick labels."""
+def _step_scale(left: int, right: int, steps: int) -> Scale:
+    """Step 1 at ``left``, step ``steps`` at ``right``."""
+    return lambda step: left + (right - left) * ((step - 1) / max(steps - 1, 1))
+
+
+def _axis_titles(left: int, right: int, height: int, steps: int, y_title: str) -> list[str]:
+    """Below the plot the first and last step and "step"; the y axis's own title written upward
+    at the left edge, left of its tick labels."""
     middle = (TOP + height - BOTTOM) / 2
-    return (
+    return [
+        f'<text x="{left}" y="{height - 8}">1</text>',
+        f'<text x="{right}" y="{height - 8}" text-anchor="end">{steps}</text>',
+        f'<text x="{(left + right) / 2}" y="{height - 8}" text-anchor="middle">step</text>',
         f'<text transform="rotate(-90)" x="{-middle:.1f}" y="{Y_TITLE_X}" '
-        f'text-anchor="middle">{esc(text)}</text>'
-    )
+        f'text-anchor="middle">{esc(y_title)}</text>',
+    ]
 
 
 def loss_departure(
@@ -205,11 +214,7 @@ def loss_plot(
             f'role="img"><title>{esc(title)}</title>'
             f'<text x="{WIDTH / 2}" y="{HEIGHT / 2}" text-anchor="middle">no data</text></svg>'
         )
-    plot_width = WIDTH - LEFT - RIGHT
-
-    def x(step: float) -> float:
-        return LEFT + plot_width * ((step - 1) / max(steps - 1, 1))
-
+    x = _step_scale(LEFT, WIDTH - RIGHT, steps)
     y, low, high, use_log = _y_scale([v for s in series for v in s if math.isfinite(v)])
     parts = [
         _svg_open(WIDTH, HEIGHT, title),
@@ -219,10 +224,9 @@ def loss_plot(
         f'<text x="{LEFT - 3}" y="{TOP + 4}" text-anchor="end">{esc(format_size(high))}</text>',
         f'<text x="{LEFT - 3}" y="{HEIGHT - BOTTOM}" text-anchor="end">'
         f"{esc(format_size(low))}</text>",
-        f'<text x="{LEFT}" y="{HEIGHT - 8}">1</text>',
-        f'<text x="{WIDTH - RIGHT}" y="{HEIGHT - 8}" text-anchor="end">{steps}</text>',
-        f'<text x="{LEFT + plot_width / 2}" y="{HEIGHT - 8}" text-anchor="middle">step</text>',
-        _y_title("loss (log scale)" if use_log else "loss", HEIGHT),
+        *_axis_titles(
+            LEFT, WIDTH - RIGHT, HEIGHT, steps, "loss (log scale)" if use_log else "loss"
+        ),
         *_marker(structural_step, x, "structural"),
         *_marker(loss_step, x, "diverge"),
         *step_labels(
@@ -263,10 +267,8 @@ def difference_plot(probe: ProbeReport, baseline: ProbeReport, allowance: Allowa
     finite = [abs(d) for _, deltas in series for d in deltas if math.isfinite(d) and d]
     linear_below = min([b for b in band if b > 0] + finite + [1e-7])
     top = max([symlog(v, linear_below) for v in finite + band] + [1.0])
-    plot_w, plot_h = WIDE - AXIS_W - RIGHT, TALL - TOP - BOTTOM
-
-    def x(step: float) -> float:
-        return AXIS_W + plot_w * ((step - 1) / max(steps - 1, 1))
+    x = _step_scale(AXIS_W, WIDE - RIGHT, steps)
+    plot_h = TALL - TOP - BOTTOM
 
     def y(value: float) -> float:
         return TOP + plot_h * (0.5 - symlog(value, linear_below) / (2 * top))
@@ -282,10 +284,7 @@ def difference_plot(probe: ProbeReport, baseline: ProbeReport, allowance: Allowa
         f'<text x="{AXIS_W - 3}" y="{TOP + 4}" text-anchor="end">+{largest:.2g}</text>',
         f'<text x="{AXIS_W - 3}" y="{y(0) + 3:.1f}" text-anchor="end">0</text>',
         f'<text x="{AXIS_W - 3}" y="{TALL - BOTTOM}" text-anchor="end">−{largest:.2g}</text>',
-        f'<text x="{AXIS_W}" y="{TALL - 8}">1</text>',
-        f'<text x="{WIDE - RIGHT}" y="{TALL - 8}" text-anchor="end">{steps}</text>',
-        f'<text x="{AXIS_W + plot_w / 2}" y="{TALL - 8}" text-anchor="middle">step</text>',
-        _y_title("Δloss (symmetric log scale)", TALL),
+        *_axis_titles(AXIS_W, WIDE - RIGHT, TALL, steps, "Δloss (symmetric log scale)"),
     ]
     if band[-1] > 0:
         # The band widens with the steps (float noise does not heal): its last width is its
