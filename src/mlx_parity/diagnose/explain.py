@@ -1,27 +1,26 @@
 """Explain a candidate trainer's seed results as a configuration of the core.
 
-Starting from the configuration the candidate was asked to run (its artifacts' ``config``) with
-every behaviour knob at mlx-lm's value, search the core's knob space for the configuration
-whose every recorded signal — batch structure, gradient norm, loss — matches the candidate's,
-step by step, within an allowance (the noise floor measured here, by default):
+From the configuration the candidate was asked to run (its artifacts' ``config``) with every
+behaviour knob at mlx-lm's value, search the core's knobs for the configuration whose every
+recorded signal (batch structure, gradient norm, loss) matches the candidate's step by step,
+within an allowance (by default the noise floor measured here):
 
 1. the base itself (the candidate behaves like mlx-lm);
-2. every single-knob change, run in full on the first seed — this also measures which defect
-   classes this fixture can see at all (a change that leaves every signal of the base's trace
-   unmoved is invisible here, and the report says so). The candidate's own signals add
-   changes: a constant gradient-norm ratio is tried as that gradient scale;
-3. a beam of combinations grown from the closest changes, each generation keeping only what
-   came closer than the best before it. The signals prune it: when the candidate's batches
-   are mlx-lm's, no change that alters batches can be part of the answer.
+2. every single-knob change, run in full on the first seed; this also shows which defect classes
+   the fixture can see at all (a change that moves no signal of the base's trace is invisible
+   here, and the report says so). A constant gradient-norm ratio in the candidate's own signals
+   is tried as that gradient scale;
+3. a beam of combinations grown from the closest changes, each generation keeping only what came
+   closer than the best before it. The signals prune it: when the candidate's batches are
+   mlx-lm's, no change that alters batches can be part of the answer.
 
-"Closest" is ranked by evidence over the whole trace, not by how late a configuration first
-departs: the mean per-step disagreement of every signal, measured in allowances (a step whose
-batch differs outweighs any loss difference; ``traces.distance``). Within a search generation,
-where traces stop at their first departure, candidates are ordered by which signal parted
-(structure before gradient norm before loss) and by how far outside the allowance. A
-configuration that matches on the first seed is confirmed on the others. When nothing
-matches, the answer is "unexplained", with what the candidate's signals show and the
-configuration that came closest — never a forced guess.
+"Closest" weighs the whole trace, not how late a configuration departs: the mean per-step
+disagreement of every signal in allowances (a step whose batch differs outweighs any loss
+difference; ``traces.distance``). Within a generation, where traces stop at their first
+departure, candidates are ordered by the signal that parted (structure, then gradient norm,
+then loss) and by how far outside the allowance. A match on the first seed is confirmed on the
+others. When nothing matches, the answer is "unexplained", with what the candidate's signals
+show and the closest configuration: never a forced guess.
 """
 
 from __future__ import annotations
@@ -149,9 +148,7 @@ def targets_from(results: list[SeedResult], max_seeds: int) -> dict[int, list[Ro
 def suggested_scale(ratio: float | None, allowance: Allowance) -> float | None:
     """The gradient scale a constant norm ratio suggests, as the simple number a trainer would
     have written (1/2, 2, 0.125); None when the ratio is 1 within the allowance."""
-    if ratio is None or not math.isfinite(ratio) or ratio <= 0:
-        return None
-    if abs(ratio - 1) <= allowance.grad_norm:
+    if ratio is None or not 0 < ratio < math.inf or abs(ratio - 1) <= allowance.grad_norm:
         return None
     return simple_scale(ratio) or float(f"{ratio:.4g}")
 
@@ -236,9 +233,8 @@ def explain(
         matched = first_match(grown.values())
         # Only what came closer than the best so far is worth growing further.
         best = min(c.evidence() for c in beam)
-        beam = sorted((c for c in grown.values() if c.evidence() < best), key=Candidate.evidence)[
-            :BEAM_WIDTH
-        ]
+        closer = [c for c in grown.values() if c.evidence() < best]
+        beam = sorted(closer, key=Candidate.evidence)[:BEAM_WIDTH]
 
     if matched is not None:
         closest = next(c for c in tried if c.changes == matched)
