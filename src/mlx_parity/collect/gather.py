@@ -106,13 +106,10 @@ def newest_attempts(files: list[str], attempt: int | None) -> tuple[list[str], l
             detail = f"attempt {older} of cell {cell}, superseded by attempt {newest}; ignored"
             problems.append(Problem(kind="superseded", subject=by_attempt[older], detail=detail))
         if attempt is not None and newest < attempt:
-            detail = (
-                f"cell {cell} was not re-run in attempt {attempt}: its results are attempt "
-                f"{newest}'s"
-            )
-            problems.append(
-                Problem(kind="earlier-attempt", subject=by_attempt[newest], detail=detail)
-            )
+            stale = f"cell {cell} was not re-run in attempt {attempt}"
+            detail = f"{stale}: its results are attempt {newest}'s"
+            problem = Problem(kind="earlier-attempt", subject=by_attempt[newest], detail=detail)
+            problems.append(problem)
     kept = [name for name in files if name.split("/", 1)[0] not in dropped] if dropped else files
     return kept, problems
 
@@ -124,7 +121,7 @@ def gather(directory: Path, round_: ResolvedRound, attempt: int | None = None) -
     files, problems = newest_attempts(every_file, attempt)
     candidates: dict[tuple[str, int], list[tuple[str, SeedResult]]] = {}
     invalid_names: dict[tuple[str, int], list[str]] = {}
-    planned_probes, planned_seeds = set(round_.probes), set(round_.seeds)
+    planned_seeds = set(round_.seeds)
     # What the round file resolves each probe to, dumped once (artifacts record the same form).
     planned = {
         probe.id: (probe.trainer.name, probe.knobs.model_dump(mode="json"))
@@ -148,7 +145,7 @@ def gather(directory: Path, round_: ResolvedRound, attempt: int | None = None) -
                 if problem.probe is not None and problem.seed is not None:
                     invalid_names.setdefault((problem.probe, problem.seed), []).append(name)
                 continue
-            misfit = _misfit(name, result, round_, planned_probes, planned_seeds)
+            misfit = _misfit(name, result, round_, planned_seeds)
             if misfit is not None:
                 problems.append(misfit)
                 continue
@@ -236,16 +233,12 @@ def _declared_schema(path: Path) -> object:
 
 
 def _misfit(
-    name: str,
-    result: SeedResult,
-    round_: ResolvedRound,
-    planned_probes: set[str],
-    planned_seeds: set[int],
+    name: str, result: SeedResult, round_: ResolvedRound, planned_seeds: set[int]
 ) -> Problem | None:
     """A valid artifact that does not belong to this round's plan."""
     if result.round_id != round_.id:
         kind, detail = "other-round", f"belongs to round {result.round_id!r}, not {round_.id!r}"
-    elif result.probe_id not in planned_probes:
+    elif result.probe_id not in round_.probes:
         kind, detail = "unknown-probe", f"probe {result.probe_id!r} is not in round {round_.id!r}"
     elif result.seed not in planned_seeds:
         kind, detail = "unknown-seed", f"seed {result.seed} is not in round {round_.id!r}"
