@@ -155,10 +155,8 @@ class ProbeReport(BaseModel):
     is_baseline: bool
     # Knobs whose value differs from the baseline's (Knobs.differing_from).
     knobs: dict[str, Any]
-    # Every resolved knob the probe trained with: its lowest seed's recorded config (seeds that
-    # disagree with the round file are config-mismatch problems), the round file's when no seed
-    # was collected. What ``compare`` checks two rounds' training settings by; None in a report
-    # written before it was recorded.
+    # Every resolved knob it trained with (see recorded_config): what ``compare`` checks two
+    # rounds' training settings by; None in a report written before it was recorded.
     config: dict[str, Any] | None = None
     # Its seeds recorded more than one trainer or config: its pass rate and verdicts pool runs
     # of different trainings (the config-mismatch problems name the seeds).
@@ -244,10 +242,7 @@ class RoundReport(BaseModel):
     allowance: str = "bit for bit"
 
     def probe(self, probe_id: str) -> ProbeReport:
-        for report in self.probes:
-            if report.id == probe_id:
-                return report
-        raise KeyError(probe_id)
+        return {p.id: p for p in self.probes}[probe_id]
 
     def gates_for(self, probe_id: str | None) -> list[GateResult]:
         return [g for g in self.gates if g.probe == probe_id]
@@ -493,7 +488,8 @@ def commit_state(gates: Sequence[GateResult]) -> CommitState:
 
 
 def recorded_config(probe: ResolvedProbe, results: dict[int, SeedResult]) -> dict[str, Any]:
-    """The knobs a probe's seeds recorded (its lowest seed's), else the round file's."""
+    """The knobs a probe's seeds recorded (its lowest seed's: seeds that disagree with the round
+    file are config-mismatch problems), else the round file's."""
     if results:
         return results[min(results)].config
     return probe.knobs.model_dump(mode="json")

@@ -26,7 +26,7 @@ from ..traces import (
     norm_ratio_text,
     plural,
 )
-from .compare import ProbeReport, RoundReport, SeedComparison
+from .compare import ProbeReport, RoundReport, SeedComparison, name_seeds
 from .gather import Problem
 
 SUMMARY_LIMIT = 1_048_576
@@ -169,11 +169,13 @@ def seed_structure_text(seed: SeedComparison, allowance: Allowance) -> str:
     return f"{text}; {norm_ratio_text(ratio, explained=False)} at the first update"
 
 
+def shorten(text: str, width: int | None) -> str:
+    """``text`` cut to ``width`` characters, the last one "…" (None: no limit)."""
+    return text if width is None or len(text) <= width else text[: width - 1] + "…"
+
+
 def generation_text(generation: str | None) -> str:
-    if generation is None:
-        return DASH
-    flat = " ".join(generation.split())
-    return flat if len(flat) <= GENERATION_CHARS else flat[: GENERATION_CHARS - 1] + "…"
+    return DASH if generation is None else shorten(" ".join(generation.split()), GENERATION_CHARS)
 
 
 def family_note(report: RoundReport) -> str:
@@ -356,15 +358,15 @@ def device_names(report: RoundReport) -> list[str]:
 def cross_device_text(report: RoundReport) -> str | None:
     """The seed comparisons whose two sides trained on different devices, as a warning; None
     when there are none."""
-    crossed = [(p.id, s.seed) for p in report.compared_probes() for s in p.seeds if s.cross_device]
+    crossed = [
+        f"{p.id} seed {s.seed}" for p in report.compared_probes() for s in p.seeds if s.cross_device
+    ]
     if not crossed:
         return None
-    named = ", ".join(f"{probe} seed {seed}" for probe, seed in crossed[:5])
-    more = f" and {len(crossed) - 5} more" if len(crossed) > 5 else ""
     count = f"{len(crossed)} seed {plural(len(crossed), 'comparison')}"
     return (
-        f"{count} across devices ({named}{more}): traces from two devices differ in the last "
-        "bits, so bitwise verdicts do not apply."
+        f"{count} across devices ({name_seeds(crossed)}): traces from two devices differ in the "
+        "last bits, so bitwise verdicts do not apply."
     )
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from ..names import REPORT_HTML, REPORT_JSON, REPORT_MARKDOWN
 from .compare import ProbeReport, RoundReport
-from .markdown import DASH, divergence_text, knobs_text, pass_rate_text, trace_text
+from .markdown import DASH, divergence_text, knobs_text, pass_rate_text, shorten, trace_text
 
 HEADERS = ("probe", "knobs vs baseline", "expects", "trace", "pass rate (95% CI)")
 # To fit the terminal, columns are cut (ending in "…") in this order, each down to its
@@ -23,10 +23,6 @@ NAMED_PROBLEMS = 5
 def probe_row(probe: ProbeReport) -> list[str]:
     expects = "(baseline)" if probe.is_baseline else probe.expect
     return [probe.id, knobs_text(probe), expects, trace_text(probe), pass_rate_text(probe)]
-
-
-def _fit(text: str, width: int | None) -> str:
-    return text if width is None or len(text) <= width else text[: width - 1] + "…"
 
 
 def probe_table(report: RoundReport, width: int | None) -> list[str]:
@@ -42,14 +38,14 @@ def probe_table(report: RoundReport, width: int | None) -> list[str]:
             overflow -= cut
 
     def line(cells: Sequence[str]) -> str:
-        padded = (f"{_fit(c, w):<{w}}" for c, w in zip(cells, widths, strict=True))
-        return _fit("  ".join(padded).rstrip(), width)
+        padded = (f"{shorten(c, w):<{w}}" for c, w in zip(cells, widths, strict=True))
+        return shorten("  ".join(padded).rstrip(), width)
 
     lines = [line(HEADERS), line(["-" * w for w in widths])]
     for probe, row in zip(report.probes, rows, strict=True):
         lines.append(line(row))
         if (divergence := divergence_text(probe)) != DASH:
-            lines.append(_fit(f"    first divergence: {divergence}", width))
+            lines.append(shorten(f"    first divergence: {divergence}", width))
     return lines
 
 
@@ -59,17 +55,17 @@ def render_terminal(report: RoundReport, reports: Path, width: int | None = None
     lines = [
         f"round {report.round_id}: {'passed' if report.passed else 'FAILED'} · "
         f"{len(report.probes)} probes × {len(report.seeds)} seeds · baseline {report.baseline}",
-        _fit(f"traces compared {report.allowance}", width),
+        shorten(f"traces compared {report.allowance}", width),
         "",
         *probe_table(report, width),
         "",
         f"gates: {held} of {len(report.gates)} hold",
-        *(_fit(f"  failed: {g.title}: {g.detail}", width) for g in report.failed_gates()),
+        *(shorten(f"  failed: {g.title}: {g.detail}", width) for g in report.failed_gates()),
     ]
     if report.problems:
         lines.append(f"problems: {len(report.problems)}")
         lines += [
-            _fit(f"  {p.kind} {p.subject}: {p.detail}", width)
+            shorten(f"  {p.kind} {p.subject}: {p.detail}", width)
             for p in report.problems[:NAMED_PROBLEMS]
         ]
         if len(report.problems) > NAMED_PROBLEMS:
