@@ -453,7 +453,6 @@ def outcome_gate(
 
 
 def seed_insensitive(seeds: Sequence[SeedComparison]) -> bool:
-    """At least two seeds ran and all gave bit-identical loss traces."""
     traces = [s.losses for s in seeds if s.judged and s.losses]
     return len(traces) >= 2 and all(t == traces[0] for t in traces[1:])
 
@@ -496,7 +495,6 @@ def recorded_config(probe: ResolvedProbe, results: dict[int, SeedResult]) -> dic
 
 
 def mixed_settings(results: dict[int, SeedResult]) -> bool:
-    """Whether the seeds recorded more than one trainer or config."""
     recorded = [(r.trainer, r.config) for r in results.values()]
     return any(other != recorded[0] for other in recorded[1:])
 

@@ -239,7 +239,6 @@ def summary_rows(report: RoundReport) -> list[list[str]]:
 
 
 def yes_no(value: bool | None) -> str:
-    """A pass flag as both reports show it."""
     return DASH if value is None else ("yes" if value else "no")
 
 
@@ -351,7 +350,6 @@ def seed_lines(report: RoundReport) -> list[str]:
 
 
 def device_names(report: RoundReport) -> list[str]:
-    """Every device a seed of the round trained on, sorted."""
     return sorted({s.device for p in report.probes for s in p.seeds if s.device})
 
 
@@ -451,9 +449,8 @@ def fit_summary(markdown: str, limit: int = SUMMARY_LIMIT) -> str:
         return markdown
     start, end = markdown.find(DETAILS_START), markdown.find(DETAILS_END)
     if start >= 0 and end > start:
-        head = markdown[:start]
-        block = markdown[start : end + len(DETAILS_END)]
-        tail = markdown[end + len(DETAILS_END) :]
+        end += len(DETAILS_END)
+        head, block, tail = markdown[:start], markdown[start:end], markdown[end:]
         fitted = _fit_details(head, block, tail, limit)
         if fitted is not None:
             return fitted
