@@ -13,7 +13,7 @@ import html
 import math
 import re
 from bisect import bisect_right
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from itertools import accumulate
 from typing import Any
 
@@ -187,18 +187,20 @@ def family_note(report: RoundReport) -> str:
 
 # --- the document ------------------------------------------------------------------------------
 
-SUMMARY_HEADERS = (
-    "probe",
-    "trainer",
-    "knobs vs baseline",
-    "pass rate (95% CI)",
-    "agree",
-    "McNemar p (Holm)",
-    "outcome",
-    "trace",
-    "first divergence",
-    "max cf_loss",
+# The summary table's columns: a header, and the cell a probe shows under it as plain text.
+SUMMARY_COLUMNS: tuple[tuple[str, Callable[[ProbeReport], str]], ...] = (
+    ("probe", lambda p: p.id),
+    ("trainer", lambda p: p.trainer),
+    ("knobs vs baseline", knobs_text),
+    ("pass rate (95% CI)", pass_rate_text),
+    ("agree", agreement_text),
+    ("McNemar p (Holm)", mcnemar_text),
+    ("outcome", lambda p: p.verdict or DASH),
+    ("trace", trace_text),
+    ("first divergence", divergence_text),
+    ("max cf_loss", lambda p: size_text(p.max_cf_loss())),
 )
+SUMMARY_HEADERS = tuple(header for header, _ in SUMMARY_COLUMNS)
 
 DETAIL_HEADERS = (
     "probe",
@@ -217,18 +219,7 @@ DETAIL_HEADERS = (
 
 def summary_cells(p: ProbeReport) -> list[str]:
     """One probe's row of the summary table as plain text (the HTML page shares it)."""
-    return [
-        p.id,
-        p.trainer,
-        knobs_text(p),
-        pass_rate_text(p),
-        agreement_text(p),
-        mcnemar_text(p),
-        p.verdict or DASH,
-        trace_text(p),
-        divergence_text(p),
-        size_text(p.max_cf_loss()),
-    ]
+    return [cell(p) for _, cell in SUMMARY_COLUMNS]
 
 
 def summary_rows(report: RoundReport) -> list[list[str]]:
