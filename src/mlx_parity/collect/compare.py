@@ -543,6 +543,9 @@ def build_report(round_: ResolvedRound, gathered: Gathered) -> RoundReport:
         ]
         outcome, holm_p = outcomes.get(probe_id), adjusted.get(probe_id)
         differs = outcome is not None and outcome.n > 0 and adjusted[probe_id] < ALPHA
+        detectability = None
+        if outcome is not None:
+            detectability = describe_detectability(outcome.n, outcome.baseline_rate, family_alpha)
         stated = [
             smoke_gate(probe_id, seeds, settings.cf_loss_max),
             errors_gate(probe_id, seeds, settings.max_error_seeds),
@@ -572,11 +575,7 @@ def build_report(round_: ResolvedRound, gathered: Gathered) -> RoundReport:
                 verdict=_verdict(outcome, holm_p, seeds),
                 outcome_differs=differs,
                 seed_insensitive=seed_insensitive(seeds),
-                detectability=(
-                    describe_detectability(outcome.n, outcome.baseline_rate, family_alpha)
-                    if outcome
-                    else None
-                ),
+                detectability=detectability,
                 state=commit_state(gates),
             )
         )

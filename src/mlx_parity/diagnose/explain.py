@@ -111,11 +111,9 @@ class Explanation:
             return f"behaves like core with {describe(self.matched)} {evidence}"
         divergence = self.closest.divergence
         where = divergence.where if divergence else "a later seed"
-        apart = (
-            f" ({self.closest.distance:.2g} allowances apart per step on average)"
-            if self.closest.distance is not None
-            else ""
-        )
+        apart = ""
+        if self.closest.distance is not None:
+            apart = f" ({self.closest.distance:.2g} allowances apart per step on average)"
         return (
             "unexplained: no configuration of the core's knobs reproduces it; closest is core "
             f"with {describe(self.closest.changes)}, which departs at {where}{apart}"
