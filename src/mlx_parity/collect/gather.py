@@ -171,12 +171,8 @@ def gather(directory: Path, round_: ResolvedRound, attempt: int | None = None) -
 
 @contextlib.contextmanager
 def gc_paused() -> Iterator[None]:
-    """Pause the cyclic garbage collector while loading.
-
-    Loading allocates tens of thousands of long-lived objects and no reference cycles, and the
-    collector would rescan the growing heap again and again: 10,000 artifacts load 2.4x slower
-    with it running.
-    """
+    """Pause the cyclic garbage collector while loading: it would rescan the growing heap of
+    long-lived, cycle-free objects again and again (10,000 artifacts load 2.4x slower)."""
     was_enabled = gc.isenabled()
     gc.disable()
     try:

@@ -73,12 +73,9 @@ def build_statuses(report: RoundReport, target_url: str | None = None) -> list[C
 
 
 def report_json(report: RoundReport, target_url: str | None = None) -> str:
-    """The report object with ``statuses`` as its last key, compact (a machine's file: every
-    seed's losses make it tens of megabytes at 10,000 artifacts).
-
-    pydantic's serialiser writes the report (non-finite floats as strings) ten times faster
-    than ``json.dumps`` would; the statuses, which hold no floats, are spliced in.
-    """
+    """The report object with ``statuses`` as its last key, compact (every seed's losses make
+    it tens of megabytes at 10,000 artifacts). pydantic writes the report (non-finite floats as
+    strings) ten times faster than ``json.dumps``; the float-free statuses are spliced in."""
     body = report.model_dump_json(by_alias=True)
     statuses = [s.model_dump(mode="json") for s in build_statuses(report, target_url)]
     # body ends with the object's closing brace; the statuses become its last member.

@@ -20,12 +20,9 @@ from ..traces import Allowance, step_agrees
 
 @dataclass
 class TraceRunner:
-    """Runs the core on one fixture; counts the steps it trains (the search's cost).
-
-    Full traces (no target) are remembered per (configuration, seed): every explanation on a
-    fixture starts with the same base and single-knob runs, so a runner shared across
-    candidates trains them once.
-    """
+    """Runs the core on one fixture and counts the steps it trains (the search's cost). Full
+    traces (no target) are remembered per (configuration, seed): every explanation on a fixture
+    starts with the same base and single-knob runs, so a shared runner trains them once."""
 
     fixture: Fixture
     source: ModelSource
