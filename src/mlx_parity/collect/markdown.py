@@ -144,8 +144,8 @@ def knobs_text(probe: ProbeReport) -> str:
         parts = ["(baseline)"]
     else:
         parts = [f"{k}={knob_value_text(v)}" for k, v in probe.knobs.items()]
-    if probe.unhonoured and not probe.is_baseline:
-        parts.append(f"cannot honour: {', '.join(probe.unhonoured)}")
+        if probe.unhonoured:
+            parts.append(f"cannot honour: {', '.join(probe.unhonoured)}")
     if probe.mixed_settings:
         parts.append("⚠️ its seeds trained under different settings (see Problems)")
     return ", ".join(parts) or DASH
