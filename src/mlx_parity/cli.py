@@ -66,23 +66,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     args, unrecognised = parser.parse_known_args(argv)
     if unrecognised:
         args.command_parser.error(f"unrecognized arguments: {' '.join(unrecognised)}")
+
+    def fail(message: str, code: int) -> int:
+        print(f"mlx-parity {args.command}: {message}", file=sys.stderr)
+        return int(code)
+
     try:
         return int(args.handler(args) or ExitCode.OK)
     except ParityError as exc:
-        print(f"mlx-parity {args.command}: error: {exc}", file=sys.stderr)
-        return int(exc.exit_code)
+        return fail(f"error: {exc}", exc.exit_code)
     except ModuleNotFoundError as exc:
         if (exc.name or "").split(".")[0] not in COMPUTE_MODULES:
             raise
-        print(
-            f"mlx-parity {args.command}: error: this command trains and needs {exc.name}, "
-            "which is not installed: pip install 'mlx-parity[mlx]'",
-            file=sys.stderr,
+        return fail(
+            f"error: this command trains and needs {exc.name}, which is not installed: "
+            "pip install 'mlx-parity[mlx]'",
+            ExitCode.USAGE,
         )
-        return ExitCode.USAGE
     except KeyboardInterrupt:
-        print(f"mlx-parity {args.command}: interrupted", file=sys.stderr)
-        return ExitCode.INTERRUPTED
+        return fail("interrupted", ExitCode.INTERRUPTED)
     except BrokenPipeError:
         # The reader went away (`mlx-parity collect … | head`): not an error of ours. Point
         # stdout at devnull so the interpreter's final flush does not raise again.
@@ -94,11 +96,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         # A path the user (or the runner's environment) gave that cannot be read or written:
         # an --out that is a file, a report beside a missing folder, an unwritable GITHUB_OUTPUT.
-        print(
-            f"mlx-parity {args.command}: error: {exc.filename}: {exc.strerror or exc}",
-            file=sys.stderr,
-        )
-        return ExitCode.USAGE
+        return fail(f"error: {exc.filename}: {exc.strerror or exc}", ExitCode.USAGE)
 
 
 if __name__ == "__main__":
