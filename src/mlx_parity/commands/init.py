@@ -128,11 +128,6 @@ def toml_key(key: str) -> str:
     return key if re.fullmatch(r"[A-Za-z0-9_-]+", key) else f'"{key}"'
 
 
-def tested_pins() -> list[str]:
-    text = (resources.files("mlx_parity") / "resources" / "pins" / TESTED_PINS).read_text()
-    return [line for line in text.splitlines() if line.strip() and not line.startswith("#")]
-
-
 def with_extra(requirement: str) -> str:
     """The requirement with the ``mlx`` extra: ``mlx-parity==1.0`` → ``mlx-parity[mlx]==1.0``."""
     match = _MLX_PARITY_REQUIREMENT.match(requirement)
@@ -145,6 +140,8 @@ def render_files(
     layout: str, plugin: str, probe_id: str, requirement: str, branch: str
 ) -> dict[str, str]:
     """Every file init writes (relative path → text), the workflow excepted."""
+    packaged = resources.files("mlx_parity") / "resources"
+    pins = (packaged / "pins" / TESTED_PINS).read_text().splitlines()
     values = {
         "layout": layout,
         "plugin": plugin,
@@ -153,7 +150,7 @@ def render_files(
         "branch": branch,
         "mlx_parity": with_extra(requirement),
         "mlx_parity_plain": requirement,
-        "tested_pins": "\n".join(tested_pins()),
+        "tested_pins": "\n".join(p for p in pins if p.strip() and not p.startswith("#")),
         "checkout": " ." if layout == "trainer" else "",
         "code_under_test": (
             "\n# The checkout (your trainer) is installed beside it."
@@ -161,9 +158,8 @@ def render_files(
             else "\n# Add the code under test below, pinned (for example a trainer's release)."
         ),
     }
-    folder = resources.files("mlx_parity") / "resources" / "init"
     return {
-        target: Template((folder / template).read_text(encoding="utf-8")).substitute(values)
+        target: Template((packaged / "init" / template).read_text("utf-8")).substitute(values)
         for template, target in TEMPLATES.items()
     }
 

@@ -144,16 +144,15 @@ def _run(args: argparse.Namespace) -> int:
     progress = RoundProgress(tasks, args.quiet)
     tic = time.perf_counter()
     try:
-        lost = run_tasks(tasks, args.workers, progress)
+        with progress.bar:  # closed before any line below is printed
+            lost = run_tasks(tasks, args.workers, progress)
     except KeyboardInterrupt:
-        progress.bar.close()
         print(
             f"interrupted: finished seeds are kept in {out_dir}; "
             f"rerun with --resume to complete the round",
             file=sys.stderr,
         )
         return ExitCode.INTERRUPTED
-    progress.bar.close()
     print(f"trained {len(tasks)} seeds in {time.perf_counter() - tic:.1f}s", file=sys.stderr)
     if lost:
         names = ", ".join(f"{p} seed {s}" for p, s in lost)
