@@ -37,8 +37,7 @@ COMPUTE_MODULES = frozenset({"mlx", "mlx_lm", "tokenizers"})
 def build_parser(selected: str | None = None) -> argparse.ArgumentParser:
     """The parser with every command listed; only ``selected`` (None: all) is configured."""
     parser = argparse.ArgumentParser(
-        prog="mlx-parity",
-        description="Keep an MLX fine-tuning trainer at parity with mlx-lm.",
+        prog="mlx-parity", description="Keep an MLX fine-tuning trainer at parity with mlx-lm."
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, help_text in COMMANDS.items():

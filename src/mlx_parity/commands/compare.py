@@ -35,14 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from ..collect.compare import ALPHA, ProbeReport, RoundReport
-from ..collect.markdown import (
-    DASH,
-    escape_cell,
-    knob_value_text,
-    pass_rate_text,
-    table,
-    trace_text,
-)
+from ..collect.markdown import DASH, escape_cell, knob_value_text, pass_rate_text, table, trace_text
 from ..collect.report import parse_report
 from ..errors import ExitCode, UsageError
 from ..github.runs import fetch_run_artifacts, parse_run_source
@@ -358,8 +351,7 @@ def render_comparison(a: RoundReport, b: RoundReport, rows: list[ProbeChange]) -
     notes = round_notes(a, b, rows)
     if notes:
         lines += [*(f"- ⚠️ {escape_cell(note)}" for note in notes), ""]
-    lines += [*table(headers, body), ""]
-    lines.append(footer(rows))
+    lines += [*table(headers, body), "", footer(rows)]
     return "\n".join(lines) + "\n"
 
 

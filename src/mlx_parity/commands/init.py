@@ -123,11 +123,6 @@ def check_inputs(probe_id: str, branch: str) -> None:
         )
 
 
-def toml_key(key: str) -> str:
-    """``key`` as a TOML table-name part: bare when it can be, quoted when it has a dot."""
-    return key if re.fullmatch(r"[A-Za-z0-9_-]+", key) else f'"{key}"'
-
-
 def with_extra(requirement: str) -> str:
     """The requirement with the ``mlx`` extra: ``mlx-parity==1.0`` → ``mlx-parity[mlx]==1.0``."""
     match = _MLX_PARITY_REQUIREMENT.match(requirement)
@@ -146,7 +141,8 @@ def render_files(
         "layout": layout,
         "plugin": plugin,
         "probe_id": probe_id,
-        "probe_key": toml_key(probe_id),
+        # A TOML table-name part: bare when it can be, quoted when it has a dot.
+        "probe_key": probe_id if re.fullmatch(r"[A-Za-z0-9_-]+", probe_id) else f'"{probe_id}"',
         "branch": branch,
         "mlx_parity": with_extra(requirement),
         "mlx_parity_plain": requirement,

@@ -95,16 +95,15 @@ class RoundProgress:
         self.width = max((len(p) for p in self.per_probe_total), default=8)
 
     def __call__(self, event: Event) -> None:
+        if event.kind not in ("step", "finished", "lost"):
+            return
         key = (event.probe_id, event.seed)
+        # An ended seed counts the steps it skipped (stopped early), so the bar reaches the end.
+        step = event.step if event.kind == "step" else self.steps.get(key, 0)
+        self.bar.update(step - self.seen_steps.get(key, 0))
+        self.seen_steps[key] = step
         if event.kind == "step":
-            self.bar.update(event.step - self.seen_steps.get(key, 0))
-            self.seen_steps[key] = event.step
             return
-        if event.kind not in ("finished", "lost"):
-            return
-        # Count the steps a seed skipped (stopped early) so the bar still reaches the end.
-        self.bar.update(self.steps.get(key, 0) - self.seen_steps.get(key, 0))
-        self.seen_steps[key] = self.steps.get(key, 0)
         self.per_probe_done[event.probe_id] += 1
         self.per_probe_pass[event.probe_id] += event.passed
         done, total = self.per_probe_done[event.probe_id], self.per_probe_total[event.probe_id]
