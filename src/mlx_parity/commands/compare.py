@@ -61,8 +61,15 @@ def load_report(source: str | Path) -> RoundReport:
     """A round report from a JSON file, a directory holding ``report.json`` or ``run:<ID>``:
     the one entry point for every report source, so the comparison never sees where from."""
     run_id = parse_run_source(str(source))
-    if run_id is not None:
-        return _report_of_run(run_id)
+    if run_id is not None:  # its parity-report artifact, downloaded through the REST API
+        with tempfile.TemporaryDirectory(prefix="mlx-parity-run-") as tmp:
+            fetch_run_artifacts(run_id, REPORT_ARTIFACT, Path(tmp))
+            found = sorted(Path(tmp).rglob(REPORT_JSON))
+            if not found:
+                raise UsageError(
+                    f"run {run_id}: no {REPORT_ARTIFACT!r} artifact with {REPORT_JSON}"
+                )
+            return parse_report(found[0].read_text(encoding="utf-8"), f"run {run_id}")
     path = Path(source)
     if path.is_dir():
         path = path / REPORT_JSON
@@ -76,16 +83,6 @@ def load_report(source: str | Path) -> RoundReport:
     except (OSError, UnicodeDecodeError) as exc:
         raise UsageError(f"{path}: cannot read the report: {exc}") from None
     return parse_report(text, str(path))
-
-
-def _report_of_run(run_id: int) -> RoundReport:
-    """The ``parity-report`` artifact of a workflow run, downloaded through the REST API."""
-    with tempfile.TemporaryDirectory(prefix="mlx-parity-run-") as tmp:
-        fetch_run_artifacts(run_id, REPORT_ARTIFACT, Path(tmp))
-        found = sorted(Path(tmp).rglob(REPORT_JSON))
-        if not found:
-            raise UsageError(f"run {run_id}: no {REPORT_ARTIFACT!r} artifact with {REPORT_JSON}")
-        return parse_report(found[0].read_text(encoding="utf-8"), f"run {run_id}")
 
 
 @dataclass
