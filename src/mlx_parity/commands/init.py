@@ -77,9 +77,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--branch", default="main", help="the branch pushes run on (main)")
     parser.add_argument("--force", action="store_true", help="overwrite files that differ")
-    parser.add_argument(
-        "--dir", type=Path, default=Path("."), help="the repository (default: here)"
-    )
+    parser.add_argument("--dir", type=Path, default=".", help="the repository (default: here)")
     parser.set_defaults(handler=_run)
 
 

@@ -40,9 +40,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def plan_tasks(rnd: ResolvedRound, out_dir: Path, resume: bool) -> tuple[list[Task], int]:
-    """Every (probe, seed) of the round as a task; with ``resume``, seeds that finished with
-    the trainer, settings and fixture the round file resolves today are skipped (any other
-    result is retrained)."""
+    """Every (probe, seed) of the round as a task, and how many ``resume`` skipped: seeds that
+    finished with the trainer, settings and fixture the round file resolves today."""
     tasks, skipped = [], 0
     for probe in rnd.probes.values():
         for seed in rnd.seeds:
