@@ -839,7 +839,7 @@ def test_compare_identical_rounds(tmp_path, capsys):
     bo = write_report(tmp_path / "BO", report)
     rows = compare_reports(load_report(bm), load_report(bo / "report.json"))
     floor = "≥ 47 points (≥ 7 of 15 seeds flipping one way)"  # exact p of 7 one way: 2/128
-    assert [row.conclusion for row in rows] == [
+    assert [row.conclude() for row in rows] == [
         f"{UNCHANGED}; these seeds could detect {floor} at best"
     ] * 3
     assert main(["compare", str(bm), str(bo)]) == 0
@@ -860,8 +860,8 @@ def test_compare_names_what_changed(tmp_path, capsys):
     a = write_report(tmp_path / "A", collect(before, round_))
     b = write_report(tmp_path / "B", collect(after, round_))
     rows = {row.probe: row for row in compare_reports(load_report(a), load_report(b))}
-    assert rows["clip"].conclusion.startswith(UNCHANGED)
-    assert rows["reference"].conclusion.startswith(UNCHANGED)
+    assert rows["clip"].conclude().startswith(UNCHANGED)
+    assert rows["reference"].conclude().startswith(UNCHANGED)
     changes = rows["core"].changes
     # 13 seeds pass→fail: exact p = 2/2^13, Holm over 3 probes.
     holm = f"{3 * 2 / 2**13:.3g}"

@@ -115,7 +115,7 @@ def test_a_probe_trained_under_other_settings_is_changed_even_with_the_same_loss
 
     rows = {row.probe: row for row in compare_reports(load_report(a), load_report(b))}
     assert rows["core"].settings == ["max_new_tokens 16 → 32"]
-    assert rows["core"].conclusion.startswith(f"settings: max_new_tokens 16 → 32; {UNCHANGED}")
+    assert rows["core"].conclude().startswith(f"settings: max_new_tokens 16 → 32; {UNCHANGED}")
     assert rows["clip"].settings == [] and not rows["clip"].changed
     status, out = compare(a, b, capsys)
     assert status == ExitCode.DIFFERENCE
@@ -241,7 +241,7 @@ def test_undetectable_changes_are_worded_with_the_threshold_the_footer_explains(
     full_round(tmp_path / "seeds", round_)
     a = written(tmp_path / "A", collect(tmp_path / "seeds", round_))
     (row, *_) = compare_reports(load_report(a), load_report(a))
-    assert row.conclusion == (
+    assert row.conclude() == (
         f"{UNCHANGED}, nor could one be: both seeds flipping the same way would give p = 0.5, "
         "and a change needs p below 0.0167"
     )
@@ -257,7 +257,7 @@ def test_one_seed_is_worded_as_one(tmp_path):
     full_round(tmp_path, round_)
     report = collect(tmp_path, round_)
     (row, *_) = compare_reports(report, report)
-    assert row.conclusion.startswith(f"{UNCHANGED}, nor could one be: the one seed flipping")
+    assert row.conclude().startswith(f"{UNCHANGED}, nor could one be: the one seed flipping")
 
 
 def test_gate_settings_name_only_the_keys_that_differ(tmp_path, capsys):

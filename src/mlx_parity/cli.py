@@ -37,8 +37,7 @@ COMPUTE_MODULES = frozenset({"mlx", "mlx_lm", "tokenizers"})
 def build_parser(selected: str | None = None) -> argparse.ArgumentParser:
     """The parser with every command listed; only ``selected`` (None: all) is configured."""
     parser = argparse.ArgumentParser(
-        prog="mlx-parity",
-        description="Keep an MLX fine-tuning trainer at parity with mlx-lm.",
+        prog="mlx-parity", description="Keep an MLX fine-tuning trainer at parity with mlx-lm."
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, help_text in COMMANDS.items():
@@ -66,23 +65,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     args, unrecognised = parser.parse_known_args(argv)
     if unrecognised:
         args.command_parser.error(f"unrecognized arguments: {' '.join(unrecognised)}")
+
+    def fail(message: str, code: int) -> int:
+        print(f"mlx-parity {args.command}: {message}", file=sys.stderr)
+        return int(code)
+
     try:
         return int(args.handler(args) or ExitCode.OK)
     except ParityError as exc:
-        print(f"mlx-parity {args.command}: error: {exc}", file=sys.stderr)
-        return int(exc.exit_code)
+        return fail(f"error: {exc}", exc.exit_code)
     except ModuleNotFoundError as exc:
         if (exc.name or "").split(".")[0] not in COMPUTE_MODULES:
             raise
-        print(
-            f"mlx-parity {args.command}: error: this command trains and needs {exc.name}, "
-            "which is not installed: pip install 'mlx-parity[mlx]'",
-            file=sys.stderr,
+        return fail(
+            f"error: this command trains and needs {exc.name}, which is not installed: "
+            "pip install 'mlx-parity[mlx]'",
+            ExitCode.USAGE,
         )
-        return ExitCode.USAGE
     except KeyboardInterrupt:
-        print(f"mlx-parity {args.command}: interrupted", file=sys.stderr)
-        return ExitCode.INTERRUPTED
+        return fail("interrupted", ExitCode.INTERRUPTED)
     except BrokenPipeError:
         # The reader went away (`mlx-parity collect … | head`): not an error of ours. Point
         # stdout at devnull so the interpreter's final flush does not raise again.
@@ -94,11 +95,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         # A path the user (or the runner's environment) gave that cannot be read or written:
         # an --out that is a file, a report beside a missing folder, an unwritable GITHUB_OUTPUT.
-        print(
-            f"mlx-parity {args.command}: error: {exc.filename}: {exc.strerror or exc}",
-            file=sys.stderr,
-        )
-        return ExitCode.USAGE
+        return fail(f"error: {exc.filename}: {exc.strerror or exc}", ExitCode.USAGE)
 
 
 if __name__ == "__main__":

@@ -101,7 +101,6 @@ def write_confirming_round(round_id: str, resolved: ResolvedRound, result) -> Pa
             )
         probe_ids.append(existing)
     probes = list(dict.fromkeys([rnd.baseline, result.from_id, result.to_id, *probe_ids]))
-    fixture = rnd.fixture.model_dump(mode="json")
     lines = [
         f"# Written by `mlx-parity bisect --round {rnd.id} --from {result.from_id} "
         f"--to {result.to_id}`: confirms the local bisection on the macOS matrix.",
@@ -110,17 +109,15 @@ def write_confirming_round(round_id: str, resolved: ResolvedRound, result) -> Pa
         f"baseline = {_toml(rnd.baseline)}",
         f"seeds = {_toml(rnd.seeds)}",
         f"pins = {_toml(rnd.pins)}",
-        "",
-        "[fixture]",
-        *(f"{k} = {_toml(v)}" for k, v in fixture.items()),
-        "",
-        "[settings]",
-        *(f"{k} = {_toml(v)}" for k, v in rnd.settings.items()),
-        "",
-        "[gates]",
-        *(f"{k} = {_toml(v)}" for k, v in rnd.gates.model_dump().items() if v is not None),
-        "",
     ]
+    tables = {
+        "fixture": rnd.fixture.model_dump(mode="json"),
+        "settings": rnd.settings,
+        "gates": {k: v for k, v in rnd.gates.model_dump().items() if v is not None},
+    }
+    for name, table in tables.items():
+        lines += ["", f"[{name}]", *(f"{k} = {_toml(v)}" for k, v in table.items())]
+    lines.append("")
     catalog_file = matrix / "probes.toml"
     catalog_text = catalog_file.read_text(encoding="utf-8")
     catalog_file.write_text(catalog_text + "".join(new_entries), encoding="utf-8")

@@ -83,10 +83,8 @@ def collect_and_report(
     for_terminal: bool = False,
 ) -> int:
     """Collect, write the reports, print the Markdown, fill the job summary; the exit status.
-
     ``outputs`` None (the local round runner) writes the three reports beside the artifacts;
-    ``for_terminal`` prints the report's terminal form instead of the Markdown.
-    """
+    ``for_terminal`` prints the report's terminal form instead of the Markdown."""
     context = read_github_context()
     attempt = context.run_attempt if context.run_id is not None else None
     report = collect_round(directory, round_, attempt)

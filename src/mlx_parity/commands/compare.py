@@ -29,20 +29,13 @@ from __future__ import annotations
 import argparse
 import math
 import tempfile
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ..collect.compare import ALPHA, ProbeReport, RoundReport
-from ..collect.markdown import (
-    DASH,
-    escape_cell,
-    knob_value_text,
-    pass_rate_text,
-    table,
-    trace_text,
-)
+from ..collect.markdown import DASH, escape_cell, knob_value_text, pass_rate_text, table, trace_text
 from ..collect.report import parse_report
 from ..errors import ExitCode, UsageError
 from ..github.runs import fetch_run_artifacts, parse_run_source
@@ -68,8 +61,15 @@ def load_report(source: str | Path) -> RoundReport:
     """A round report from a JSON file, a directory holding ``report.json`` or ``run:<ID>``:
     the one entry point for every report source, so the comparison never sees where from."""
     run_id = parse_run_source(str(source))
-    if run_id is not None:
-        return _report_of_run(run_id)
+    if run_id is not None:  # its parity-report artifact, downloaded through the REST API
+        with tempfile.TemporaryDirectory(prefix="mlx-parity-run-") as tmp:
+            fetch_run_artifacts(run_id, REPORT_ARTIFACT, Path(tmp))
+            found = sorted(Path(tmp).rglob(REPORT_JSON))
+            if not found:
+                raise UsageError(
+                    f"run {run_id}: no {REPORT_ARTIFACT!r} artifact with {REPORT_JSON}"
+                )
+            return parse_report(found[0].read_text(encoding="utf-8"), f"run {run_id}")
     path = Path(source)
     if path.is_dir():
         path = path / REPORT_JSON
@@ -83,16 +83,6 @@ def load_report(source: str | Path) -> RoundReport:
     except (OSError, UnicodeDecodeError) as exc:
         raise UsageError(f"{path}: cannot read the report: {exc}") from None
     return parse_report(text, str(path))
-
-
-def _report_of_run(run_id: int) -> RoundReport:
-    """The ``parity-report`` artifact of a workflow run, downloaded through the REST API."""
-    with tempfile.TemporaryDirectory(prefix="mlx-parity-run-") as tmp:
-        fetch_run_artifacts(run_id, REPORT_ARTIFACT, Path(tmp))
-        found = sorted(Path(tmp).rglob(REPORT_JSON))
-        if not found:
-            raise UsageError(f"run {run_id}: no {REPORT_ARTIFACT!r} artifact with {REPORT_JSON}")
-        return parse_report(found[0].read_text(encoding="utf-8"), f"run {run_id}")
 
 
 @dataclass
@@ -120,11 +110,7 @@ class ProbeChange:
         """Other settings are a change by themselves: the training is not what it was."""
         return bool(self.settings or self.changes)
 
-    @property
-    def conclusion(self) -> str:
-        return self.conclude(settings_noted=False)
-
-    def conclude(self, *, settings_noted: bool) -> str:
+    def conclude(self, *, settings_noted: bool = False) -> str:
         """The conclusion cell; ``settings_noted``: the settings change is every probe's, and
         stated once above the table."""
         parts = self.changes or [self.unchanged]
@@ -152,15 +138,13 @@ def unchanged_text(n_seeds: int, alpha: float) -> str:
 
 
 def setting_changes(
-    old: Mapping[str, Any], new: Mapping[str, Any], skip: Iterable[str] = ()
+    old: Mapping[str, Any], new: Mapping[str, Any], skip: Collection[str] = ()
 ) -> list[str]:
     """``cf_loss_max 1.5 → 2`` for each key whose value differs (A's keys first), none other."""
-    skipped = set(skip)
-    keys = [k for k in (*old, *(k for k in new if k not in old)) if k not in skipped]
     return [
         f"{k} {_setting_text(old, k)} → {_setting_text(new, k)}"
-        for k in keys
-        if k not in old or k not in new or old[k] != new[k]
+        for k in dict.fromkeys([*old, *new])
+        if k not in skip and (k not in old or k not in new or old[k] != new[k])
     ]
 
 
@@ -244,25 +228,19 @@ def describe_changes(
         )
     if a.seeds_run() != b.seeds_run():
         changes.append(f"seeds run to the end {a.seeds_run()} → {b.seeds_run()}")
-    losses = loss_change(a, b)
-    if losses is not None:
-        changes.append(losses)
-    if trace_text(a) != trace_text(b):
-        changes.append(f"trace {trace_text(a)} → {trace_text(b)}")
-    firsts = (_divergence_change(a, b), _structure_change(a, b))
-    return changes + [change for change in firsts if change is not None]
+    trace = f"trace {trace_text(a)} → {trace_text(b)}" if trace_text(a) != trace_text(b) else None
+    found = (loss_change(a, b), trace, _divergence_change(a, b), _structure_change(a, b))
+    return changes + [change for change in found if change is not None]
 
 
 def compare_reports(a: RoundReport, b: RoundReport) -> list[ProbeChange]:
     """Every probe of either round, in A's order then B's new ones."""
     in_a = {p.id: p for p in a.probes}
     in_b = {p.id: p for p in b.probes}
-    ids = list(in_a) + [probe_id for probe_id in in_b if probe_id not in in_a]
-    rows = [ProbeChange(probe_id, in_a.get(probe_id), in_b.get(probe_id)) for probe_id in ids]
+    rows = [ProbeChange(i, in_a.get(i), in_b.get(i)) for i in dict.fromkeys([*in_a, *in_b])]
     for row in rows:
         row.paired = None if row.a is None or row.b is None else paired_change(row.a, row.b)
-    raw = {row.probe: row.pass_p for row in rows if row.pass_p is not None}
-    adjusted = holm_adjust(raw)
+    adjusted = holm_adjust({row.probe: row.pass_p for row in rows if row.pass_p is not None})
     family_alpha = strictest_alpha(rows)
     for row in rows:
         if row.a is None:
@@ -370,8 +348,7 @@ def render_comparison(a: RoundReport, b: RoundReport, rows: list[ProbeChange]) -
     notes = round_notes(a, b, rows)
     if notes:
         lines += [*(f"- ⚠️ {escape_cell(note)}" for note in notes), ""]
-    lines += [*table(headers, body), ""]
-    lines.append(footer(rows))
+    lines += [*table(headers, body), "", footer(rows)]
     return "\n".join(lines) + "\n"
 
 

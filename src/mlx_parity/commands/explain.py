@@ -75,9 +75,7 @@ def load_candidate(directory: Path, probe: str | None) -> list[artifact.SeedResu
     for seed, copies in sorted(by_seed.items()):
         # As collect decides: identical copies keep one, different ones keep neither (which
         # one to match would decide the answer).
-        kept, problem = (
-            resolve_duplicates((chosen, seed), copies) if copies[1:] else (copies[0], None)
-        )
+        kept, problem = resolve_duplicates((chosen, seed), copies)
         if kept is None:
             print(f"skipped seed {seed}: {problem.detail} ({problem.subject})", file=sys.stderr)
         else:

@@ -77,9 +77,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--branch", default="main", help="the branch pushes run on (main)")
     parser.add_argument("--force", action="store_true", help="overwrite files that differ")
-    parser.add_argument(
-        "--dir", type=Path, default=Path("."), help="the repository (default: here)"
-    )
+    parser.add_argument("--dir", type=Path, default=".", help="the repository (default: here)")
     parser.set_defaults(handler=_run)
 
 
@@ -123,16 +121,6 @@ def check_inputs(probe_id: str, branch: str) -> None:
         )
 
 
-def toml_key(key: str) -> str:
-    """``key`` as a TOML table-name part: bare when it can be, quoted when it has a dot."""
-    return key if re.fullmatch(r"[A-Za-z0-9_-]+", key) else f'"{key}"'
-
-
-def tested_pins() -> list[str]:
-    text = (resources.files("mlx_parity") / "resources" / "pins" / TESTED_PINS).read_text()
-    return [line for line in text.splitlines() if line.strip() and not line.startswith("#")]
-
-
 def with_extra(requirement: str) -> str:
     """The requirement with the ``mlx`` extra: ``mlx-parity==1.0`` → ``mlx-parity[mlx]==1.0``."""
     match = _MLX_PARITY_REQUIREMENT.match(requirement)
@@ -145,15 +133,18 @@ def render_files(
     layout: str, plugin: str, probe_id: str, requirement: str, branch: str
 ) -> dict[str, str]:
     """Every file init writes (relative path → text), the workflow excepted."""
+    packaged = resources.files("mlx_parity") / "resources"
+    pins = (packaged / "pins" / TESTED_PINS).read_text().splitlines()
     values = {
         "layout": layout,
         "plugin": plugin,
         "probe_id": probe_id,
-        "probe_key": toml_key(probe_id),
+        # A TOML table-name part: bare when it can be, quoted when it has a dot.
+        "probe_key": probe_id if re.fullmatch(r"[A-Za-z0-9_-]+", probe_id) else f'"{probe_id}"',
         "branch": branch,
         "mlx_parity": with_extra(requirement),
         "mlx_parity_plain": requirement,
-        "tested_pins": "\n".join(tested_pins()),
+        "tested_pins": "\n".join(p for p in pins if p.strip() and not p.startswith("#")),
         "checkout": " ." if layout == "trainer" else "",
         "code_under_test": (
             "\n# The checkout (your trainer) is installed beside it."
@@ -161,9 +152,8 @@ def render_files(
             else "\n# Add the code under test below, pinned (for example a trainer's release)."
         ),
     }
-    folder = resources.files("mlx_parity") / "resources" / "init"
     return {
-        target: Template((folder / template).read_text(encoding="utf-8")).substitute(values)
+        target: Template((packaged / "init" / template).read_text("utf-8")).substitute(values)
         for template, target in TEMPLATES.items()
     }
 

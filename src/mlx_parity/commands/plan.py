@@ -282,11 +282,9 @@ def _run(args: argparse.Namespace) -> int:
     except ParityError as exc:
         append_github_file(context.step_summary, error_markdown(str(exc)))
         raise
+    seeds_per_cell = [len(cell.seeds) for cell in plan.cells]
     comparison = compare_layouts(
-        [len(cell.seeds) for cell in plan.cells],
-        args.seconds_per_seed,
-        args.setup_seconds,
-        args.max_parallel,
+        seeds_per_cell, args.seconds_per_seed, args.setup_seconds, args.max_parallel
     )
     summary = summary_markdown(plan, comparison, args.seconds_per_seed, args.setup_seconds)
     if context.output is not None:

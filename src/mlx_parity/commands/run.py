@@ -40,9 +40,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def plan_tasks(rnd: ResolvedRound, out_dir: Path, resume: bool) -> tuple[list[Task], int]:
-    """Every (probe, seed) of the round as a task; with ``resume``, seeds that finished with
-    the trainer, settings and fixture the round file resolves today are skipped (any other
-    result is retrained)."""
+    """Every (probe, seed) of the round as a task, and how many ``resume`` skipped: seeds that
+    finished with the trainer, settings and fixture the round file resolves today."""
     tasks, skipped = [], 0
     for probe in rnd.probes.values():
         for seed in rnd.seeds:
@@ -95,16 +94,15 @@ class RoundProgress:
         self.width = max((len(p) for p in self.per_probe_total), default=8)
 
     def __call__(self, event: Event) -> None:
+        if event.kind not in ("step", "finished", "lost"):
+            return
         key = (event.probe_id, event.seed)
+        # An ended seed counts the steps it skipped (stopped early), so the bar reaches the end.
+        step = event.step if event.kind == "step" else self.steps.get(key, 0)
+        self.bar.update(step - self.seen_steps.get(key, 0))
+        self.seen_steps[key] = step
         if event.kind == "step":
-            self.bar.update(event.step - self.seen_steps.get(key, 0))
-            self.seen_steps[key] = event.step
             return
-        if event.kind not in ("finished", "lost"):
-            return
-        # Count the steps a seed skipped (stopped early) so the bar still reaches the end.
-        self.bar.update(self.steps.get(key, 0) - self.seen_steps.get(key, 0))
-        self.seen_steps[key] = self.steps.get(key, 0)
         self.per_probe_done[event.probe_id] += 1
         self.per_probe_pass[event.probe_id] += event.passed
         done, total = self.per_probe_done[event.probe_id], self.per_probe_total[event.probe_id]
@@ -144,16 +142,15 @@ def _run(args: argparse.Namespace) -> int:
     progress = RoundProgress(tasks, args.quiet)
     tic = time.perf_counter()
     try:
-        lost = run_tasks(tasks, args.workers, progress)
+        with progress.bar:  # closed before any line below is printed
+            lost = run_tasks(tasks, args.workers, progress)
     except KeyboardInterrupt:
-        progress.bar.close()
         print(
             f"interrupted: finished seeds are kept in {out_dir}; "
             f"rerun with --resume to complete the round",
             file=sys.stderr,
         )
         return ExitCode.INTERRUPTED
-    progress.bar.close()
     print(f"trained {len(tasks)} seeds in {time.perf_counter() - tic:.1f}s", file=sys.stderr)
     if lost:
         names = ", ".join(f"{p} seed {s}" for p, s in lost)
