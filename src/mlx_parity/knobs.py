@@ -266,13 +266,9 @@ def _domain(name: str, annotation: Any) -> str:
 
 
 def _shown(default: Any) -> str:
-    return (
-        "none"
-        if default is None
-        else str(default).lower()
-        if isinstance(default, bool)
-        else str(default)
-    )
+    if default is None:
+        return "none"
+    return str(default).lower() if isinstance(default, bool) else str(default)
 
 
 def parse_assignment(text: str) -> tuple[str, str]:
