@@ -3,9 +3,8 @@
 into a :class:`ResolvedRound` that every command uses.
 
 Every refusal is a :class:`MatrixError` naming the file, the key and the line, because the people
-who edit these files read the error in a CI log, far from an editor. ``tomllib`` reports no
-positions for valid documents, so :class:`SourceIndex` recovers the line of every key, table and
-array element from the source text with a small scanner.
+who edit these files read the error in a CI log, far from an editor (:class:`SourceIndex` finds
+the lines ``tomllib`` does not report).
 """
 
 from __future__ import annotations
