@@ -382,14 +382,9 @@ def _uses(
     subdir: str = "",
     condition: str | None = None,
 ) -> CommentedMap:
-    step = CommentedMap()
-    step["name"] = name
-    if condition:
-        step["if"] = condition
-    step["uses"] = pin.uses(subdir)
+    step = _step({"name": name, "if": condition, "uses": pin.uses(subdir), "with": inputs})
     # The tag as a comment: readers see the version, Dependabot updates SHA and comment together.
     _comment(step, "uses", pin.tag)
-    step["with"] = inputs
     return step
 
 
@@ -400,13 +395,10 @@ def _run(
     env: dict[str, str] | None = None,
     condition: str | None = None,
 ) -> CommentedMap:
-    step = CommentedMap()
-    step["name"] = name
-    if step_id:
-        step["id"] = step_id
-    if condition:
-        step["if"] = condition
-    if env:
-        step["env"] = env
-    step["run"] = LiteralScalarString(script) if "\n" in script.rstrip("\n") else script
-    return step
+    run = LiteralScalarString(script) if "\n" in script.rstrip("\n") else script
+    return _step({"name": name, "id": step_id, "if": condition, "env": env, "run": run})
+
+
+def _step(fields: dict[str, Any]) -> CommentedMap:
+    """A step of the fields that are set, in the order given."""
+    return CommentedMap((key, value) for key, value in fields.items() if value)
