@@ -1,9 +1,7 @@
-"""Every knob of the training stack: its name, domain, default (mlx-lm's value) and meaning.
-
-The one place these facts live. Probes, ``--set`` overrides, round files, artifacts, the core and
-explain's search all read them from here, and this module imports no compute library, so loading a
-matrix (plan, collect, the workflow's ubuntu jobs) never loads MLX.
-"""
+"""Every knob of the training stack: its name, domain, default (mlx-lm's value) and meaning, in
+the one place probes, ``--set`` overrides, round files, artifacts, the core and explain's search
+read them from. It imports no compute library, so loading a matrix (plan, collect, the
+workflow's ubuntu jobs) never loads MLX."""
 
 from __future__ import annotations
 

@@ -1,11 +1,8 @@
 """The matrix: the probe catalog (``matrix/probes.toml``), settings every round shares
 (``matrix/defaults.toml``) and one file per round (``matrix/rounds/<id>.toml``), resolved once
-into a :class:`ResolvedRound` that every command uses.
-
-Every refusal is a :class:`MatrixError` naming the file, the key and the line, because the people
-who edit these files read the error in a CI log, far from an editor (:class:`SourceIndex` finds
-the lines ``tomllib`` does not report).
-"""
+into a :class:`ResolvedRound` that every command uses. Every refusal is a :class:`MatrixError`
+naming the file, the key and the line, because the people who edit these files read the error in
+a CI log, far from an editor (:class:`SourceIndex` finds the lines ``tomllib`` does not report)."""
 
 from __future__ import annotations
 

@@ -1,9 +1,6 @@
-"""Where the job is running, read from the variables GitHub Actions sets for every step.
-
-Reading GitHub's own variables (rather than flags of our own) is what lets the same command run in a
-workflow, under a local Actions runner, and in tests that point ``GITHUB_API_URL`` at a loopback
-server.
-"""
+"""Where the job is running, read from the variables GitHub Actions sets for every step (not
+flags of our own), so the same command runs in a workflow, under a local Actions runner, and in
+tests that point ``GITHUB_API_URL`` at a loopback server."""
 
 from __future__ import annotations
 

@@ -1,8 +1,6 @@
-"""What can go wrong talking to GitHub, as types the caller can tell apart.
-
-Messages are built by the client from the method, the path and GitHub's own ``message`` field, with
-the token scrubbed; they never carry request headers.
-"""
+"""What can go wrong talking to GitHub, as types the caller can tell apart. The client builds
+messages from the method, the path and GitHub's own ``message`` field, token scrubbed; they never
+carry request headers."""
 
 from __future__ import annotations
 

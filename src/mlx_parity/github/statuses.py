@@ -1,9 +1,6 @@
-"""Posting a round's commit statuses without letting a read-only token fail the round.
-
-A pull request from a fork runs with a read-only ``GITHUB_TOKEN``: GitHub answers 403 "Resource not
-accessible by integration". That is expected, not an error of the round, so the collector gets an
-explanation to put in the job summary instead of an exception.
-"""
+"""Posting a round's commit statuses without letting a read-only token fail the round: a fork's
+pull request runs with one, and GitHub's 403 "Resource not accessible by integration" is then
+expected, so the collector gets an explanation for the job summary instead of an exception."""
 
 from __future__ import annotations
 

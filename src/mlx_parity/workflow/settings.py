@@ -1,9 +1,7 @@
-"""Typed settings for the generated GitHub Actions workflow.
-
-Defaults live beside the code in ``resources/workflow-defaults.toml``; a project overrides any key
-in ``matrix/workflow.toml`` under the same ``[workflow]`` table. Both are resolved once into a
-:class:`WorkflowSettings`; a bad key is reported with the file, the dotted key and the line.
-"""
+"""Typed settings for the generated GitHub Actions workflow: defaults in
+``resources/workflow-defaults.toml``, any key overridden in ``matrix/workflow.toml`` under the same
+``[workflow]`` table, resolved once into a :class:`WorkflowSettings`; a bad key is reported with
+the file, the dotted key and the line."""
 
 from __future__ import annotations
 
