@@ -303,9 +303,7 @@ def coerce(name: str, value: Any) -> Any:
 
 def apply(base: Knobs, overrides: dict[str, Any]) -> Knobs:
     """``base`` with ``overrides`` applied and validated; errors name the offending knob.
-
-    Overriding a clip argument re-resolves the effective policy unless ``clip`` is set too.
-    """
+    Overriding a clip argument re-resolves the effective policy unless ``clip`` is set too."""
     _check_names(overrides)
     data = base.model_dump()
     if set(CLIP_ARGUMENTS) & overrides.keys():

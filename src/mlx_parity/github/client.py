@@ -211,10 +211,8 @@ class GitHubClient:
     def dispatch_workflow(
         self, workflow_file: str, ref: str, inputs: Mapping[str, str] | None = None
     ) -> DispatchedRun | None:
-        """Start ``workflow_file`` (e.g. ``parity.yml``) on ``ref`` with ``inputs``.
-
-        Returns the run when the server volunteers its details, otherwise None (204).
-        """
+        """Start ``workflow_file`` (e.g. ``parity.yml``) on ``ref`` with ``inputs``; returns the
+        run when the server volunteers its details, otherwise None (204)."""
         inputs = dict(inputs or {})
         if len(inputs) > DISPATCH_INPUTS_LIMIT:
             raise InvalidRequest(

@@ -40,11 +40,8 @@ class Unauthorized(GitHubError):
 
 
 class PermissionDenied(GitHubError):
-    """403 that is not a rate limit: the token may not do this.
-
-    The usual cause in this project is the read-only ``GITHUB_TOKEN`` of a pull request from a fork
-    ("Resource not accessible by integration").
-    """
+    """403 that is not a rate limit: the token may not do this, usually the read-only
+    ``GITHUB_TOKEN`` of a fork's pull request ("Resource not accessible by integration")."""
 
 
 class NotFound(GitHubError):

@@ -21,11 +21,9 @@ READ_ONLY_EXPLANATION = (
 def post_statuses_or_explain(
     client: GitHubClient, sha: str, statuses: Sequence[CommitStatus]
 ) -> str | None:
-    """Post every status on ``sha``; None when all were posted, else why they were not.
-
-    Only a refused permission or a missing token/repository is explained; other failures
-    (rate limits beyond the budget, GitHub outages) still raise.
-    """
+    """Post every status on ``sha``; None when all were posted, else why they were not. Only a
+    refused permission or a missing token/repository is explained; other failures (rate limits
+    beyond the budget, GitHub outages) still raise."""
     posted = 0
     try:
         for status in statuses:
