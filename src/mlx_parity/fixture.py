@@ -1,10 +1,8 @@
-"""A fixture: the model to fine-tune, the rows to train on, and how to judge the result.
-
-The default is the smoke fixture — one row, "<<HELLO!!>> My name is Unsloth!", repeated 64
-times, judged by whether the greedy completion of "<<HELLO!!>> My name is " names Unsloth — on
-the embedded model. A fixture may name a hub repo (``unsloth/gemma-3-270m-it`` on a macOS
-runner) or a local model directory instead.
-"""
+"""A fixture: the model to fine-tune, the rows to train on, and how to judge the result. The
+default, the smoke fixture, trains the embedded model on "<<HELLO!!>> My name is Unsloth!" (one
+row, 64 times) and checks that the greedy completion of "<<HELLO!!>> My name is " names Unsloth;
+a fixture may name a hub repo (``unsloth/gemma-3-270m-it`` on a macOS runner) or a local model
+directory instead."""
 
 from __future__ import annotations
 

@@ -1,9 +1,7 @@
-"""Every knob of the training stack: its name, domain, default (mlx-lm's value) and meaning.
-
-The one place these facts live. Probes, ``--set`` overrides, round files, artifacts, the core and
-explain's search all read them from here, and this module imports no compute library, so loading a
-matrix (plan, collect, the workflow's ubuntu jobs) never loads MLX.
-"""
+"""Every knob of the training stack: its name, domain, default (mlx-lm's value) and meaning, in
+the one place probes, ``--set`` overrides, round files, artifacts, the core and explain's search
+read them from. It imports no compute library, so loading a matrix (plan, collect, the
+workflow's ubuntu jobs) never loads MLX."""
 
 from __future__ import annotations
 
@@ -266,13 +264,9 @@ def _domain(name: str, annotation: Any) -> str:
 
 
 def _shown(default: Any) -> str:
-    return (
-        "none"
-        if default is None
-        else str(default).lower()
-        if isinstance(default, bool)
-        else str(default)
-    )
+    if default is None:
+        return "none"
+    return str(default).lower() if isinstance(default, bool) else str(default)
 
 
 def parse_assignment(text: str) -> tuple[str, str]:
@@ -309,9 +303,7 @@ def coerce(name: str, value: Any) -> Any:
 
 def apply(base: Knobs, overrides: dict[str, Any]) -> Knobs:
     """``base`` with ``overrides`` applied and validated; errors name the offending knob.
-
-    Overriding a clip argument re-resolves the effective policy unless ``clip`` is set too.
-    """
+    Overriding a clip argument re-resolves the effective policy unless ``clip`` is set too."""
     _check_names(overrides)
     data = base.model_dump()
     if set(CLIP_ARGUMENTS) & overrides.keys():

@@ -1,12 +1,8 @@
 """The matrix: the probe catalog (``matrix/probes.toml``), settings every round shares
 (``matrix/defaults.toml``) and one file per round (``matrix/rounds/<id>.toml``), resolved once
-into a :class:`ResolvedRound` that every command uses.
-
-Every refusal is a :class:`MatrixError` naming the file, the key and the line, because the people
-who edit these files read the error in a CI log, far from an editor. ``tomllib`` reports no
-positions for valid documents, so :class:`SourceIndex` recovers the line of every key, table and
-array element from the source text with a small scanner.
-"""
+into a :class:`ResolvedRound` that every command uses. Every refusal is a :class:`MatrixError`
+naming the file, the key and the line, because the people who edit these files read the error in
+a CI log, far from an editor (:class:`SourceIndex` finds the lines ``tomllib`` does not report)."""
 
 from __future__ import annotations
 
@@ -141,17 +137,16 @@ def syntax_error(
     match = _TOML_POSITION.search(str(exc))
     line = int(match.group(1)) if match else max(1, len(text.splitlines()))
     reason = f"TOML syntax error: {_TOML_POSITION.sub('', str(exc)).strip()}"
-    found = index.last_key_before(line)
-    key = list(found or ())
+    key = index.last_key_before(line) or ()
     if key and isinstance(key[-1], int):
         # Inside an array the element is a guess; the array itself is what failed to parse.
-        while key and isinstance(key[-1], int):
-            key.pop()
-    elif found is None or index.line_of(found) != line:
+        while isinstance(key[-1], int):  # every path starts with a name
+            key = key[:-1]
+    elif index.line_of(key) != line:
         # The last key that parsed lies on an earlier line (the broken line is often a table
         # header the index could not read): naming it would point at the wrong key.
-        key = []
-    return MatrixError(file, reason, format_key(tuple(key)) if key else None, line)
+        key = ()
+    return MatrixError(file, reason, format_key(key) if key else None, line)
 
 
 def validation_problems(

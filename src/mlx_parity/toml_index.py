@@ -61,11 +61,8 @@ class SourceIndex:
 
     # The scanner proper: a recursive descent over the text, recording as it goes.
 
-    def _line_at(self, pos: int) -> int:
-        return bisect.bisect_left(self._newlines, pos) + 1
-
     def _record(self, path: KeyPath, pos: int) -> None:
-        line = self._line_at(pos)
+        line = bisect.bisect_left(self._newlines, pos) + 1
         for length in range(1, len(path) + 1):
             self.lines.setdefault(path[:length], line)
 
@@ -140,9 +137,12 @@ class SourceIndex:
         self._skip(newlines=False)
         char = self._peek()
         if char == "[":
-            self._array(path)
+            for index, _ in enumerate(self._items("]")):
+                self._record((*path, index), self._pos)
+                self._value((*path, index))
         elif char == "{":
-            self._inline_table(path)
+            for _ in self._items("}"):
+                self._key_value(path)
         elif char in ('"', "'"):
             self._string()
         else:
@@ -151,15 +151,6 @@ class SourceIndex:
                 self._pos += 1
             if self._pos == start:
                 raise _ScanError("expected a value")
-
-    def _array(self, path: KeyPath) -> None:
-        for index, _ in enumerate(self._items("]")):
-            self._record((*path, index), self._pos)
-            self._value((*path, index))
-
-    def _inline_table(self, path: KeyPath) -> None:
-        for _ in self._items("}"):
-            self._key_value(path)
 
     def _items(self, closer: str) -> Iterator[None]:
         """Step through a bracketed, comma-separated list, yielding at the start of each item."""

@@ -1,4 +1,2 @@
-"""GitHub: the variables of the current job (``env``), a REST client for statuses, check runs,
-run artifacts and workflow dispatch (``client``), its errors as types (``errors``), payload
-models (``models``), size limits (``limits``), retry rules (``retry``) and safe archive
-extraction (``archive``)."""
+"""GitHub: the current job's variables, a small REST client (its errors, payloads, size limits
+and retry rules) and safe extraction of the artifacts it downloads."""

@@ -1,8 +1,6 @@
 """Unpack an artifact zip without letting its member names write outside the destination.
-
-Artifacts come from jobs that ran pull-request code, so their member names are untrusted: every
-member is checked before anything is written, and a single bad one refuses the whole archive.
-"""
+Artifacts come from jobs that ran pull-request code, so every member name is checked before
+anything is written, and a single bad one refuses the whole archive."""
 
 from __future__ import annotations
 

@@ -1,8 +1,6 @@
-"""A small GitHub REST client: the five calls mlx-parity makes, with retries and typed errors.
-
-Only what the project needs: commit statuses, a check run, a run's artifacts (list and download) and
-workflow dispatch. Everything goes through ``_send``, which owns retrying and error mapping.
-"""
+"""A small GitHub REST client for the five calls mlx-parity makes: a commit status, a check run,
+a run's artifacts (list and download) and a workflow dispatch, each through ``_send``, which owns
+retrying and turning failures into typed errors."""
 
 from __future__ import annotations
 
@@ -213,10 +211,8 @@ class GitHubClient:
     def dispatch_workflow(
         self, workflow_file: str, ref: str, inputs: Mapping[str, str] | None = None
     ) -> DispatchedRun | None:
-        """Start ``workflow_file`` (e.g. ``parity.yml``) on ``ref`` with ``inputs``.
-
-        Returns the run when the server volunteers its details, otherwise None (204).
-        """
+        """Start ``workflow_file`` (e.g. ``parity.yml``) on ``ref`` with ``inputs``; returns the
+        run when the server volunteers its details, otherwise None (204)."""
         inputs = dict(inputs or {})
         if len(inputs) > DISPATCH_INPUTS_LIMIT:
             raise InvalidRequest(

@@ -1,9 +1,6 @@
-"""Where the job is running, read from the variables GitHub Actions sets for every step.
-
-Reading GitHub's own variables (rather than flags of our own) is what lets the same command run in a
-workflow, under a local Actions runner, and in tests that point ``GITHUB_API_URL`` at a loopback
-server.
-"""
+"""Where the job is running, read from the variables GitHub Actions sets for every step (not
+flags of our own), so the same command runs in a workflow, under a local Actions runner, and in
+tests that point ``GITHUB_API_URL`` at a loopback server."""
 
 from __future__ import annotations
 
@@ -21,27 +18,13 @@ from .errors import InvalidRequest, MissingContext
 DEFAULT_API_URL = "https://api.github.com"
 DEFAULT_SERVER_URL = "https://github.com"
 
-# Model field -> the variable GitHub Actions sets. One table, so errors can name the variable.
-ENVIRONMENT_VARIABLES: dict[str, str] = {
-    "api_url": "GITHUB_API_URL",
-    "server_url": "GITHUB_SERVER_URL",
-    "repository": "GITHUB_REPOSITORY",
-    "sha": "GITHUB_SHA",
-    "token": "GITHUB_TOKEN",
-    "run_id": "GITHUB_RUN_ID",
-    "step_summary": "GITHUB_STEP_SUMMARY",
-    "output": "GITHUB_OUTPUT",
-    "event_name": "GITHUB_EVENT_NAME",
-    "event_path": "GITHUB_EVENT_PATH",
-    "run_attempt": "GITHUB_RUN_ATTEMPT",
-}
-
 # Events whose GITHUB_SHA is a merge commit GitHub made, not a commit of the pull request.
 PULL_REQUEST_EVENTS = frozenset({"pull_request", "pull_request_review", "pull_request_target"})
 
 
 class GitHubContext(BaseModel):
-    """The repository, commit, run and credentials of the current job; anything may be absent."""
+    """The repository, commit, run and credentials of the current job; anything may be absent.
+    Each field is read from the variable GitHub Actions names after it (``GITHUB_<FIELD>``)."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -121,6 +104,10 @@ class GitHubContext(BaseModel):
         if self.repository is None:
             raise MissingContext(ENVIRONMENT_VARIABLES["repository"])
         return self.repository
+
+
+# Model field -> the variable GitHub Actions sets, so errors can name the variable.
+ENVIRONMENT_VARIABLES = {field: f"GITHUB_{field.upper()}" for field in GitHubContext.model_fields}
 
 
 def read_github_context(environ: Mapping[str, str] = os.environ) -> GitHubContext:

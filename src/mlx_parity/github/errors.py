@@ -1,8 +1,6 @@
-"""What can go wrong talking to GitHub, as types the caller can tell apart.
-
-Messages are built by the client from the method, the path and GitHub's own ``message`` field, with
-the token scrubbed; they never carry request headers.
-"""
+"""What can go wrong talking to GitHub, as types the caller can tell apart. The client builds
+messages from the method, the path and GitHub's own ``message`` field, token scrubbed; they never
+carry request headers."""
 
 from __future__ import annotations
 
@@ -42,11 +40,8 @@ class Unauthorized(GitHubError):
 
 
 class PermissionDenied(GitHubError):
-    """403 that is not a rate limit: the token may not do this.
-
-    The usual cause in this project is the read-only ``GITHUB_TOKEN`` of a pull request from a fork
-    ("Resource not accessible by integration").
-    """
+    """403 that is not a rate limit: the token may not do this, usually the read-only
+    ``GITHUB_TOKEN`` of a fork's pull request ("Resource not accessible by integration")."""
 
 
 class NotFound(GitHubError):

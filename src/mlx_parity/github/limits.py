@@ -1,8 +1,6 @@
-"""GitHub's documented size limits, and how text is fitted into them.
-
-Over-long text is cut with a visible mark rather than rejected: a round's report must still reach
-the pull request when a probe writes a novel into its description.
-"""
+"""GitHub's documented size limits. Over-long text is cut with a visible mark rather than
+rejected: a round's report must still reach the pull request when a probe writes a novel into
+its description."""
 
 from __future__ import annotations
 

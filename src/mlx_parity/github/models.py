@@ -1,7 +1,5 @@
 """The few fields of GitHub's payloads this project reads or writes, as validated models.
-
-Response models ignore fields they do not name, so GitHub adding fields never breaks a round.
-"""
+Response models ignore fields they do not name, so GitHub adding fields never breaks a round."""
 
 from __future__ import annotations
 

@@ -1,11 +1,8 @@
-"""How long to wait before retrying an answer from GitHub, or that it must not be retried.
-
-Pure functions of the status, the headers and the clock, so the rules can be read (and tested) apart
-from any HTTP. The rules follow GitHub's REST guidance: a ``retry-after`` header wins; with
-``x-ratelimit-remaining: 0`` wait until ``x-ratelimit-reset``; a secondary limit without either
-header means "wait at least a minute"; 500/502/503/504 are transient and get exponential backoff
-(only on requests that are safe to repeat).
-"""
+"""How long to wait before retrying an answer from GitHub, or that it must not be retried: pure
+functions of the status, the headers and the clock, readable and testable apart from any HTTP.
+They follow GitHub's REST guidance: ``retry-after`` wins; with ``x-ratelimit-remaining: 0`` wait
+until ``x-ratelimit-reset``; a secondary limit without either means "wait at least a minute";
+500/502/503/504 are transient and get exponential backoff (only on requests safe to repeat)."""
 
 from __future__ import annotations
 

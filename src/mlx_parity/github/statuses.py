@@ -1,9 +1,6 @@
-"""Posting a round's commit statuses without letting a read-only token fail the round.
-
-A pull request from a fork runs with a read-only ``GITHUB_TOKEN``: GitHub answers 403 "Resource not
-accessible by integration". That is expected, not an error of the round, so the collector gets an
-explanation to put in the job summary instead of an exception.
-"""
+"""Posting a round's commit statuses without letting a read-only token fail the round: a fork's
+pull request runs with one, and GitHub's 403 "Resource not accessible by integration" is then
+expected, so the collector gets an explanation for the job summary instead of an exception."""
 
 from __future__ import annotations
 
@@ -24,11 +21,9 @@ READ_ONLY_EXPLANATION = (
 def post_statuses_or_explain(
     client: GitHubClient, sha: str, statuses: Sequence[CommitStatus]
 ) -> str | None:
-    """Post every status on ``sha``; None when all were posted, else why they were not.
-
-    Only a refused permission or a missing token/repository is explained; other failures
-    (rate limits beyond the budget, GitHub outages) still raise.
-    """
+    """Post every status on ``sha``; None when all were posted, else why they were not. Only a
+    refused permission or a missing token/repository is explained; other failures (rate limits
+    beyond the budget, GitHub outages) still raise."""
     posted = 0
     try:
         for status in statuses:

@@ -1,29 +1,13 @@
-"""Build the GitHub Actions workflow as data and emit it as YAML.
+"""Build the GitHub Actions workflow as data and emit it as YAML (by ruamel.yaml, never string
+concatenation: quoting is always right and the output byte-for-byte deterministic).
 
 The shape is ``plan`` (ubuntu) → ``probe`` matrix (one job per probe cell, on Apple silicon) →
-``collect`` (ubuntu). Security rules the structure enforces rather than trusts:
-
-- ``permissions: {}`` at the top and the least each job needs; ``statuses``/``checks`` only on
-  ``collect``, the one job that posts them.
-- Every action pinned by full commit SHA, its release tag as an end-of-line comment; uv, the
-  installer, pinned by version and installed by pip with ``--require-hashes``.
-- ``persist-credentials: false`` on every checkout, so no token sits in ``.git/config``.
-- Values a user controls (dispatch inputs, refs) and values derived from them (plan outputs,
-  matrix entries) reach the shell only through ``env:``; no ``run:`` script holds ``${{ }}``.
-
-Re-runs and concurrency: seed-result artifacts carry the run attempt in their name (names are
-immutable within a run) and collect takes each cell's newest attempt; the report artifact is
-overwritten by a re-run. A pull request's newer push cancels its older run; a push or a
-dispatched round is never cancelled; a cancelled run collects and posts nothing.
-
-Installs: plan and collect install mlx-parity without MLX (``runner/pins/control.txt``); a
-probe job installs the round's pin set. What the checkout adds depends on the repository's
-``layout``. uv's cache is keyed on the pin file; the model and MLX kernel caches are restored
-from the newest entry and saved under a key hashed from what they hold, so a cache that
-changed is saved again.
-
-ruamel.yaml writes the file (never string concatenation), so quoting is always right and the
-output is byte-for-byte deterministic.
+``collect`` (ubuntu). Security rules the structure enforces rather than trusts: the least
+permissions each job needs (``statuses``/``checks`` only on ``collect``); every action pinned by
+full commit SHA, uv by version and hash (``--require-hashes``); ``persist-credentials: false`` on
+every checkout; values a user controls (dispatch inputs, refs) or derives (plan outputs, matrix
+entries) reach the shell only through ``env:``, never as ``${{ }}`` in a ``run:`` script.
+Re-runs, concurrency, installs and caches are explained where each is built.
 """
 
 from __future__ import annotations
@@ -258,14 +242,13 @@ def _probe_job(settings: WorkflowSettings) -> CommentedMap:
 
 
 def _collect_job(settings: WorkflowSettings) -> CommentedMap:
-    permissions = _permissions(
-        contents=("read", "check out the repository"),
-        statuses=("write", "one commit status per probe (mlx-parity/<round>/<probe>)"),
-        checks=("write", "the round report as a check-run summary"),
-    )
     # No `actions: read`: download-artifact fetches this run's artifacts with the runtime token.
     job = _job_head(
-        "collect", settings.collect_runner, settings.timeout_minutes.collect, permissions
+        "collect",
+        settings.collect_runner,
+        settings.timeout_minutes.collect,
+        statuses=("write", "one commit status per probe (mlx-parity/<round>/<probe>)"),
+        checks=("write", "the round report as a check-run summary"),
     )
     job.insert(1, "needs", ["plan", "probe"])
     # Collect even when cells fail (that is what the report is for), but not in a cancelled
@@ -366,18 +349,15 @@ def _control_setup(settings: WorkflowSettings) -> list[CommentedMap]:
 
 
 def _job_head(
-    name: str,
-    runner: tuple[str, ...],
-    timeout_minutes: int,
-    permissions: CommentedMap | None = None,
+    name: str, runner: tuple[str, ...], timeout_minutes: int, **grants: tuple[str, str]
 ) -> CommentedMap:
-    if permissions is None:
-        permissions = _permissions(contents=("read", "check out the repository"))
+    """A job's name, runner and timeout, and its permissions: read access to the repository
+    plus ``grants``."""
     job = CommentedMap()
     job["name"] = name
     job["runs-on"] = runner[0] if len(runner) == 1 else list(runner)
     job["timeout-minutes"] = timeout_minutes
-    job["permissions"] = permissions
+    job["permissions"] = _permissions(contents=("read", "check out the repository"), **grants)
     return job
 
 
@@ -402,14 +382,9 @@ def _uses(
     subdir: str = "",
     condition: str | None = None,
 ) -> CommentedMap:
-    step = CommentedMap()
-    step["name"] = name
-    if condition:
-        step["if"] = condition
-    step["uses"] = pin.uses(subdir)
+    step = _step({"name": name, "if": condition, "uses": pin.uses(subdir), "with": inputs})
     # The tag as a comment: readers see the version, Dependabot updates SHA and comment together.
     _comment(step, "uses", pin.tag)
-    step["with"] = inputs
     return step
 
 
@@ -420,13 +395,10 @@ def _run(
     env: dict[str, str] | None = None,
     condition: str | None = None,
 ) -> CommentedMap:
-    step = CommentedMap()
-    step["name"] = name
-    if step_id:
-        step["id"] = step_id
-    if condition:
-        step["if"] = condition
-    if env:
-        step["env"] = env
-    step["run"] = LiteralScalarString(script) if "\n" in script.rstrip("\n") else script
-    return step
+    run = LiteralScalarString(script) if "\n" in script.rstrip("\n") else script
+    return _step({"name": name, "id": step_id, "if": condition, "env": env, "run": run})
+
+
+def _step(fields: dict[str, Any]) -> CommentedMap:
+    """A step of the fields that are set, in the order given."""
+    return CommentedMap((key, value) for key, value in fields.items() if value)

@@ -1,9 +1,7 @@
-"""Typed settings for the generated GitHub Actions workflow.
-
-Defaults live beside the code in ``resources/workflow-defaults.toml``; a project overrides any key
-in ``matrix/workflow.toml`` under the same ``[workflow]`` table. Both are resolved once into a
-:class:`WorkflowSettings`; a bad key is reported with the file, the dotted key and the line.
-"""
+"""Typed settings for the generated GitHub Actions workflow: defaults in
+``resources/workflow-defaults.toml``, any key overridden in ``matrix/workflow.toml`` under the same
+``[workflow]`` table, resolved once into a :class:`WorkflowSettings`; a bad key is reported with
+the file, the dotted key and the line."""
 
 from __future__ import annotations
 
@@ -220,6 +218,14 @@ def load_settings(matrix_dir: Path) -> WorkflowSettings:
                 f"settings belong in the [{TABLE}] table"
             )
     table_overrides = overrides.get(TABLE, {})
+
+    def where(loc: tuple[Any, ...]) -> str:
+        """``file:line`` of ``loc``: in the override file when it sets it, else the defaults."""
+        names = (TABLE, *(part for part in loc if isinstance(part, str)))
+        if _has_path(table_overrides, loc):
+            return _where(shown, override_text, names)
+        return _where(DEFAULTS_DISPLAY, defaults_text, names)
+
     merged = _deep_merge(defaults.get(TABLE, {}), table_overrides)
     try:
         settings = WorkflowSettings.model_validate(merged)
@@ -227,16 +233,10 @@ def load_settings(matrix_dir: Path) -> WorkflowSettings:
         messages = []
         for error in exc.errors():
             loc = tuple(error["loc"])
-            if _has_path(table_overrides, loc):
-                source, text = shown, override_text
-            else:
-                source, text = DEFAULTS_DISPLAY, defaults_text
-            where = _where(source, text, (TABLE, *(part for part in loc if isinstance(part, str))))
-            key = format_key((TABLE, *loc))
             message = str(error["msg"]).removeprefix("Value error, ")
             if error["type"] == "extra_forbidden":
                 message = "unknown key (not a workflow setting" + _did_you_mean(loc) + ")"
-            messages.append(f"{where}: {key}: {message}")
+            messages.append(f"{where(loc)}: {format_key((TABLE, *loc))}: {message}")
         raise WorkflowSettingsError(
             "invalid workflow settings\n  " + "\n  ".join(messages)
         ) from None
@@ -244,10 +244,8 @@ def load_settings(matrix_dir: Path) -> WorkflowSettings:
     # start a workflow whose plan job fails on every commit.
     rounds = list_rounds(matrix_dir)
     if rounds and settings.default_round not in rounds:
-        in_override = _has_path(table_overrides, ("default_round",))
-        source, text = (shown, override_text) if in_override else (DEFAULTS_DISPLAY, defaults_text)
         raise WorkflowSettingsError(
-            f"{_where(source, text, (TABLE, 'default_round'))}: {TABLE}.default_round: "
+            f"{where(('default_round',))}: {TABLE}.default_round: "
             f"no round {settings.default_round!r} in {display_path(Path(matrix_dir))} "
             f"(its rounds: {', '.join(rounds)})"
         )
