@@ -1,18 +1,16 @@
 """When two trainers' per-step records agree, and where they first part: the one definition the
 collector, bisect and explain share (no MLX needed).
 
-Every signal a seed result records is compared, step by step, earliest first:
+Every signal a seed result records is compared step by step, earliest first; at the same step
+**structure** (the batch's shape, its rows and their order, the trained target tokens, the
+optimizer updates so far: equal or not) leads, then the **gradient norm** at each update, before
+clipping (within the allowance's relative bound), then the **loss** (within the allowance's
+|Δloss| at that step): a batch one column wider explains its loss, not the other way round.
 
-- **structure**: the batch's shape, its rows and their order (the batch fingerprint), the
-  trained target tokens, and the optimizer updates made so far — equal or not;
-- **gradient norm** at each update, before clipping — within the allowance's relative bound;
-- **loss** — within the allowance's |Δloss| at that step.
-
-At the same step, structure leads, then the gradient norm, then the loss: a batch one column
-wider explains its loss, not the other way round. The verdict is ``identical`` (bitwise at every
-step), ``equivalent`` (inside the round's noise floor, ``mlx_parity/noise.py``), ``close``
-(inside an explicit tolerance), ``diverges`` (a signal outside it, a non-finite loss on one side
-only, or traces of different lengths) or ``unavailable`` (nothing to compare).
+The verdict is ``identical`` (bitwise at every step), ``equivalent`` (inside the round's noise
+floor, ``mlx_parity/noise.py``), ``close`` (inside an explicit tolerance), ``diverges`` (a signal
+outside it, a non-finite loss on one side only, or traces of different lengths) or
+``unavailable`` (nothing to compare).
 """
 
 from __future__ import annotations
