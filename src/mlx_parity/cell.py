@@ -33,10 +33,9 @@ from .matrix import ResolvedProbe
 from .noise import NoiseSample, sample_drift
 from .steps import StepRecord
 
-# The harness seeds MLX with this after every seed's model load, right before the trainer runs,
-# so a trainer that never seeds (seed_after_load=false) still gets a reproducible,
-# seed-independent LoRA init. After, not before: building a model consumes RNG (layers
-# initialise randomly before the weights are loaded), and only some seeds build one.
+# MLX's RNG state right before every trainer runs, so a trainer that never seeds
+# (seed_after_load=false) still gets a reproducible, seed-independent LoRA init. Set after the
+# model load: building a model consumes RNG, and only some seeds build one.
 UNSEEDED_STATE = 0
 
 
