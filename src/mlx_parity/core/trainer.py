@@ -127,16 +127,7 @@ def train_core(
     attach_lora(model, knobs, seed)
     if after_lora is not None:
         after_lora(model)
-    batches = iterate_batches(
-        encode_rows(tokenizer, texts),
-        knobs.batch_size,
-        knobs.max_seq_length,
-        seed,
-        knobs.padding,
-        knobs.pad_to,
-        knobs.batch_order,
-        knobs.val_draws_rng,
-    )
+    batches = iterate_batches(encode_rows(tokenizer, texts), knobs, seed)
     return train(model, build_optimizer(knobs), batches, knobs, on_step, loss)
 
 
