@@ -40,14 +40,11 @@ def make_step(model: nn.Module, optimizer: optim.Optimizer, knobs: Knobs, loss=s
 
     def step(batch, lengths, accumulated, do_update):
         (lvalue, toks), grad = loss_value_and_grad(model, batch, lengths)
-        if token_weighted:
+        if token_weighted:  # accumulated is (gradient sum, token count)
             grad = tree_map(lambda g: g * toks.astype(g.dtype), grad)
-            if accumulated is not None:
-                grad = tree_map(lambda x, y: x + y, grad, accumulated[0])
-                toks_total = toks + accumulated[1]
-            else:
-                toks_total = toks
-        elif accumulated is not None:
+            toks_total = toks if accumulated is None else toks + accumulated[1]
+            accumulated = None if accumulated is None else accumulated[0]
+        if accumulated is not None:
             grad = tree_map(lambda x, y: x + y, grad, accumulated)
 
         if not do_update:
