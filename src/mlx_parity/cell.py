@@ -45,11 +45,8 @@ class ModelLoadError(UsageError):
 
 @dataclass
 class ModelSource:
-    """Loads the fixture's model through mlx-lm: the tokenizer once, fresh weights per seed.
-
-    The first load is ``mlx_lm.load(path)``; later seeds call the same ``load_model`` that
-    ``mlx_lm.load`` uses, skipping only the tokenizer, which training never changes.
-    """
+    """Loads the fixture's model through mlx-lm: ``mlx_lm.load(path)`` once, then fresh weights
+    per seed through the ``load_model`` it uses (training never changes the tokenizer)."""
 
     path: str
     _tokenizer: Any = None

@@ -65,12 +65,9 @@ def _rate(successes: int, n: int) -> float:
 
 @dataclass(frozen=True)
 class PairedOutcome:
-    """Probe vs baseline pass/fail over the seeds both of them ran.
-
-    McNemar's usual names are ``b = passes_lost`` (baseline passes, probe fails) and
-    ``c = passes_gained`` (baseline fails, probe passes). Every field is a plain value, so
-    ``dataclasses.asdict`` gives a complete JSON-ready record.
-    """
+    """Probe vs baseline pass/fail over the seeds both ran. McNemar's ``b`` is ``passes_lost``
+    (baseline passes, probe fails), ``c`` is ``passes_gained``. Every field is a plain value, so
+    ``dataclasses.asdict`` gives a complete JSON-ready record."""
 
     seeds: tuple[int, ...]
     seeds_only_in_baseline: tuple[int, ...]
@@ -95,12 +92,9 @@ class PairedOutcome:
 
 
 def paired_outcome(baseline: Mapping[int, bool], probe: Mapping[int, bool]) -> PairedOutcome:
-    """Compare pass flags seed by seed.
-
-    Only seeds present in both are compared: an unpaired seed carries no paired information, and
-    silently treating it as a failure would invent discordance. The unpaired seeds are reported
-    so a missing artifact stays visible.
-    """
+    """Compare pass flags seed by seed, over the seeds present in both: an unpaired seed carries
+    no paired information, and treating it as a failure would invent discordance. The unpaired
+    seeds are reported so a missing artifact stays visible."""
     shared = sorted(baseline.keys() & probe.keys())
     lost = tuple(s for s in shared if baseline[s] and not probe[s])
     gained = tuple(s for s in shared if probe[s] and not baseline[s])

@@ -67,12 +67,10 @@ def loss_difference_text(delta: float) -> str:
 
 @dataclass(frozen=True)
 class Allowance:
-    """How far a trace may stray from its target and still agree.
-
-    ``loss[k]`` is the |Δloss| allowed at step k+1 (later steps use the last value); ``grad_norm``
-    the relative gradient-norm difference. ``bitwise`` allows nothing, ``tolerance`` one fixed
-    |Δloss| (an explicit override), ``noise`` a measured noise floor.
-    """
+    """How far a trace may stray from its target and still agree: ``loss[k]`` is the |Δloss|
+    allowed at step k+1 (later steps use the last value), ``grad_norm`` the relative gradient-norm
+    difference. ``bitwise`` allows nothing, ``tolerance`` one fixed |Δloss| (an explicit
+    override), ``noise`` a measured noise floor."""
 
     loss: tuple[float, ...] = (0.0,)
     grad_norm: float = DEFAULT_GRAD_NORM_ALLOWANCE
@@ -163,17 +161,14 @@ class TraceComparison:
             if self.loss_verdict in ("identical", "equivalent", "close"):
                 text += f" (losses {self.loss_verdict} over {self.steps} steps)"
             return text
-        largest = format_size(self.max_abs or 0.0)
+        if self.verdict == "unavailable":
+            return "no steps to compare"
+        over, largest = f"{self.verdict} over {self.steps} steps", format_size(self.max_abs or 0.0)
         if self.verdict == "close":
-            tolerance = format_size(self.allowance.loss[0])
-            return f"close over {self.steps} steps: max |Δloss| {largest} ≤ {tolerance}"
+            return f"{over}: max |Δloss| {largest} ≤ {format_size(self.allowance.loss[0])}"
         if self.verdict == "equivalent":
-            return (
-                f"equivalent over {self.steps} steps: max |Δloss| {largest}, inside the noise floor"
-            )
-        if self.verdict == "identical":
-            return f"identical over {self.steps} steps"
-        return "no steps to compare"
+            return f"{over}: max |Δloss| {largest}, inside the noise floor"
+        return over
 
 
 def compare_traces(
