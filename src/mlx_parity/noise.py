@@ -29,7 +29,6 @@ from .traces import plural
 MARGIN = 4.0
 # Seeds of the baseline whose variants are trained (the floor is the max over them).
 CALIBRATION_SEEDS = 2
-# Machine epsilon of float32, the precision losses and gradients are computed in.
 FLOAT32_EPS = float(np.finfo(np.float32).eps)
 
 _CONFIG = ConfigDict(extra="forbid", ser_json_inf_nan="strings")

@@ -233,9 +233,8 @@ def first_structural_difference(
     rows and their order (the batch fingerprint), its trained target tokens, or the number of
     optimizer updates made so far. Signals one side lacks are not compared. The probe's value
     comes first and the target's second, here and in every "x vs y" written about traces."""
-    # The common case, every signal of every step equal, checked at C speed (collect runs this
-    # for every seed of every probe); rows from before a signal existed lack its key and take
-    # the loop.
+    # The common case, every signal equal, at C speed (collect runs this for every seed of every
+    # probe); rows from before a signal existed lack its key and take the loop.
     with contextlib.suppress(KeyError):
         if all(map(operator.eq, map(_SIGNALS, probe_rows), map(_SIGNALS, target_rows))):
             return None
@@ -282,8 +281,7 @@ def first_update_norm_ratio(probe_rows: Sequence[Row], target_rows: Sequence[Row
 
 
 def simple_scale(ratio: float) -> float | None:
-    """The simple constant a trainer would have written (n or 1/n) that ``ratio`` is, to 1e-4;
-    None for any other ratio."""
+    """The n or 1/n a trainer would have written that ``ratio`` is (to 1e-4); None otherwise."""
     if ratio <= 0 or not math.isfinite(ratio):
         return None
     for simple in (round(ratio), 1 / max(round(1 / ratio), 1)):
@@ -321,8 +319,7 @@ def norm_ratio_text(ratio: float, explained: bool = True) -> str:
 def first_norm_departure(
     probe_rows: Sequence[Row], target_rows: Sequence[Row], allowance: float
 ) -> tuple[int, float] | None:
-    """(step, ratio) of the first update whose gradient norm differs from the target's by
-    more than ``allowance`` (relative)."""
+    """(step, ratio) of the first update whose gradient-norm ratio is off 1 by > ``allowance``."""
     norm = operator.itemgetter("grad_norm")
     if len(probe_rows) == len(target_rows) and all(
         map(operator.eq, map(norm, probe_rows), map(norm, target_rows))
@@ -368,8 +365,7 @@ def distance(probe_rows: Sequence[Row], target_rows: Sequence[Row], allowance: A
 
 
 def step_agrees(mine: Row, theirs: Row, allowance: Allowance) -> bool:
-    """One step, every signal: the same batch and updates, the gradient norm and the loss
-    within ``allowance``."""
+    """One step agrees in every signal: batch, updates, gradient norm and loss."""
     if first_structural_difference([mine], [theirs]) is not None:
         return False
     if first_norm_departure([mine], [theirs], allowance.grad_norm) is not None:
