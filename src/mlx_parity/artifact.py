@@ -146,11 +146,9 @@ ARTIFACT_NAME_RE = re.compile(r"^(?P<round>[^_].*?)__(?P<probe>.+?)__seed(?P<see
 
 
 def write_atomic(path: Path, text: str) -> None:
-    """Write ``text`` so that ``path`` is either absent or complete, never half-written.
-
-    A path that is not a regular file is written through, never replaced: a symbolic link's
-    target is the file replaced (the link stays), and a device or pipe (``/dev/stdout``,
-    ``/dev/null``) is written to as it is."""
+    """Write ``text`` so that ``path`` is either absent or complete, never half-written. A path
+    that is not a regular file is written through, never replaced: a symbolic link's target is
+    the file replaced, and a device or pipe (``/dev/stdout``, ``/dev/null``) is written to."""
     path = Path(path)
     if path.is_dir():
         raise IsADirectoryError(errno.EISDIR, "is a directory, not a file", str(path))

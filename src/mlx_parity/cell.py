@@ -33,10 +33,9 @@ from .matrix import ResolvedProbe
 from .noise import NoiseSample, sample_drift
 from .steps import StepRecord
 
-# The harness seeds MLX with this after every seed's model load, right before the trainer runs,
-# so a trainer that never seeds (seed_after_load=false) still gets a reproducible,
-# seed-independent LoRA init. After, not before: building a model consumes RNG (layers
-# initialise randomly before the weights are loaded), and only some seeds build one.
+# MLX's RNG state right before every trainer runs, so a trainer that never seeds
+# (seed_after_load=false) still gets a reproducible, seed-independent LoRA init. Set after the
+# model load: building a model consumes RNG, and only some seeds build one.
 UNSEEDED_STATE = 0
 
 
@@ -46,11 +45,8 @@ class ModelLoadError(UsageError):
 
 @dataclass
 class ModelSource:
-    """Loads the fixture's model through mlx-lm: the tokenizer once, fresh weights per seed.
-
-    The first load is ``mlx_lm.load(path)``; later seeds call the same ``load_model`` that
-    ``mlx_lm.load`` uses, skipping only the tokenizer, which training never changes.
-    """
+    """Loads the fixture's model through mlx-lm: ``mlx_lm.load(path)`` once, then fresh weights
+    per seed through the ``load_model`` it uses (training never changes the tokenizer)."""
 
     path: str
     _tokenizer: Any = None

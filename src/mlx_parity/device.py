@@ -21,10 +21,9 @@ import mlx.nn as nn
 import numpy as np
 
 from .artifact import DeviceCheck, DeviceChoice
-from .core.batches import encode_rows
+from .core.batches import encode_rows, pad_rows
 from .core.clip import global_norm
 from .core.loss import shifted_loss
-from .core.padding import pad_batch
 from .errors import UsageError
 from .knobs import Knobs
 
@@ -59,10 +58,7 @@ def known_computations(step: Computation | None = None) -> dict[str, Computation
 def fixture_step(model: nn.Module, tokenizer, texts: list[str], knobs: Knobs) -> Computation:
     """One compiled loss-and-gradient step of the fixture's model on its first batch, as
     [loss, gradient norm]. Compiled afresh per call, so each device traces its own graph."""
-    rows = encode_rows(tokenizer, texts[: knobs.batch_size])
-    batch, lengths = pad_batch(
-        rows, [0] * len(rows), knobs.max_seq_length, knobs.padding, knobs.pad_to
-    )
+    batch, lengths = pad_rows(encode_rows(tokenizer, texts[: knobs.batch_size]), knobs)
     loss_and_grad = nn.value_and_grad(model, partial(shifted_loss, rule=knobs.loss_mask))
 
     def step(batch: mx.array, lengths: mx.array) -> mx.array:

@@ -1,13 +1,10 @@
 """The embedded default model: a tiny ``gemma3_text`` built locally and loaded by ``mlx_lm.load``.
 
-No model hub is reachable from every machine that runs a round, so the default fixture is built
-from a seeded random init plus a tokenizer trained with ``tokenizers`` on the fixture text, and
-saved as an ordinary model directory. Loading it goes through ``mlx_lm.load(path)``, the same code
-that loads ``unsloth/gemma-3-270m-it`` on a macOS runner, so nothing downstream knows the
-difference.
-
-The directory is built once into a cache keyed by the recipe's hash: changing any field of the
-recipe builds a new directory; an unchanged recipe is reused.
+No model hub is reachable from every machine that runs a round, so the default fixture is a
+seeded random init plus a tokenizer trained with ``tokenizers`` on the fixture text, saved as an
+ordinary model directory: ``mlx_lm.load(path)`` loads it as it loads ``unsloth/gemma-3-270m-it``,
+so nothing downstream knows the difference. It is built once, into a cache keyed by the recipe's
+hash.
 """
 
 from __future__ import annotations
@@ -85,12 +82,9 @@ def fixture_dir(recipe: FixtureRecipe) -> Path:
 
 
 def ensure_fixture(recipe: FixtureRecipe = FixtureRecipe()) -> Path:  # noqa: B008 (frozen)
-    """Return the model directory for ``recipe``, building it first if it is not cached.
-
-    The build writes into a temporary sibling directory and renames it into place, so a build
-    killed halfway never leaves a directory that looks complete, and two processes racing to
-    build the same recipe both end with the same valid directory.
-    """
+    """The model directory for ``recipe``, built first if not cached: into a temporary sibling
+    renamed into place, so a build killed halfway never leaves a directory that looks complete
+    and two processes racing to build it both end with the same valid directory."""
     target = fixture_dir(recipe)
     if (target / "model.safetensors").exists():
         return target

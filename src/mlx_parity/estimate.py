@@ -1,25 +1,16 @@
 """What a round costs on hosted macOS runners, in billed minutes and wall-clock time.
 
-Two layouts are compared for the same seeds:
-
-- **one job per probe cell** (what ``plan`` emits): each job pays the setup once, then runs its
-  seeds one after another in one process;
-- **one job per (probe, seed)** (the motivating hand-written workflow): every seed pays the setup.
-
-Assumptions, all of them inputs rather than facts baked in:
-
-- ``setup_seconds`` is everything a job spends before its first seed and after its last one:
-  runner start, checkout, setup-python, the uv install of the pinned set, cache restore and save,
-  model load, artifact upload. 150 s is a typical hosted-macOS figure for that list; it is the
-  same in both layouts, which is exactly the cost the per-cell layout stops repeating.
-- ``seconds_per_seed`` is one seed's training plus evaluation on the runner. It is not measured
-  here (``benchmarks/runner_minutes.py`` measures it on the local machine and scales it).
-- GitHub bills every job separately, rounded **up** to a whole minute.
-- Jobs start in matrix order as soon as one of ``max_parallel`` slots frees (macOS hosted
-  runners allow 5 concurrent jobs on the Free, Pro and Team plans); queueing for a runner and
-  the ubuntu ``plan``/``collect`` jobs are left out, so wall-clock figures are lower bounds.
-
-Pure functions over plain numbers: no GitHub, no MLX, no files.
+Two layouts of the same seeds are compared: **one job per probe cell** (what ``plan`` emits),
+each paying the setup once and running its seeds in one process, and **one job per (probe,
+seed)** (the motivating hand-written workflow), where every seed pays it. All assumptions are
+inputs: ``setup_seconds`` is all a job spends around its seeds (runner start, checkout,
+setup-python, the uv install, cache restore and save, model load, artifact upload; 150 s is a
+typical hosted-macOS figure); ``seconds_per_seed`` is one seed's training and evaluation on the
+runner (``benchmarks/runner_minutes.py`` measures it locally and scales it). GitHub bills every
+job separately, rounded **up** to a whole minute; jobs start in matrix order as one of
+``max_parallel`` slots frees (hosted macOS allows 5 concurrent jobs on the Free, Pro and Team
+plans); queueing and the ubuntu ``plan``/``collect`` jobs are left out, so wall-clock figures are
+lower bounds. Pure functions over plain numbers: no GitHub, no MLX, no files.
 """
 
 from __future__ import annotations

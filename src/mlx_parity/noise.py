@@ -1,11 +1,10 @@
 """The noise floor: how far a correct trainer's trace may stray from the baseline's, per step.
 
 Two correct trainers seldom agree bit for bit. To tell "correct but rounded differently" from
-"wrong", each round measures it: the baseline's cell also trains mathematically equivalent
-variants of the core (``mlx_parity/core/variants.py``: another reduction order, eager instead of
-compiled, LoRA's product reassociated) on its first seeds, and records per step how far their
-losses and gradient norms drift from the baseline's trace (a :class:`NoiseSample` on the seed
-result). :func:`noise_floor` turns those samples into the allowance verdicts are judged by:
+"wrong", the baseline's cell also trains equivalent variants of the core
+(``mlx_parity/core/variants.py``) on its first seeds and records per step how far their losses
+and gradient norms drift from its trace (a :class:`NoiseSample` on the seed result).
+:func:`noise_floor` turns those samples into the allowance verdicts are judged by:
 
 - loss, per step k: ``MARGIN`` × the largest drift seen at any step up to k (float noise does
   not heal), and never less than ``MARGIN`` units in the last place of the float32 loss;
@@ -30,7 +29,6 @@ from .traces import plural
 MARGIN = 4.0
 # Seeds of the baseline whose variants are trained (the floor is the max over them).
 CALIBRATION_SEEDS = 2
-# Machine epsilon of float32, the precision losses and gradients are computed in.
 FLOAT32_EPS = float(np.finfo(np.float32).eps)
 
 _CONFIG = ConfigDict(extra="forbid", ser_json_inf_nan="strings")

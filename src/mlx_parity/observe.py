@@ -1,17 +1,8 @@
 """Watching a training loop from outside: what every micro-step trained on, its loss, token
 count and learning rate, and the gradient norm of every update — without editing the loop or
-reading its stack frames.
-
-Two shapes of loop are covered:
-
-- loops built on mlx-lm's ``train`` (mlx-lm itself, and trainers that call it or take the same
-  arguments): :class:`MlxLmObserver` wraps ``iterate_batches`` (batch shapes), supplies the
-  ``TrainingCallback`` (loss, tokens, learning rate) and wraps the optimizer (gradient norm);
-- any other loop whose loss function can be wrapped: :class:`LossObserver` records each call's
-  loss, token count and batch shape, and :meth:`LossObserver.update` closes an optimizer
-  update with its learning rate and gradient norm.
-
-Both report to a :class:`~mlx_parity.steps.StepLog`, which orders the steps, hands each to the
+reading its stack frames. :class:`MlxLmObserver` covers loops built on mlx-lm's ``train`` (or
+taking its arguments), :class:`LossObserver` any loop whose loss function can be wrapped; both
+report to a :class:`~mlx_parity.steps.StepLog`, which orders the steps, hands each to the
 harness and stops training on a non-finite loss.
 """
 
@@ -46,9 +37,10 @@ def watch_optimizer(optimizer):
 
 
 class MlxLmObserver(TrainingCallback):
-    """Observes a loop shaped like ``mlx_lm.tuner.trainer.train``; report every step by passing
-    ``steps_per_report=1``. Use :meth:`iterate_batches` as the loop's batch iterator, this object
-    as its ``training_callback`` and :meth:`optimizer` on its optimizer."""
+    """Observes a loop shaped like ``mlx_lm.tuner.trainer.train`` run with
+    ``steps_per_report=1``: :meth:`iterate_batches` is its batch iterator (batch shapes), this
+    object its ``training_callback`` (loss, tokens, lr) and :meth:`optimizer` wraps its optimizer
+    (gradient norm)."""
 
     def __init__(self, log: StepLog) -> None:
         self.log = log

@@ -99,9 +99,7 @@ def run_tasks(
     tasks: Iterable[Task], workers: int, on_event: Callable[[Event], None]
 ) -> list[tuple[str, int]]:
     """Run every task on ``workers`` processes; return the keys of tasks lost to dead workers.
-
-    Ctrl-C (KeyboardInterrupt) stops the workers and re-raises; finished seeds are on disk.
-    """
+    Ctrl-C stops the workers and re-raises; finished seeds are on disk."""
     ctx = mp.get_context("spawn")
     task_queue: mp.Queue = ctx.Queue()
     events: mp.Queue = ctx.Queue()

@@ -1,38 +1,19 @@
-"""The protocol an external trainer implements to be probed exactly like ``reference`` and
-``core`` (version 2, designed from three published MLX trainers: unsloth-zoo, mlx-tune and
-mlx-lm-lora; their adapters are in ``mlx_parity/adapters/``).
+"""Protocol v2, which an external trainer implements to be probed exactly like ``reference`` and
+``core`` (designed from unsloth-zoo, mlx-tune and mlx-lm-lora, whose adapters are in
+``mlx_parity/adapters/``; README.md, "Probing your own trainer", shows a plugin).
 
-A plugin is one function that takes a :class:`TrainRequest` and trains::
-
-    def train(request: TrainRequest) -> None:
-        s = request.settings              # steps (micro-steps), lr, batch_size, grad_accum, ...
-        model, tokenizer = request.model, request.tokenizer
-        watch = request.mlx_lm()          # for a loop shaped like mlx_lm.tuner.trainer.train
-        my_trainer.train(model, tokenizer, request.texts, steps=request.micro_steps,
-                         optimizer=watch.optimizer(make_optimizer(s)),
-                         iterate_batches=watch.iterate_batches(),
-                         training_callback=watch, steps_per_report=1)
-
-A probe names it ``trainer = "plugin:package.module:function"``, or ``trainer = "plugin:NAME"``
-for a function an installed package registers under the entry-point group
-``mlx_parity.trainers``, and may pass it ``options = {...}``.
-
-What the harness guarantees, for every seed: fresh weights loaded through ``mlx_lm.load`` and
-cast to ``settings.dtype`` (``request.model``; or :meth:`TrainRequest.load` for a trainer that
-loads from ``request.model_path`` itself — return that model so the harness evaluates it);
-Python's ``random`` and numpy's global RNG seeded with the seed, as mlx-lm's CLI seeds numpy;
-MLX's RNG in a fixed state that does not depend on the seed, so a trainer that never seeds MLX
-is seen for what it is (every seed starts from the same adapters); the plugin's stdout and
-stderr captured (the last lines are kept with the seed result) and a failure's full traceback
-recorded. ``settings.steps`` counts micro-steps (batches); ``request.optimizer_steps`` is the
-number of optimizer updates they make.
-
-What the plugin must do: report every micro-step once, in order — through an observer
-(:meth:`TrainRequest.mlx_lm` for mlx-lm-shaped loops; :meth:`TrainRequest.watch_loss` and
-:meth:`TrainRequest.update` for a loop whose loss function can be wrapped) or directly with
-:meth:`TrainRequest.report_step` — and declare with :meth:`TrainRequest.cannot_honour` any
-setting its trainer cannot take (the report shows it). A non-finite loss ends training: the
-harness records it (``status: nonfinite``) and stops the plugin.
+A plugin is one function ``train(request: TrainRequest)``; a probe names it
+``trainer = "plugin:package.module:function"``, or ``"plugin:NAME"`` for an entry point in the
+group ``mlx_parity.trainers``, and may pass it ``options = {...}``. The harness guarantees, for
+every seed: fresh weights loaded through ``mlx_lm.load`` and cast to ``settings.dtype`` (or
+:meth:`TrainRequest.load` for a trainer that loads its own: return that model so the harness
+evaluates it); Python's and numpy's RNG seeded with the seed, as mlx-lm's CLI seeds numpy; MLX's
+RNG in a state that does not depend on the seed, so a trainer that never seeds MLX is seen for
+what it is; its output captured and a failure's traceback recorded. ``settings.steps`` counts
+micro-steps (batches). The plugin reports every micro-step once, in order (through
+:meth:`TrainRequest.mlx_lm`, :meth:`TrainRequest.watch_loss` and :meth:`TrainRequest.update`, or
+:meth:`TrainRequest.report_step`) and declares with :meth:`TrainRequest.cannot_honour` each
+setting it cannot take. A non-finite loss ends training (``status: nonfinite``).
 """
 
 from __future__ import annotations

@@ -3,10 +3,8 @@
 A round runs a handful of seeds, so raw pass rates are noisy: 10/15 vs 8/15 looks like a
 difference and is not one. Everything here therefore compares probe and baseline *seed by seed*
 (a paired design), tests the discordant seeds with the exact McNemar test, corrects across
-probes with Holm, and says up front how large a gap the seeds could have revealed at all.
-
-Pure functions over plain values; the exact distributions come from scipy rather than being
-re-derived here.
+probes with Holm, and says up front how large a gap the seeds could have revealed at all. Pure
+functions over plain values; the exact distributions come from scipy.
 """
 
 from __future__ import annotations
@@ -37,10 +35,8 @@ def _check_probability(name: str, value: float, *, open_interval: bool = False) 
 # same few arguments for hundreds of probes, so each is computed once.
 @functools.lru_cache(maxsize=4096)
 def wilson_interval(successes: int, n: int, confidence: float = 0.95) -> tuple[float, float]:
-    """Wilson score interval for a pass rate of ``successes`` out of ``n`` seeds.
-
-    With ``n == 0`` nothing is known, so the interval is the whole range ``(0.0, 1.0)``.
-    """
+    """Wilson score interval for a pass rate of ``successes`` out of ``n`` seeds; ``(0.0, 1.0)``
+    when ``n == 0`` (nothing is known)."""
     _check_probability("confidence", confidence, open_interval=True)
     if not 0 <= successes <= n:
         raise ValueError(f"need 0 <= successes <= n, got successes={successes}, n={n}")
@@ -52,12 +48,8 @@ def wilson_interval(successes: int, n: int, confidence: float = 0.95) -> tuple[f
 
 @functools.lru_cache(maxsize=4096)
 def exact_mcnemar_p(passes_lost: int, passes_gained: int) -> float:
-    """Two-sided exact McNemar p-value from the discordant seeds alone.
-
-    Under "probe behaves like baseline" each discordant seed is equally likely to go either way,
-    so the test is a binomial test with p = 0.5 on the discordant pairs. With none, there is no
-    evidence of a difference: p = 1.0.
-    """
+    """Two-sided exact McNemar p-value from the discordant seeds alone: under "probe behaves
+    like baseline" each goes either way with p = 0.5 (a binomial test); with none, p = 1.0."""
     if passes_lost < 0 or passes_gained < 0:
         raise ValueError("discordant counts must be non-negative")
     discordant = passes_lost + passes_gained
@@ -73,12 +65,9 @@ def _rate(successes: int, n: int) -> float:
 
 @dataclass(frozen=True)
 class PairedOutcome:
-    """Probe vs baseline pass/fail over the seeds both of them ran.
-
-    McNemar's usual names are ``b = passes_lost`` (baseline passes, probe fails) and
-    ``c = passes_gained`` (baseline fails, probe passes). Every field is a plain value, so
-    ``dataclasses.asdict`` gives a complete JSON-ready record.
-    """
+    """Probe vs baseline pass/fail over the seeds both ran. McNemar's ``b`` is ``passes_lost``
+    (baseline passes, probe fails), ``c`` is ``passes_gained``. Every field is a plain value, so
+    ``dataclasses.asdict`` gives a complete JSON-ready record."""
 
     seeds: tuple[int, ...]
     seeds_only_in_baseline: tuple[int, ...]
@@ -103,12 +92,9 @@ class PairedOutcome:
 
 
 def paired_outcome(baseline: Mapping[int, bool], probe: Mapping[int, bool]) -> PairedOutcome:
-    """Compare pass flags seed by seed.
-
-    Only seeds present in both are compared: an unpaired seed carries no paired information, and
-    silently treating it as a failure would invent discordance. The unpaired seeds are reported
-    so a missing artifact stays visible.
-    """
+    """Compare pass flags seed by seed, over the seeds present in both: an unpaired seed carries
+    no paired information, and treating it as a failure would invent discordance. The unpaired
+    seeds are reported so a missing artifact stays visible."""
     shared = sorted(baseline.keys() & probe.keys())
     lost = tuple(s for s in shared if baseline[s] and not probe[s])
     gained = tuple(s for s in shared if probe[s] and not baseline[s])
@@ -137,13 +123,9 @@ def paired_outcome(baseline: Mapping[int, bool], probe: Mapping[int, bool]) -> P
 
 
 def holm_adjust(pvalues: Mapping[str, float]) -> dict[str, float]:
-    """Holm–Bonferroni step-down adjusted p-values, keyed like the input.
-
-    Sorted ascending, the i-th smallest of m p-values (i from 0) is scaled by (m - i); a running
-    maximum keeps the adjusted values in the same order as the raw ones (a larger raw p never
-    gets a smaller adjusted p), and each is capped at 1. Comparing an adjusted p with alpha is
-    then the same as running Holm's procedure at alpha.
-    """
+    """Holm–Bonferroni step-down adjusted p-values, keyed like the input: comparing one with
+    alpha is running Holm's procedure at alpha. The i-th smallest of m (i from 0) is scaled by
+    (m - i) and capped at 1; a running maximum keeps a larger raw p from a smaller adjusted p."""
     for name, p in pvalues.items():
         _check_probability(f"p-value of {name!r}", p)
     m = len(pvalues)
@@ -152,18 +134,14 @@ def holm_adjust(pvalues: Mapping[str, float]) -> dict[str, float]:
     for i, (name, p) in enumerate(sorted(pvalues.items(), key=lambda item: item[1])):
         running_max = max(running_max, min(1.0, (m - i) * p))
         adjusted[name] = running_max
-    # Give the caller back its own key order.
-    return {name: adjusted[name] for name in pvalues}
+    return {name: adjusted[name] for name in pvalues}  # in the caller's key order
 
 
 @functools.lru_cache(maxsize=1024)
 def minimal_detectable_discordance(n_seeds: int, alpha: float = 0.05) -> int | None:
-    """The fewest discordant seeds, all flipping the same way, whose exact McNemar p is < alpha.
-
-    The exact p-value of k one-way discordant seeds is 2 * 0.5**k whatever n is, so this is a
-    property of alpha alone — but it has to fit into n seeds. ``None`` means no outcome of n
-    seeds could ever reach p < alpha (e.g. n = 5 at alpha = 0.05: 2 * 0.5**5 = 0.0625).
-    """
+    """The fewest discordant seeds, all flipping the same way, whose exact McNemar p is < alpha
+    (2 * 0.5**k for k of them, whatever n is); ``None`` when it does not fit into n seeds
+    (n = 5 at alpha = 0.05: 2 * 0.5**5 = 0.0625)."""
     _check_probability("alpha", alpha, open_interval=True)
     if n_seeds < 0:
         raise ValueError(f"n_seeds must be >= 0, got {n_seeds}")
@@ -176,18 +154,15 @@ def detectable_gap(
 ) -> float:
     """Smallest true pass-rate gap that n paired seeds detect with the given power.
 
-    Model (exact, and deliberately the most favourable one for detection): the probe differs in
-    one direction only — each seed independently flips against the baseline with probability
-    ``gap`` and no seed flips the other way — so the discordant count is Binomial(n, gap) and
-    the exact McNemar test rejects once it reaches :func:`minimal_detectable_discordance`.
-    Power is then ``binom.sf(k - 1, n, gap)``, increasing in gap, and solved for exactly.
-    Real probes also flip some seeds the other way, which only adds noise, so the true
-    detectable gap is at least this large: read it as "anything smaller was invisible".
-
-    One-way flips cannot exceed the room the baseline leaves (its pass rate for a drop, its fail
-    rate for a rise); when even the larger room is too small, or no outcome of n seeds can reach
-    p < alpha, the answer is ``math.inf``. For a round with m probes compared under Holm, pass
-    ``alpha / m`` for the worst case. More seeds never give a larger gap.
+    The model is exact and the most favourable for detection: each seed independently flips
+    against the baseline with probability ``gap`` and none flips the other way, so the discordant
+    count is Binomial(n, gap), the test rejects once it reaches
+    :func:`minimal_detectable_discordance`, and power ``binom.sf(k - 1, n, gap)`` is solved for
+    exactly. Real probes also flip some seeds back, which only adds noise: read the gap as
+    "anything smaller was invisible". One-way flips cannot exceed the room the baseline leaves
+    (its pass rate for a drop, its fail rate for a rise); ``math.inf`` when even the larger room
+    is too small or no outcome reaches p < alpha. Under Holm with m probes, pass ``alpha / m``
+    for the worst case. More seeds never give a larger gap.
     """
     _check_probability("baseline_rate", baseline_rate)
     _check_probability("power", power, open_interval=True)
@@ -222,15 +197,14 @@ def independent_flips_gap(
     n_seeds: int, baseline_rate: float, alpha: float = 0.05, power: float = 0.8
 ) -> float:
     """Smallest pass-rate gap n paired seeds detect with the given power when each seed's probe
-    outcome is independent of its baseline outcome (the pessimistic model, beside the best case
-    of :func:`detectable_gap`).
+    outcome is independent of its baseline outcome (the pessimistic model beside
+    :func:`detectable_gap`).
 
-    With baseline rate p0 and probe rate p1, a seed is lost (baseline passes, probe fails) with
-    probability p0(1 − p1) and gained with (1 − p0)p1; the number of discordant seeds D is
-    Binomial(n, lost + gained) and, given D, the lost ones Binomial(D, lost / (lost + gained)).
-    Power is the exact probability that the two-sided exact McNemar p falls below alpha,
-    summed over every outcome; the gap is found by bisection over drops and rises within the
-    baseline's room. ``math.inf`` when no gap reaches the power.
+    With rates p0 and p1, a seed is lost with probability p0(1 − p1) and gained with (1 − p0)p1;
+    the discordant count D is Binomial(n, lost + gained) and, given D, the lost ones
+    Binomial(D, lost / (lost + gained)). Power, the exact probability that the McNemar p falls
+    below alpha, is bisected over drops and rises within the baseline's room; ``math.inf`` when
+    no gap reaches it.
     """
     _check_probability("baseline_rate", baseline_rate)
     _check_probability("power", power, open_interval=True)
@@ -299,12 +273,8 @@ def describe_detectability(
             f"with {n_seeds} seeds, no gap could be detected: even all {n_seeds} flipping the "
             f"same way gives p = {best_p:.4g} ≥ {alpha:g}"
         )
-    floor = (
-        f"with {n_seeds} seeds, at best a gap of {best_case_floor(n_seeds, alpha)} is detectable"
-    )
     best = detectable_gap(n_seeds, baseline_rate, alpha, power)
     independent = independent_flips_gap(n_seeds, baseline_rate, alpha, power)
-
     caught = f"caught {percent(power)} of the time"
     if math.isinf(best):
         # A gap that could be detected in principle, yet never reliably: the conclusion leads,
@@ -320,17 +290,16 @@ def describe_detectability(
     else:
         other = f"≈ {_points(independent)} points if seeds flip independently"
     return (
-        f"{floor}; to be {caught} a real gap must be ≈ {_points(best)} points in the best case "
-        f"(every flip one way), {other}"
+        f"with {n_seeds} seeds, at best a gap of {best_case_floor(n_seeds, alpha)} is detectable; "
+        f"to be {caught} a real gap must be ≈ {_points(best)} points in the best case (every "
+        f"flip one way), {other}"
     )
 
 
 def verdict(outcome: PairedOutcome, adjusted_p: float, alpha: float = 0.05) -> str:
-    """The outcome line of a report, decided by the multiplicity-adjusted p alone.
-
-    Raw pass rates never decide it: 10/15 vs 8/15 with four discordant seeds (3 lost, 1
-    gained) has p = 0.625: no difference detected (which is not "no difference").
-    """
+    """The outcome line of a report, decided by the multiplicity-adjusted p alone, never by raw
+    pass rates: 10/15 vs 8/15 with 3 seeds lost and 1 gained has p = 0.625, no difference
+    detected (which is not "no difference")."""
     _check_probability("adjusted_p", adjusted_p)
     _check_probability("alpha", alpha, open_interval=True)
     if adjusted_p < outcome.mcnemar_p - 1e-12:

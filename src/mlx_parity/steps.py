@@ -20,8 +20,7 @@ import numpy as np
 class StepRecord:
     step: int
     loss: float
-    # The global L2 norm of the gradient an update applied, before any clipping (None between
-    # updates).
+    # Global L2 norm of the gradient an update applied, before clipping (None between updates).
     grad_norm: float | None
     ntoks: int
     input_shape: tuple[int, int]

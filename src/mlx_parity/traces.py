@@ -1,18 +1,16 @@
 """When two trainers' per-step records agree, and where they first part: the one definition the
 collector, bisect and explain share (no MLX needed).
 
-Every signal a seed result records is compared, step by step, earliest first:
+Every signal a seed result records is compared step by step, earliest first; at the same step
+**structure** (the batch's shape, its rows and their order, the trained target tokens, the
+optimizer updates so far: equal or not) leads, then the **gradient norm** at each update, before
+clipping (within the allowance's relative bound), then the **loss** (within the allowance's
+|Δloss| at that step): a batch one column wider explains its loss, not the other way round.
 
-- **structure**: the batch's shape, its rows and their order (the batch fingerprint), the
-  trained target tokens, and the optimizer updates made so far — equal or not;
-- **gradient norm** at each update, before clipping — within the allowance's relative bound;
-- **loss** — within the allowance's |Δloss| at that step.
-
-At the same step, structure leads, then the gradient norm, then the loss: a batch one column
-wider explains its loss, not the other way round. The verdict is ``identical`` (bitwise at every
-step), ``equivalent`` (inside the round's noise floor, ``mlx_parity/noise.py``), ``close``
-(inside an explicit tolerance), ``diverges`` (a signal outside it, a non-finite loss on one side
-only, or traces of different lengths) or ``unavailable`` (nothing to compare).
+The verdict is ``identical`` (bitwise at every step), ``equivalent`` (inside the round's noise
+floor, ``mlx_parity/noise.py``), ``close`` (inside an explicit tolerance), ``diverges`` (a signal
+outside it, a non-finite loss on one side only, or traces of different lengths) or
+``unavailable`` (nothing to compare).
 """
 
 from __future__ import annotations
@@ -69,12 +67,10 @@ def loss_difference_text(delta: float) -> str:
 
 @dataclass(frozen=True)
 class Allowance:
-    """How far a trace may stray from its target and still agree.
-
-    ``loss[k]`` is the |Δloss| allowed at step k+1 (later steps use the last value); ``grad_norm``
-    the relative gradient-norm difference. ``bitwise`` allows nothing, ``tolerance`` one fixed
-    |Δloss| (an explicit override), ``noise`` a measured noise floor.
-    """
+    """How far a trace may stray from its target and still agree: ``loss[k]`` is the |Δloss|
+    allowed at step k+1 (later steps use the last value), ``grad_norm`` the relative gradient-norm
+    difference. ``bitwise`` allows nothing, ``tolerance`` one fixed |Δloss| (an explicit
+    override), ``noise`` a measured noise floor."""
 
     loss: tuple[float, ...] = (0.0,)
     grad_norm: float = DEFAULT_GRAD_NORM_ALLOWANCE
@@ -165,17 +161,14 @@ class TraceComparison:
             if self.loss_verdict in ("identical", "equivalent", "close"):
                 text += f" (losses {self.loss_verdict} over {self.steps} steps)"
             return text
-        largest = format_size(self.max_abs or 0.0)
+        if self.verdict == "unavailable":
+            return "no steps to compare"
+        over, largest = f"{self.verdict} over {self.steps} steps", format_size(self.max_abs or 0.0)
         if self.verdict == "close":
-            tolerance = format_size(self.allowance.loss[0])
-            return f"close over {self.steps} steps: max |Δloss| {largest} ≤ {tolerance}"
+            return f"{over}: max |Δloss| {largest} ≤ {format_size(self.allowance.loss[0])}"
         if self.verdict == "equivalent":
-            return (
-                f"equivalent over {self.steps} steps: max |Δloss| {largest}, inside the noise floor"
-            )
-        if self.verdict == "identical":
-            return f"identical over {self.steps} steps"
-        return "no steps to compare"
+            return f"{over}: max |Δloss| {largest}, inside the noise floor"
+        return over
 
 
 def compare_traces(
@@ -240,9 +233,8 @@ def first_structural_difference(
     rows and their order (the batch fingerprint), its trained target tokens, or the number of
     optimizer updates made so far. Signals one side lacks are not compared. The probe's value
     comes first and the target's second, here and in every "x vs y" written about traces."""
-    # The common case, every signal of every step equal, checked at C speed (collect runs this
-    # for every seed of every probe); rows from before a signal existed lack its key and take
-    # the loop.
+    # The common case, every signal equal, at C speed (collect runs this for every seed of every
+    # probe); rows from before a signal existed lack its key and take the loop.
     with contextlib.suppress(KeyError):
         if all(map(operator.eq, map(_SIGNALS, probe_rows), map(_SIGNALS, target_rows))):
             return None
@@ -289,8 +281,7 @@ def first_update_norm_ratio(probe_rows: Sequence[Row], target_rows: Sequence[Row
 
 
 def simple_scale(ratio: float) -> float | None:
-    """The simple constant a trainer would have written (n or 1/n) that ``ratio`` is, to 1e-4;
-    None for any other ratio."""
+    """The n or 1/n a trainer would have written that ``ratio`` is (to 1e-4); None otherwise."""
     if ratio <= 0 or not math.isfinite(ratio):
         return None
     for simple in (round(ratio), 1 / max(round(1 / ratio), 1)):
@@ -328,8 +319,7 @@ def norm_ratio_text(ratio: float, explained: bool = True) -> str:
 def first_norm_departure(
     probe_rows: Sequence[Row], target_rows: Sequence[Row], allowance: float
 ) -> tuple[int, float] | None:
-    """(step, ratio) of the first update whose gradient norm differs from the target's by
-    more than ``allowance`` (relative)."""
+    """(step, ratio) of the first update whose gradient-norm ratio is off 1 by > ``allowance``."""
     norm = operator.itemgetter("grad_norm")
     if len(probe_rows) == len(target_rows) and all(
         map(operator.eq, map(norm, probe_rows), map(norm, target_rows))
@@ -375,8 +365,7 @@ def distance(probe_rows: Sequence[Row], target_rows: Sequence[Row], allowance: A
 
 
 def step_agrees(mine: Row, theirs: Row, allowance: Allowance) -> bool:
-    """One step, every signal: the same batch and updates, the gradient norm and the loss
-    within ``allowance``."""
+    """One step agrees in every signal: batch, updates, gradient norm and loss."""
     if first_structural_difference([mine], [theirs]) is not None:
         return False
     if first_norm_departure([mine], [theirs], allowance.grad_norm) is not None:

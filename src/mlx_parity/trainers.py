@@ -62,10 +62,9 @@ class TrainerSpec:
         """Refuse knob values the trainer cannot express, before any seed runs."""
         bad = [f"{k}={getattr(knobs, k)}" for k, v in self.fixed.items() if getattr(knobs, k) != v]
         if bad:
-            names = ", ".join(bad)
             raise TrainerError(
-                f"the {self.name} trainer cannot set {names} (mlx-lm's own loop fixes them); "
-                "use a core probe to vary these knobs"
+                f"the {self.name} trainer cannot set {', '.join(bad)} (mlx-lm's own loop fixes "
+                "them); use a core probe to vary these knobs"
             )
 
     def load(self) -> Trainer:

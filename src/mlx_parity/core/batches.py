@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import mlx.core as mx
 import numpy as np
 
-from ..knobs import BatchOrder, PaddingRule
+from ..knobs import BatchOrder, Knobs
 from .padding import pad_batch
 
 
@@ -23,21 +23,18 @@ def encode_rows(tokenizer, texts: list[str]) -> list[list[int]]:
     return rows
 
 
-def iterate_batches(
-    rows: list[list[int]],
-    batch_size: int,
-    max_seq_length: int,
-    seed: int,
-    rule: PaddingRule = "mlx-lm",
-    pad_to: int = 32,
-    order: BatchOrder = "epoch",
-    val_draws_rng: bool = False,
-) -> Iterator[tuple[mx.array, mx.array]]:
-    """Endless (batch, lengths) pairs. Offsets are 0: the whole row is trained on.
+def pad_rows(rows: list[list[int]], knobs: Knobs) -> tuple[np.ndarray, np.ndarray]:
+    """``rows`` padded by the knobs' rule, each trained on from its first token (offset 0)."""
+    return pad_batch(rows, [0] * len(rows), knobs.max_seq_length, knobs.padding, knobs.pad_to)
 
-    ``order`` and ``val_draws_rng`` are the sampling defects of ``mlx_parity/knobs.py``: a fresh
-    permutation per step, draws with replacement, a validation pass that shuffles with the
-    same generator before training starts."""
+
+def iterate_batches(
+    rows: list[list[int]], knobs: Knobs, seed: int
+) -> Iterator[tuple[mx.array, mx.array]]:
+    """Endless (batch, lengths) pairs (:func:`pad_rows`). ``batch_order`` and ``val_draws_rng``
+    are the sampling defects of ``mlx_parity/knobs.py``: a fresh permutation per step, draws with
+    replacement, a validation pass that shuffles with the same generator before training starts."""
+    batch_size = knobs.batch_size
     if len(rows) < batch_size:
         raise ValueError(f"need at least batch_size={batch_size} rows, have {len(rows)}")
     by_length = sorted(range(len(rows)), key=lambda i: len(rows[i]))
@@ -46,12 +43,11 @@ def iterate_batches(
     # RandomState(seed) draws the same permutations as np.random.seed(seed) + np.random.*,
     # which is what mlx-lm's loop uses, without touching numpy's global state.
     rng = np.random.RandomState(seed)
-    if val_draws_rng:
+    if knobs.val_draws_rng:
         rng.permutation(len(chunks))
     while True:
-        for chunk in _chunk_order(rng, len(chunks), order):
-            members = [rows[j] for j in chunks[chunk]]
-            batch, lengths = pad_batch(members, [0] * len(members), max_seq_length, rule, pad_to)
+        for chunk in _chunk_order(rng, len(chunks), knobs.batch_order):
+            batch, lengths = pad_rows([rows[j] for j in chunks[chunk]], knobs)
             yield mx.array(batch), mx.array(lengths)
 
 

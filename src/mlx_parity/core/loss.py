@@ -27,13 +27,18 @@ def target_mask(lengths: mx.array, num_targets: int, rule: MaskRule = "inclusive
 
 
 def shifted_loss(
-    model: nn.Module, batch: mx.array, lengths: mx.array, rule: MaskRule = "inclusive"
+    model: nn.Module,
+    batch: mx.array,
+    lengths: mx.array,
+    rule: MaskRule = "inclusive",
+    by_row: bool = False,
 ) -> tuple[mx.array, mx.array]:
-    """Mean masked cross-entropy and the number of trained tokens."""
+    """Mean masked cross-entropy and the number of trained tokens; ``by_row`` sums each row
+    first, another reduction order (the ``reordered`` variant of ``core/variants.py``)."""
     inputs = batch[:, :-1]
     targets = batch[:, 1:]
     logits = model(inputs)
     mask = target_mask(lengths, targets.shape[1], rule)
-    ce = nn.losses.cross_entropy(logits, targets) * mask
+    ce = (nn.losses.cross_entropy(logits, targets) * mask).astype(mx.float32)
     ntoks = mask.sum()
-    return ce.astype(mx.float32).sum() / ntoks, ntoks
+    return (ce.sum(axis=1) if by_row else ce).sum() / ntoks, ntoks

@@ -28,12 +28,7 @@ def lora_config(knobs: Knobs) -> dict:
     scale = knobs.lora_scale
     if knobs.lora_scale_rule == "alpha_over_rank":
         scale /= knobs.lora_rank  # lora_scale read as PEFT's alpha
-    return {
-        "rank": knobs.lora_rank,
-        "scale": scale,
-        "dropout": knobs.lora_dropout,
-        "keys": keys,
-    }
+    return {"rank": knobs.lora_rank, "scale": scale, "dropout": knobs.lora_dropout, "keys": keys}
 
 
 def attach_lora(model: nn.Module, knobs: Knobs, seed: int) -> None:
@@ -52,13 +47,8 @@ def learning_rate(knobs: Knobs):
     """A float for a constant rate (as mlx-lm passes it), or mlx-lm's warmup schedule."""
     if knobs.schedule == "constant":
         return knobs.lr
-    schedule = build_schedule(
-        {
-            "name": "linear_schedule",
-            "arguments": [knobs.lr, knobs.lr, 1],
-            "warmup": knobs.warmup_steps,
-        }
-    )
+    constant = {"name": "linear_schedule", "arguments": [knobs.lr, knobs.lr, 1]}  # lr to lr
+    schedule = build_schedule(constant | {"warmup": knobs.warmup_steps})
     if knobs.warmup_offset:
         offset = knobs.warmup_offset
         return lambda step: schedule(step + offset)

@@ -26,12 +26,10 @@ from .setup import attach_lora, build_optimizer
 
 
 def make_step(model: nn.Module, optimizer: optim.Optimizer, knobs: Knobs, loss=shifted_loss):
-    """Build the (optionally compiled) train step and the state it threads through compile.
-
-    The step takes (batch, lengths, accumulated, do_update) and returns
-    (loss, ntoks, accumulated, grad_norm). ``accumulated`` is the running gradient sum (and,
-    for token-weighted accumulation, the token count) or None right after an update.
-    """
+    """The (optionally compiled) train step and the state it threads through compile. The step
+    takes (batch, lengths, accumulated, do_update) and returns (loss, ntoks, accumulated,
+    grad_norm); ``accumulated`` is the running gradient sum (and, for token-weighted
+    accumulation, the token count) or None right after an update."""
     loss_value_and_grad = nn.value_and_grad(model, partial(loss, rule=knobs.loss_mask))
     clip = knobs.clip_policy
     accum_steps = updates_every(knobs)
@@ -40,14 +38,11 @@ def make_step(model: nn.Module, optimizer: optim.Optimizer, knobs: Knobs, loss=s
 
     def step(batch, lengths, accumulated, do_update):
         (lvalue, toks), grad = loss_value_and_grad(model, batch, lengths)
-        if token_weighted:
+        if token_weighted:  # accumulated is (gradient sum, token count)
             grad = tree_map(lambda g: g * toks.astype(g.dtype), grad)
-            if accumulated is not None:
-                grad = tree_map(lambda x, y: x + y, grad, accumulated[0])
-                toks_total = toks + accumulated[1]
-            else:
-                toks_total = toks
-        elif accumulated is not None:
+            toks_total = toks if accumulated is None else toks + accumulated[1]
+            accumulated = None if accumulated is None else accumulated[0]
+        if accumulated is not None:
             grad = tree_map(lambda x, y: x + y, grad, accumulated)
 
         if not do_update:
@@ -82,10 +77,8 @@ def train(
     on_step: StepCallback | None = None,
     loss=shifted_loss,
 ) -> list[StepRecord]:
-    """Train for ``knobs.steps`` micro-steps; return one record per step.
-
-    A callback may raise :class:`StopTraining` to end early; the records so far are returned.
-    """
+    """Train for ``knobs.steps`` micro-steps; return one record per step. A callback may raise
+    :class:`StopTraining` to end early; the records so far are returned."""
     step, state = make_step(model, optimizer, knobs, loss)
     model.train()
     log = StepLog(on_step)
@@ -121,22 +114,12 @@ def train_core(
     loss=shifted_loss,
     after_lora=None,
 ) -> list[StepRecord]:
-    """The ``core`` trainer: LoRA, optimizer and batches set up by the knobs, then :func:`train`.
-
-    ``loss`` and ``after_lora`` exist for the equivalent variants of ``core/variants.py``."""
+    """The ``core`` trainer: LoRA, optimizer and batches set up by the knobs, then :func:`train`
+    (``loss`` and ``after_lora`` exist for the variants of ``core/variants.py``)."""
     attach_lora(model, knobs, seed)
     if after_lora is not None:
         after_lora(model)
-    batches = iterate_batches(
-        encode_rows(tokenizer, texts),
-        knobs.batch_size,
-        knobs.max_seq_length,
-        seed,
-        knobs.padding,
-        knobs.pad_to,
-        knobs.batch_order,
-        knobs.val_draws_rng,
-    )
+    batches = iterate_batches(encode_rows(tokenizer, texts), knobs, seed)
     return train(model, build_optimizer(knobs), batches, knobs, on_step, loss)
 
 

@@ -19,29 +19,18 @@ compile of graphs no other run uses.
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 from typing import Literal, get_args
 
-import mlx.core as mx
 import mlx.nn as nn
 from mlx_lm.tuner.lora import LoRALinear
 
-from ..knobs import Knobs, MaskRule
+from ..knobs import Knobs
 from ..steps import StepCallback, StepRecord
-from .loss import shifted_loss, target_mask
+from .loss import shifted_loss
 
 Variant = Literal["reordered", "reassociated"]
 VARIANTS: tuple[Variant, ...] = get_args(Variant)
-
-
-def row_by_row_loss(
-    model: nn.Module, batch: mx.array, lengths: mx.array, rule: MaskRule = "inclusive"
-) -> tuple[mx.array, mx.array]:
-    """``shifted_loss`` with the masked cross-entropy summed per row first."""
-    inputs, targets = batch[:, :-1], batch[:, 1:]
-    mask = target_mask(lengths, targets.shape[1], rule)
-    ce = nn.losses.cross_entropy(model(inputs), targets) * mask
-    ntoks = mask.sum()
-    return ce.astype(mx.float32).sum(axis=1).sum() / ntoks, ntoks
 
 
 class ReassociatedLoRALinear(LoRALinear):
@@ -75,7 +64,7 @@ def train_variant(
     after_lora: Callable[[nn.Module], None] | None = None
     knobs = knobs.model_copy(update={"compile": False})
     if variant == "reordered":
-        loss = row_by_row_loss
+        loss = partial(shifted_loss, by_row=True)
     elif variant == "reassociated":
         after_lora = reassociate_lora
     else:
