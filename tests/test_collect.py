@@ -391,6 +391,26 @@ def test_faults_are_listed_by_name_and_nothing_crashes(tmp_path, capsys):
     json.loads((tmp_path / "r.json").read_text(), parse_constant=pytest.fail)
 
 
+def test_a_missing_cell_names_the_paths_that_claim_it(tmp_path):
+    round_ = make_round(seeds=(1, 7))
+    directory = tmp_path / "download"
+    full_round(directory, round_, {("reference", 7): None, ("core", 7): None, ("core", 1): None})
+    # A file named for reference seed 7 that holds core seed 1 (renamed by hand, say): the
+    # result counts where it belongs, and reference seed 7's absence names the file.
+    misnamed = directory / artifact_name(ROUND, "reference", 7)
+    misnamed.write_text(make_result("core", 1).to_json())
+    # A folder named like core seed 7's artifact (an unzip gone wrong): read through, named.
+    (directory / "job" / artifact_name(ROUND, "core", 7)).mkdir(parents=True)
+
+    report = collect(directory, round_)
+    missing = {p.subject: p.detail for p in report.problems if p.kind == "missing"}
+    assert missing == {
+        "reference seed 7": f"no valid artifact ({misnamed.name} holds core seed 1)",
+        "core seed 7": f"no valid artifact (job/{artifact_name(ROUND, 'core', 7)} is a folder)",
+    }
+    assert report.probe("core").seeds[0].status != "missing"  # core seed 1 was used
+
+
 def test_missing_seeds_not_required_pass_the_gate(tmp_path):
     round_ = make_round(require_all_seeds=False)
     full_round(tmp_path, round_, {("core", 42): None})

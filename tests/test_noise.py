@@ -56,6 +56,11 @@ def test_the_floor_is_the_running_max_times_the_margin_at_least_a_few_ulps() -> 
     assert floor.loss[2] == pytest.approx(MARGIN * 5e-6)  # the larger of the two seeds
     assert floor.loss[3] == pytest.approx(MARGIN * 5e-6)  # noise does not heal
     assert floor.grad_norm == pytest.approx(MARGIN * 3e-7)
+    # Step 4: seed 1's variant went non-finite and seed 7 has no step 4; the report says so.
+    assert floor.unmeasured == [4]
+    assert floor.describe().endswith(
+        "; not measured at step 4 (no variant's loss was finite there)"
+    )
 
 
 def test_no_sample_no_floor() -> None:
@@ -80,6 +85,10 @@ def test_a_floor_says_what_it_was_measured_from_and_one_value_once() -> None:
         "gradient norm within 2e-06 (×4)"
     )
     assert Allowance.from_floor(flat).describe() == "within the noise floor (|Δloss| ≤ 7.6e-06)"
+    gaps = flat.model_copy(update={"unmeasured": [3, 4, 5, 9]})
+    assert gaps.describe().endswith(
+        "(×4); not measured at steps 3–5, 9 (no variant's loss was finite there)"
+    )
 
 
 # --- in collect ------------------------------------------------------------------------------

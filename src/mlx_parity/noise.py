@@ -58,6 +58,9 @@ class NoiseFloor(BaseModel):
     loss: list[float] = Field(min_length=1)
     # Allowed relative gradient-norm difference.
     grad_norm: float
+    # Steps (1-based) where no variant's loss was finite: the floor there is carried over from
+    # the steps before, measured nothing itself, and the report says so.
+    unmeasured: list[int] = Field(default_factory=list)
 
     def describe(self) -> str:
         # The variants are named by adjectives ("reordered"): the noun says what they are.
@@ -67,10 +70,25 @@ class NoiseFloor(BaseModel):
         steps = (
             "at every step" if first == last else f"at step 1 to {last} at step {len(self.loss)}"
         )
+        gaps = ""
+        if self.unmeasured:
+            where = plural(len(self.unmeasured), "step") + " " + step_ranges(self.unmeasured)
+            gaps = f"; not measured at {where} (no variant's loss was finite there)"
         return (
             f"measured from {variants} on {seeds}: |Δloss| ≤ {first} {steps}, "
-            f"gradient norm within {self.grad_norm:.2g} (×{self.margin:g})"
+            f"gradient norm within {self.grad_norm:.2g} (×{self.margin:g}){gaps}"
         )
+
+
+def step_ranges(steps: Sequence[int]) -> str:
+    """``[3, 4, 5, 9]`` as ``3–5, 9``."""
+    runs: list[list[int]] = []
+    for step in sorted(steps):
+        if runs and step == runs[-1][-1] + 1:
+            runs[-1].append(step)
+        else:
+            runs.append([step])
+    return ", ".join(f"{run[0]}–{run[-1]}" if len(run) > 1 else str(run[0]) for run in runs)
 
 
 def sample_drift(
@@ -106,10 +124,13 @@ def noise_floor(
         return None
     steps = max(len(s.loss) for s in usable.values())
     loss: list[float] = []
+    unmeasured: list[int] = []
     running = 0.0
     for i in range(steps):
         seen = [s.loss[i] for s in usable.values() if i < len(s.loss)]
         finite = [d for d in seen if math.isfinite(d)]
+        if not finite:
+            unmeasured.append(i + 1)
         running = max([running, *finite])
         ulp = max(
             (_float32_ulp(trace[i]) for trace in baseline_losses.values() if i < len(trace)),
@@ -122,6 +143,7 @@ def noise_floor(
         variants=sorted({v for s in usable.values() for v in s.variants}),
         loss=loss,
         grad_norm=MARGIN * max([FLOAT32_EPS, *grads]),
+        unmeasured=unmeasured,
     )
 
 

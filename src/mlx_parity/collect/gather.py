@@ -77,15 +77,17 @@ class Gathered:
     files_seen: int = 0
 
 
-def find_artifact_files(directory: Path) -> list[str]:
-    """Every ``*.json`` file below ``directory`` as a POSIX path relative to it, sorted.
+def find_artifact_files(directory: Path) -> tuple[list[str], list[str]]:
+    """Every ``*.json`` file below ``directory`` as a POSIX path relative to it, sorted; and,
+    apart, every folder named like one (read through, but named if its cell goes missing).
     (os.walk and plain strings: pathlib costs a third of a second per 10,000 files.)"""
-    found = []
-    for folder, _, names in os.walk(directory):
+    files, folders = [], []
+    for folder, subfolders, names in os.walk(directory):
         relative = os.path.relpath(folder, directory)
         prefix = "" if relative == "." else relative.replace(os.sep, "/") + "/"
-        found += [prefix + name for name in names if name.endswith(".json")]
-    return sorted(found)
+        files += [prefix + name for name in names if name.endswith(".json")]
+        folders += [prefix + name for name in subfolders if name.endswith(".json")]
+    return sorted(files), sorted(folders)
 
 
 def newest_attempts(files: list[str], attempt: int | None) -> tuple[list[str], list[Problem]]:
@@ -117,10 +119,14 @@ def newest_attempts(files: list[str], attempt: int | None) -> tuple[list[str], l
 def gather(directory: Path, round_: ResolvedRound, attempt: int | None = None) -> Gathered:
     """Load every artifact below ``directory`` and check it against the round's plan;
     ``attempt`` is this workflow run's attempt (see :func:`newest_attempts`)."""
-    every_file = find_artifact_files(directory)
+    every_file, json_folders = find_artifact_files(directory)
     files, problems = newest_attempts(every_file, attempt)
     candidates: dict[tuple[str, int], list[tuple[str, SeedResult]]] = {}
-    invalid_names: dict[tuple[str, int], list[str]] = {}
+    # Paths whose name claims a cell they do not deliver: why that cell may be missing.
+    named_for: dict[tuple[str, int], list[str]] = {}
+    for folder in json_folders:
+        if (claimed := _claimed_cell(folder)) is not None:
+            named_for.setdefault(claimed, []).append(f"{folder} is a folder")
     planned_seeds = set(round_.seeds)
     # What the round file resolves each probe to, dumped once (artifacts record the same form).
     planned = {
@@ -141,10 +147,15 @@ def gather(directory: Path, round_: ResolvedRound, attempt: int | None = None) -
                     continue
                 problem = _unloadable(Path(path), name, exc)
                 problems.append(problem)
-                # A broken file whose name claims a cell explains that cell's absence.
                 if problem.probe is not None and problem.seed is not None:
-                    invalid_names.setdefault((problem.probe, problem.seed), []).append(name)
+                    named_for.setdefault((problem.probe, problem.seed), []).append(
+                        f"{name} is unusable"
+                    )
                 continue
+            claimed = _claimed_cell(name)
+            if claimed is not None and claimed != (result.probe_id, result.seed):
+                held = f"{name} holds {result.probe_id} seed {result.seed}"
+                named_for.setdefault(claimed, []).append(held)
             misfit = _misfit(name, result, round_, planned_seeds)
             if misfit is not None:
                 problems.append(misfit)
@@ -165,7 +176,7 @@ def gather(directory: Path, round_: ResolvedRound, attempt: int | None = None) -
             problems.extend(_run_problems(name, result))
             problems.extend(_config_problems(name, result, *planned[key[0]]))
 
-    problems.extend(_missing_cells(round_, results, candidates, invalid_names))
+    problems.extend(_missing_cells(round_, results, candidates, named_for))
     return Gathered(results, kept_files, problems, len(every_file) - skipped_reports)
 
 
@@ -214,9 +225,15 @@ def _unloadable(path: Path, name: str, exc: ArtifactError) -> Problem:
         detail = "a round report, not a seed result; skipped"
         return Problem(kind="not-an-artifact", subject=name, detail=detail)
     # The (probe, seed) the file name claims, so a broken file points at its cell.
-    match = ARTIFACT_NAME_RE.match(path.name)
-    cell = dict(probe=match.group("probe"), seed=int(match.group("seed"))) if match else {}
+    claimed = _claimed_cell(name)
+    cell = dict(probe=claimed[0], seed=claimed[1]) if claimed else {}
     return Problem(kind="invalid", subject=name, detail=exc.reason, **cell)
+
+
+def _claimed_cell(name: str) -> tuple[str, int] | None:
+    """The (probe, seed) an artifact's file name claims, if it is named like one."""
+    match = ARTIFACT_NAME_RE.match(name.rsplit("/", 1)[-1])
+    return (match["probe"], int(match["seed"])) if match else None
 
 
 def _declared_schema(path: Path) -> object:
@@ -305,7 +322,7 @@ def _missing_cells(
     round_: ResolvedRound,
     results: dict[str, dict[int, SeedResult]],
     candidates: dict[tuple[str, int], list[tuple[str, SeedResult]]],
-    invalid_names: dict[tuple[str, int], list[str]],
+    named_for: dict[tuple[str, int], list[str]],
 ) -> Iterable[Problem]:
     """Every planned cell without a kept artifact, with the reason when one is known."""
     for probe in round_.probes:
@@ -313,12 +330,12 @@ def _missing_cells(
             if seed in results.get(probe, {}):
                 continue
             conflicting = candidates.get((probe, seed))
-            broken = invalid_names.get((probe, seed))
+            claims = named_for.get((probe, seed))
             if conflicting:
                 names = ", ".join(name for name, _ in conflicting)
                 detail = f"no usable artifact: {len(conflicting)} different results ({names})"
-            elif broken:
-                detail = f"no valid artifact (unusable: {', '.join(broken)})"
+            elif claims:
+                detail = f"no valid artifact ({'; '.join(claims)})"
             else:
                 detail = "no artifact found"
             subject = f"{probe} seed {seed}"
