@@ -90,6 +90,7 @@ def test_the_adapters_are_registered_entry_points() -> None:
 def test_every_micro_step_is_recorded(run, trainer, defaults) -> None:
     result = run(trainer, defaults=defaults)
     assert [row["step"] for row in result.rows] == list(range(1, STEPS + 1))
+    assert result.options == ({"defaults": True} if defaults else {})  # what it was given
     for row in result.rows:
         assert math.isfinite(row["loss"]) and row["ntoks"] > 0 and row["batch"]
         assert tuple(row["input_shape"]) == (SMOKE.probe("core").knobs.batch_size, 33)

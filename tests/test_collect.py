@@ -1203,3 +1203,14 @@ def test_a_probe_whose_seeds_trained_under_different_settings_says_so(tmp_path):
     assert core.mixed_settings and not report.probe("reference").mixed_settings
     assert "trained under different settings" in summary_cells(core)[2]
     assert [p.seed for p in report.problems if p.kind == "config-mismatch"] == [7]
+
+
+def test_a_seed_given_other_plugin_options_is_a_mismatch_and_the_report_records_them(tmp_path):
+    round_ = make_round(probes=("reference", "core"), seeds=(1, 7))
+    full_round(tmp_path, round_)
+    write(tmp_path, make_result("core", 7).model_copy(update={"options": {"impl": "masked"}}))
+    report = collect(tmp_path, round_)
+    (mismatch,) = [p for p in report.problems if p.kind == "config-mismatch"]
+    assert mismatch.seed == 7
+    assert mismatch.detail == 'trained with options {"impl": "masked"} (round file: {})'
+    assert report.probe("core").mixed_settings and report.probe("core").options == {}

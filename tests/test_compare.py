@@ -122,6 +122,22 @@ def test_a_probe_trained_under_other_settings_is_changed_even_with_the_same_loss
     assert "every probe" not in out and "1 of 3 probes changed" in out
 
 
+def test_a_plugin_given_other_options_is_a_settings_change(tmp_path):
+    round_ = make_round(probes=PROBES, seeds=SEEDS)
+    before, after = tmp_path / "before", tmp_path / "after"
+    full_round(before, round_)
+    options = {"impl": "masked"}
+    given = {
+        ("core", s): make_result("core", s).model_copy(update={"options": options}) for s in SEEDS
+    }
+    full_round(after, round_, given)
+    a = written(tmp_path / "A", collect(before, round_))
+    b = written(tmp_path / "B", collect(after, round_))
+    rows = {row.probe: row for row in compare_reports(load_report(a), load_report(b))}
+    assert rows["core"].settings == ['options {} → {"impl": "masked"}']
+    assert rows["core"].changed and not rows["clip"].changed
+
+
 def test_a_probe_whose_seeds_trained_under_different_settings_is_named(tmp_path):
     """Only seed 42 of B's core retrained at another lr: its lowest seed's config is A's, so
     the knobs alone would say nothing changed."""

@@ -155,6 +155,10 @@ def test_resume_retrains_seeds_whose_recorded_settings_the_round_no_longer_has(t
     other_rows = current.model_copy(update={"fixture": {**current.fixture, "repeat": 32}})
     artifact.save(other_rows, tmp_path)
     assert plan_tasks(rnd, tmp_path, resume=True)[1] == 0
+    # A plugin's options change what it trains: a seed given other options is retrained too.
+    other_options = current.model_copy(update={"options": {"mode": "defaults"}})
+    artifact.save(other_options, tmp_path)
+    assert plan_tasks(rnd, tmp_path, resume=True)[1] == 0
 
 
 def test_pad_boundary_round_reports_the_structural_divergence(tmp_path) -> None:

@@ -97,6 +97,9 @@ class SeedResult(BaseModel):
     trainer: str
     fixture: dict[str, Any]
     config: dict[str, Any]
+    # The probe's options, as a plugin trainer was given them (request.options): they change
+    # what it trains, so they belong with the knobs in what a seed trained with.
+    options: dict[str, Any] = Field(default_factory=dict)
     environment: Environment
     rows: list[Row]
     post_train_loss: float | None = None

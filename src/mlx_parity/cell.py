@@ -232,6 +232,7 @@ def run_seed(
         trainer=probe.trainer.name,
         fixture=fixture.model_dump(mode="json"),
         config=knobs.model_dump(mode="json"),
+        options=probe.probe.options,
         environment=environment,
         rows=[Row(**vars(r)) for r in records],
         **evaluation,

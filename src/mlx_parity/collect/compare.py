@@ -158,8 +158,10 @@ class ProbeReport(BaseModel):
     # Every resolved knob it trained with (see recorded_config): what ``compare`` checks two
     # rounds' training settings by; None in a report written before it was recorded.
     config: dict[str, Any] | None = None
-    # Its seeds recorded more than one trainer or config: its pass rate and verdicts pool runs
-    # of different trainings (the config-mismatch problems name the seeds).
+    # The options its plugin trainer was given, as recorded; None in an older report.
+    options: dict[str, Any] | None = None
+    # Its seeds recorded more than one trainer, config or options: its pass rate and verdicts
+    # pool runs of different trainings (the config-mismatch problems name the seeds).
     mixed_settings: bool = False
     # Settings a plugin declared its trainer cannot honour, with why (as its seeds recorded).
     unhonoured: dict[str, str] = Field(default_factory=dict)
@@ -495,7 +497,7 @@ def recorded_config(probe: ResolvedProbe, results: dict[int, SeedResult]) -> dic
 
 
 def mixed_settings(results: dict[int, SeedResult]) -> bool:
-    recorded = [(r.trainer, r.config) for r in results.values()]
+    recorded = [(r.trainer, r.config, r.options) for r in results.values()]
     return any(other != recorded[0] for other in recorded[1:])
 
 
@@ -566,6 +568,7 @@ def build_report(round_: ResolvedRound, gathered: Gathered) -> RoundReport:
                 is_baseline=is_baseline,
                 knobs=knob_differences(config, baseline_config),
                 config=config,
+                options=results[min(results)].options if results else probe.probe.options,
                 mixed_settings=mixed_settings(results),
                 unhonoured=results[min(results)].unhonoured if results else {},
                 seeds=seeds,

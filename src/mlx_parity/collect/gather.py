@@ -130,7 +130,7 @@ def gather(directory: Path, round_: ResolvedRound, attempt: int | None = None) -
     planned_seeds = set(round_.seeds)
     # What the round file resolves each probe to, dumped once (artifacts record the same form).
     planned = {
-        probe.id: (probe.trainer.name, probe.knobs.model_dump(mode="json"))
+        probe.id: (probe.trainer.name, probe.knobs.model_dump(mode="json"), probe.probe.options)
         for probe in round_.probes.values()
     }
 
@@ -291,18 +291,20 @@ def _run_problems(name: str, result: SeedResult) -> Iterable[Problem]:
 
 
 def _config_problems(
-    name: str, result: SeedResult, trainer: str, expected: dict
+    name: str, result: SeedResult, trainer: str, expected: dict, options: dict
 ) -> Iterable[Problem]:
-    """A seed trained with other knobs (or another trainer) than the round file now resolves:
+    """A seed trained with other knobs, options or trainer than the round file now resolves:
     the report describes it as it ran, and says so here."""
     recorded = result.config
-    if recorded == expected and result.trainer == trainer:
+    if recorded == expected and result.trainer == trainer and result.options == options:
         return
     changed = [
         f"{key}={_value(recorded, key)} (round file: {_value(expected, key)})"
         for key in sorted(expected.keys() | recorded.keys())
         if recorded.get(key, _ABSENT) != expected.get(key, _ABSENT)
     ]
+    if result.options != options:
+        changed.append(f"options {json.dumps(result.options)} (round file: {json.dumps(options)})")
     if result.trainer != trainer:
         changed.insert(0, f"trainer {result.trainer} (round file: {trainer})")
     detail = "trained with " + ", ".join(changed)

@@ -27,6 +27,7 @@ its probes' settings (noted too: those settings could not be compared).
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import tempfile
 from collections.abc import Collection, Mapping
@@ -164,6 +165,8 @@ def settings_change(a: ProbeReport, b: ProbeReport) -> list[str]:
         for name, probe in (("A", a), ("B", b))
         if probe.mixed_settings
     ]
+    if a.options is not None and b.options is not None and a.options != b.options:
+        changes.append(f"options {json.dumps(a.options)} → {json.dumps(b.options)}")
     if a.config is None or b.config is None:
         return changes
     return changes + setting_changes(a.config, b.config, skip=CLIP_ARGUMENTS)

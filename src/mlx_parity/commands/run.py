@@ -64,9 +64,10 @@ def _finished(
         return False
     same_cell = (result.round_id, result.probe_id, result.seed) == (round_id, probe.id, seed)
     # A seed trained before the round file changed would be judged as if it ran today's settings.
-    same_settings = (result.trainer, result.config, result.fixture) == (
+    same_settings = (result.trainer, result.config, result.options, result.fixture) == (
         probe.trainer.name,
         probe.knobs.model_dump(mode="json"),
+        probe.probe.options,
         fixture.model_dump(mode="json"),
     )
     return same_cell and same_settings and result.status in ("ok", "nonfinite")
