@@ -287,6 +287,17 @@ def test_gate_settings_name_only_the_keys_that_differ(tmp_path, capsys):
     assert status == ExitCode.OK  # how a round is judged is no change in its training
 
 
+def test_a_round_verdict_that_flips_and_other_seeds_are_named(tmp_path, capsys):
+    full_round(tmp_path / "seeds", make_round(probes=PROBES, seeds=(1, 7, 9, 42)))
+    a = written(tmp_path / "A", collect(tmp_path / "seeds", make_round(probes=PROBES)))
+    # Every cf_loss (0.0004) is above this smoke limit: the same training now fails the round.
+    strict = make_round(probes=PROBES, seeds=(1, 7, 9), cf_loss_max=0.0001)
+    b = written(tmp_path / "B", collect(tmp_path / "seeds", strict))
+    status, out = compare(a, b, capsys)
+    assert "- ⚠️ round verdict: passed → failed\n" in out
+    assert "- ⚠️ seed lists differ: 3 → 3 seeds (only in A: 42; only in B: 9)\n" in out
+
+
 @pytest.mark.parametrize("command", ["compare", "collect", "init"])
 def test_help_is_plain_text(command, capsys):
     with pytest.raises(SystemExit):

@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..collect.compare import ALPHA, ProbeReport, RoundReport
+from ..collect.compare import ALPHA, ProbeReport, RoundReport, name_seeds
 from ..collect.markdown import DASH, escape_cell, knob_value_text, pass_rate_text, table, trace_text
 from ..collect.report import parse_report
 from ..errors import ExitCode, UsageError
@@ -282,10 +282,20 @@ def shared_settings(rows: list[ProbeChange]) -> list[str]:
 def round_notes(a: RoundReport, b: RoundReport, rows: list[ProbeChange]) -> list[str]:
     """Differences in how the rounds were set up, which qualify every row."""
     notes = []
+    if a.passed != b.passed:
+        # Gates and problems outside any row (a gate setting, a missing artifact) can decide it.
+        verdicts = ["passed" if report.passed else "failed" for report in (a, b)]
+        notes.append(f"round verdict: {verdicts[0]} → {verdicts[1]}")
     if a.baseline != b.baseline:
         notes.append(f"baselines differ: {a.baseline} → {b.baseline}")
     if a.seeds != b.seeds:
-        notes.append(f"seed lists differ: {len(a.seeds)} → {len(b.seeds)} seeds")
+        only = [
+            f"only in {name}: {name_seeds([str(s) for s in mine if s not in theirs])}"
+            for name, mine, theirs in (("A", a.seeds, b.seeds), ("B", b.seeds, a.seeds))
+            if set(mine) - set(theirs)
+        ]
+        detail = f" ({'; '.join(only)})" if only else " (the same seeds, in another order)"
+        notes.append(f"seed lists differ: {len(a.seeds)} → {len(b.seeds)} seeds{detail}")
     if a.gate_settings != b.gate_settings:
         changed = setting_changes(a.gate_settings, b.gate_settings)
         notes.append(f"gate settings differ: {', '.join(changed)}")
