@@ -411,6 +411,24 @@ def test_a_missing_cell_names_the_paths_that_claim_it(tmp_path):
     assert report.probe("core").seeds[0].status != "missing"  # core seed 1 was used
 
 
+def test_a_probe_that_could_not_be_judged_is_an_error_not_a_failure(tmp_path):
+    """No baseline seed, or no seed of a probe at all: the trainer was not judged, so its status
+    says the round could not be judged (error) rather than that the trainer failed parity."""
+    round_ = make_round(probes=("reference", "twin"), seeds=(1, 7))
+    full_round(tmp_path / "no-baseline", round_, {("reference", s): None for s in (1, 7)})
+    full_round(tmp_path / "no-probe", round_, {("twin", s): None for s in (1, 7)})
+    for case in ("no-baseline", "no-probe"):
+        report = collect(tmp_path / case, round_)
+        assert {p.id: p.state for p in report.probes} == {
+            "reference": "error" if case == "no-baseline" else "success",
+            "twin": "error",
+        }
+        assert build_statuses(report)[-1].state == "error"
+    # A judged failure still wins: the probe's one seed errors, which the errors gate judges.
+    write(tmp_path / "no-probe", make_result("twin", 7, status="error", passed=False))
+    assert collect(tmp_path / "no-probe", round_).probe("twin").state == "failure"
+
+
 def test_missing_seeds_not_required_pass_the_gate(tmp_path):
     round_ = make_round(require_all_seeds=False)
     full_round(tmp_path, round_, {("core", 42): None})

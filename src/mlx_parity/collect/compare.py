@@ -90,6 +90,9 @@ class GateResult(BaseModel):
     probe: str | None
     passed: bool
     detail: str
+    # Failed for want of data (no seed ran to the end, no baseline seed to compare against),
+    # not by judging what trained: the status is "error", the round could not be judged.
+    unjudged: bool = False
 
     @property
     def title(self) -> str:
@@ -355,7 +358,8 @@ def smoke_gate(probe_id: str, seeds: Sequence[SeedComparison], cf_loss_max: floa
     """Every seed that ran to the end has a finite cf_loss below the limit (None/NaN fail)."""
     judged = [s for s in seeds if s.judged]
     if not judged:
-        return GateResult(name="smoke", probe=probe_id, passed=False, detail="no seed to judge")
+        detail = "no seed to judge"
+        return GateResult(name="smoke", probe=probe_id, passed=False, detail=detail, unjudged=True)
     failing = [
         s
         for s in judged
@@ -395,7 +399,7 @@ def parity_gate(
     compared = [s for s in seeds if s.trace not in (None, "unavailable")]
     if not compared:
         detail = f"expects {expect}, but no seed could be compared"
-        return GateResult(name="parity", probe=probe_id, passed=False, detail=detail)
+        return GateResult(name="parity", probe=probe_id, passed=False, detail=detail, unjudged=True)
     found = Counter(s.trace for s in compared)
     counts = ", ".join(f"{v} {found[v]}/{len(compared)}" for v in TRACE_ORDER[:4] if found[v])
     if expect == "diverges":
@@ -445,7 +449,9 @@ def outcome_gate(
     by the paired exact McNemar test, Holm-adjusted across the round's probes."""
     if outcome.n == 0 or adjusted_p is None:
         detail = "no seed pairs to test"
-        return GateResult(name="outcome", probe=probe_id, passed=False, detail=detail)
+        return GateResult(
+            name="outcome", probe=probe_id, passed=False, detail=detail, unjudged=True
+        )
     counts = (
         f"{outcome.passes_lost} lost, {outcome.passes_gained} gained over {outcome.n} seeds "
         f"(p={adjusted_p:.3g}, Holm)"
@@ -477,10 +483,10 @@ def _verdict(
 
 
 def commit_state(gates: Sequence[GateResult]) -> CommitState:
-    """failure when a judgement fails; error when only artifacts are missing (the judgement is
-    incomplete rather than negative); success otherwise."""
+    """failure when a judgement fails; error when only artifacts are missing or a gate had no
+    data to judge (the judgement is incomplete rather than negative); success otherwise."""
     failed = [g for g in gates if not g.passed]
-    if any(g.name != "artifacts" for g in failed):
+    if any(g.name != "artifacts" and not g.unjudged for g in failed):
         return "failure"
     return "error" if failed else "success"
 
