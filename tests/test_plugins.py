@@ -211,6 +211,25 @@ def _reports_nothing(request: TrainRequest) -> None:
     pass
 
 
+def _one_step(request: TrainRequest) -> None:
+    request.report_step(1, loss=1.0, ntoks=4, input_shape=(1, 5))
+
+
+def _exits(request: TrainRequest) -> None:
+    _one_step(request)
+    sys.exit(0)  # a trainer shaped like `sys.exit(main())`
+
+
+def _returns_a_history(request: TrainRequest) -> dict:
+    _one_step(request)
+    return {"losses": [1.0]}
+
+
+def _loads_its_own_and_returns_nothing(request: TrainRequest) -> None:
+    request.load()
+    _one_step(request)
+
+
 @pytest.fixture
 def fake_plugins(monkeypatch) -> str:
     """A module of misbehaving plugins, importable as ``fake_plugins``."""
@@ -219,6 +238,9 @@ def fake_plugins(monkeypatch) -> str:
     module.repeats = _reports_a_step_twice
     module.nan = _reports_nan
     module.silent = _reports_nothing
+    module.exits = _exits
+    module.history = _returns_a_history
+    module.own = _loads_its_own_and_returns_nothing
     module.not_a_function = 42
     monkeypatch.setitem(sys.modules, "fake_plugins", module)
     AFTER_NAN.clear()
@@ -318,3 +340,47 @@ def test_an_entry_point_plugin_is_found_by_name(tmp_path, monkeypatch) -> None:
     assert callable(lookup("plugin:parity-mlx-lm").load())
     with pytest.raises(TrainerError, match=r"installed: .*parity-mlx-lm"):
         lookup("plugin:parity-mlx-lm-typo").load()
+
+
+@pytest.mark.parametrize(
+    ("function", "last_line"),
+    [
+        ("exits", "the trainer called sys.exit(0): a plugin must return instead"),
+        (
+            "history",
+            "mlx_parity.protocol.PluginError: the plugin returned a dict, not a model: return "
+            "None, or the model it loaded with request.load() and trained",
+        ),
+        (
+            "own",
+            "mlx_parity.protocol.PluginError: the plugin loaded its own model with "
+            "request.load() but returned none: return it, so that the harness evaluates the "
+            "model that was trained",
+        ),
+    ],
+)
+def test_a_plugin_that_exits_or_returns_no_model_is_the_seeds_error(
+    fake_plugins, model_source, function, last_line
+) -> None:
+    probe = probe_of(function, f"{fake_plugins}:{function}", BASE)
+    result = run_seed(ROUND.id, probe, ROUND.fixture, model_source, SEED)
+    assert result.status == "error" and not result.passed
+    assert result.error_summary == last_line
+
+
+@pytest.mark.parametrize(
+    ("source", "reason"),
+    [
+        ("raise RuntimeError('no GPU found')", "(RuntimeError: no GPU found)"),
+        ("def broken(:\n", "(SyntaxError: invalid syntax"),
+    ],
+)
+def test_a_plugin_whose_import_raises_is_a_plugin_error(
+    tmp_path, monkeypatch, source, reason
+) -> None:
+    (tmp_path / "raising_plugin.py").write_text(source)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, "raising_plugin", raising=False)
+    with pytest.raises(PluginError) as info:
+        lookup("plugin:raising_plugin:train").load()
+    assert f"cannot import 'raising_plugin' {reason}" in str(info.value)

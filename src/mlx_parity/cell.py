@@ -216,9 +216,11 @@ def run_seed(
             own = records if probe.trainer.name in BITWISE_CORE else None
             noise = measure_noise(source, fixture, knobs, seed, own)
             timings["noise_s"] = time.perf_counter() - tic
-    except Exception as exc:  # a seed's failure is recorded, the cell goes on
+    except (Exception, SystemExit) as exc:  # a seed's failure is recorded, the cell goes on
         status = "error"
         error = "".join(traceback.format_exception(exc)).strip()
+        if isinstance(exc, SystemExit):  # the last line is what reports show
+            error += f"\nthe trainer called sys.exit({exc.code!r}): a plugin must return instead"
     timings["total_s"] = time.perf_counter() - start
     environment = capture()
     if isinstance(device, DeviceCheck):

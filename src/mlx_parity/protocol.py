@@ -18,7 +18,6 @@ setting it cannot take. A non-finite loss ends training (``status: nonfinite``).
 
 from __future__ import annotations
 
-import contextlib
 import importlib
 import random
 from collections.abc import Callable
@@ -54,6 +53,7 @@ class TrainRequest:
     # Settings the trainer cannot take, with why (recorded with every seed result).
     unhonoured: dict[str, str] = field(init=False, default_factory=dict)
     _loss_observer: Any = field(init=False, default=None)
+    _loaded_own: bool = field(init=False, default=False)
 
     def __post_init__(self) -> None:
         self.log = StepLog(self.on_step)
@@ -80,6 +80,7 @@ class TrainRequest:
 
         model, tokenizer = load(self.model_path)
         cast_weights(model, self.settings.dtype)
+        self._loaded_own = True
         return model, tokenizer
 
     def cannot_honour(self, knob: str, reason: str) -> None:
@@ -158,8 +159,10 @@ def load_plugin(spec: str) -> PluginFunction:
         module_name, _, attr = target.partition(":")
         try:
             module = importlib.import_module(module_name)
-        except ImportError as exc:
-            raise PluginError(f"trainer {spec!r}: cannot import {module_name!r} ({exc})") from None
+        except Exception as exc:  # an import that raises anything is a plugin that does not load
+            raise PluginError(
+                f"trainer {spec!r}: cannot import {module_name!r} ({_import_failure(exc)})"
+            ) from None
         function = getattr(module, attr, None)
         if function is None:
             raise PluginError(f"trainer {spec!r}: module {module_name!r} has no {attr!r}")
@@ -173,11 +176,38 @@ def load_plugin(spec: str) -> PluginFunction:
             )
         try:
             function = next(iter(found)).load()
-        except ImportError as exc:
-            raise PluginError(f"trainer {spec!r}: cannot import it ({exc})") from None
+        except Exception as exc:
+            raise PluginError(
+                f"trainer {spec!r}: cannot import it ({_import_failure(exc)})"
+            ) from None
     if not callable(function):
         raise PluginError(f"trainer {spec!r} is not callable")
     return function
+
+
+def _import_failure(exc: Exception) -> str:
+    # "No module named 'x'" says what it is; any other error needs its type (SyntaxError, ...).
+    return str(exc) if isinstance(exc, ImportError) else f"{type(exc).__name__}: {exc}"
+
+
+def _trained_model(request: TrainRequest, returned: Any, model: Any) -> Any:
+    """The model the harness evaluates: the plugin's own when it loaded one, else the one it
+    was given. A wrong return is refused here, where the message can say what was expected."""
+    import mlx.nn as nn
+
+    if returned is None:
+        if request._loaded_own:
+            raise PluginError(
+                "the plugin loaded its own model with request.load() but returned none: return "
+                "it, so that the harness evaluates the model that was trained"
+            )
+        return model
+    if not isinstance(returned, nn.Module):
+        raise PluginError(
+            f"the plugin returned a {type(returned).__name__}, not a model: return None, or the "
+            "model it loaded with request.load() and trained"
+        )
+    return returned
 
 
 def as_trainer(function: PluginFunction):
@@ -191,13 +221,14 @@ def as_trainer(function: PluginFunction):
         )
         random.seed(seed)
         np.random.seed(seed)
-        trained = None
-        with contextlib.suppress(StopTraining):
+        try:
             trained = function(request)
             if request._loss_observer is not None:
                 request._loss_observer.flush()  # steps after the last update
+        except StopTraining:  # a non-finite loss: the seed's result is that, whatever the model
+            return PluginRecords(request, model)
         if not request.records:
             raise PluginError("the plugin reported no step")
-        return PluginRecords(request, trained if trained is not None else model)
+        return PluginRecords(request, _trained_model(request, trained, model))
 
     return train
