@@ -36,6 +36,7 @@ from mlx_parity.collect.html import render_html
 from mlx_parity.collect.markdown import (
     DETAILS_END,
     DETAILS_START,
+    SUMMARY_HEADERS,
     divergence_text,
     fit_summary,
     render_markdown,
@@ -427,6 +428,15 @@ def test_a_probe_that_could_not_be_judged_is_an_error_not_a_failure(tmp_path):
     # A judged failure still wins: the probe's one seed errors, which the errors gate judges.
     write(tmp_path / "no-probe", make_result("twin", 7, status="error", passed=False))
     assert collect(tmp_path / "no-probe", round_).probe("twin").state == "failure"
+
+
+def test_a_probe_without_seed_pairs_shows_no_mcnemar_p(tmp_path):
+    round_ = make_round(seeds=(1, 7))
+    errored = {("core", s): make_result("core", s, status="error", passed=False) for s in (1, 7)}
+    full_round(tmp_path, round_, errored)
+    core = collect(tmp_path, round_).probe("core")
+    cells = dict(zip(SUMMARY_HEADERS, summary_cells(core), strict=True))
+    assert cells["agree"] == "0/0" and cells["McNemar p (Holm)"] == "—"
 
 
 def test_missing_seeds_not_required_pass_the_gate(tmp_path):

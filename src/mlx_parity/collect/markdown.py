@@ -87,7 +87,8 @@ def agreement_text(probe: ProbeReport) -> str:
 
 
 def mcnemar_text(probe: ProbeReport) -> str:
-    if probe.outcome is None or probe.holm_p is None:
+    # No seed pair (every seed errored or missing): a p-value of 1 would read as "tested".
+    if probe.outcome is None or probe.holm_p is None or probe.outcome.n == 0:
         return DASH
     return f"{probe.outcome.mcnemar_p:.3g} ({probe.holm_p:.3g})"
 
