@@ -91,7 +91,8 @@ def run_cli(*args: str, capsys) -> tuple[int, str]:
         (["--set", "noequals"], "knob=value"),
         (["--seeds", "1,x"], "--seeds"),
         (["--seeds", "1,1"], "repeats"),
-        (["--probe", "nope"], "has no probe 'nope'"),
+        (["--probe", "nope"], "pass --round ID with a round that names 'nope'"),
+        (["--probe", "nope", "--round", "smoke"], "round 'smoke' has no probe 'nope'"),
         (
             ["--model", "/nonexistent/model-dir"],
             "cannot load model '/nonexistent/model-dir': no such directory",

@@ -55,6 +55,12 @@ def _run(args: argparse.Namespace) -> int:
         raise UsageError("--seeds names no seed")
     # The named round, or the built-in probes on the smoke fixture.
     rnd = resolve_round(args.round_id, args.matrix) if args.round_id else local_round()
+    if not args.round_id and args.probe not in rnd.probes:
+        # A catalog probe needs its round: without one only the built-in probes exist.
+        raise UsageError(
+            f"without --round, only the built-in probes ({', '.join(rnd.probes)}) can run: "
+            f"pass --round ID with a round that names {args.probe!r}"
+        )
     probe = rnd.probe(args.probe)
     overrides = dict(parse_assignment(a) for a in args.overrides)
     probe = replace(probe, knobs=apply(probe.knobs, overrides))
