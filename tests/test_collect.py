@@ -1199,6 +1199,11 @@ def test_the_terminal_report_aligns_and_fits_the_terminal(tmp_path):
     assert sum(line.endswith("3/3 = 100% (44%–100%)") for line in fitted) == len(round_.probes)
     assert "loss_mask=…" in "\n".join(fitted)  # the knobs column gave way
     assert narrow[-1] == f"reports: {tmp_path / 'report.md'}, report.html, report.json"
+    # A probe whose seeds all gave one trace is flagged, as in the Markdown.
+    write(tmp_path, *(make_result("mask", s, ntoks=90, losses=trace(1)) for s in round_.seeds))
+    flagged = render_terminal(collect(tmp_path, round_), tmp_path)
+    assert "⚠ seeds have no effect on mask: every seed gave the same loss trace" in flagged
+    assert "on core" not in flagged
 
 
 def test_reports_are_written_through_links_and_devices_never_replacing_them(tmp_path):

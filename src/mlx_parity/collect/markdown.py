@@ -328,15 +328,18 @@ def noise_lines(report: RoundReport) -> list[str]:
     return []
 
 
+# Why a probe's seeds can all give one trace; the terminal report says it too.
+SEED_INSENSITIVE = "every seed gave the same loss trace (an unseeded LoRA init or batch order?)"
+
+
 def seed_lines(report: RoundReport) -> list[str]:
     """Probes whose seeds change nothing: their pass rates count one run many times."""
     same = [p.id for p in report.probes if p.seed_insensitive]
     if not same:
         return []
     return [
-        f"⚠️ Seeds have no effect on {', '.join(f'`{p}`' for p in same)}: every seed gave the "
-        "same loss trace (an unseeded LoRA init or batch order?), so its pass rate is one run "
-        "counted once per seed.",
+        f"⚠️ Seeds have no effect on {', '.join(f'`{p}`' for p in same)}: {SEED_INSENSITIVE}, so "
+        "its pass rate is one run counted once per seed.",
         "",
     ]
 

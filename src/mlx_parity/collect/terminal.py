@@ -10,7 +10,15 @@ from pathlib import Path
 
 from ..names import REPORT_HTML, REPORT_JSON, REPORT_MARKDOWN
 from .compare import ProbeReport, RoundReport
-from .markdown import DASH, divergence_text, knobs_text, pass_rate_text, shorten, trace_text
+from .markdown import (
+    DASH,
+    SEED_INSENSITIVE,
+    divergence_text,
+    knobs_text,
+    pass_rate_text,
+    shorten,
+    trace_text,
+)
 
 HEADERS = ("probe", "knobs vs baseline", "expects", "trace", "pass rate (95% CI)")
 # To fit the terminal, columns are cut (ending in "…") in this order, each down to its
@@ -58,6 +66,11 @@ def render_terminal(report: RoundReport, reports: Path, width: int | None = None
         shorten(f"traces compared {report.allowance}", width),
         "",
         *probe_table(report, width),
+        *(
+            shorten(f"⚠ seeds have no effect on {p.id}: {SEED_INSENSITIVE}", width)
+            for p in report.probes
+            if p.seed_insensitive
+        ),
         "",
         f"gates: {held} of {len(report.gates)} hold",
         *(shorten(f"  failed: {g.title}: {g.detail}", width) for g in report.failed_gates()),
