@@ -991,6 +991,14 @@ def test_a_rerun_is_collected_from_each_cells_newest_attempt(tmp_path):
     assert not any(p.blocking for p in report.problems)  # nothing is missing or duplicated
     assert report.files_seen == 6
 
+    # A third attempt of the core cell that died after seed 1: seed 7 is missing, and the
+    # message says where its earlier copy went.
+    write(tmp_path / folder.format("core", 3), make_result("core", 1))
+    report = collect_round(tmp_path, round_, attempt=3)
+    missing = {p.subject: p.detail for p in report.problems if p.kind == "missing"}
+    earlier = f"{folder.format('core', 1)}/{artifact_name(ROUND, 'core', 7)}"
+    assert missing == {"core seed 7": f"no valid artifact ({earlier} is from a superseded attempt)"}
+
 
 def test_seeds_show_their_device_and_cross_device_comparisons_are_flagged(tmp_path):
     round_ = make_round(seeds=(1, 7))

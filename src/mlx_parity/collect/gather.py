@@ -127,6 +127,11 @@ def gather(directory: Path, round_: ResolvedRound, attempt: int | None = None) -
     for folder in json_folders:
         if (claimed := _claimed_cell(folder)) is not None:
             named_for.setdefault(claimed, []).append(f"{folder} is a folder")
+    if len(files) < len(every_file):
+        kept = set(files)
+        for name in every_file:
+            if name not in kept and (claimed := _claimed_cell(name)) is not None:
+                named_for.setdefault(claimed, []).append(f"{name} is from a superseded attempt")
     planned_seeds = set(round_.seeds)
     # What the round file resolves each probe to, dumped once (artifacts record the same form).
     planned = {
