@@ -231,6 +231,14 @@ def test_watch_loss_and_update(model_source) -> None:
     assert len({r["batch"] for r in rows}) == 5
 
 
+def test_watch_loss_inside_mx_compile_is_a_plugin_error() -> None:
+    request = TrainRequest(None, None, [], KNOBS, SEED)
+    loss_fn = request.watch_loss(lambda model, batch, lengths: (batch.sum(), lengths.sum()))
+    step = mx.compile(lambda batch, lengths: loss_fn(None, batch, lengths)[0])
+    with pytest.raises(PluginError, match="ran inside mx.compile"):
+        step(mx.ones((2, 4)), mx.array([[0, 4], [0, 3]]))
+
+
 def test_update_without_watch_loss_and_an_unknown_knob_are_plugin_errors() -> None:
     request = TrainRequest(None, None, [], KNOBS, SEED)
     with pytest.raises(PluginError, match="without watch_loss"):

@@ -111,7 +111,18 @@ class LossObserver:
         def recording(model, batch, lengths, *args: Any, **kwargs: Any):
             out = loss_fn(model, batch, lengths, *args, **kwargs)
             shape = (int(batch.shape[0]), int(batch.shape[1]))
-            self._pending.append((out[0], out[1], shape, batch_fingerprint(batch, lengths)))
+            try:
+                fingerprint = batch_fingerprint(batch, lengths)
+            except ValueError as exc:  # MLX refuses to read an array while tracing a compile
+                if "function transformations" not in str(exc):
+                    raise
+                from .protocol import PluginError
+
+                raise PluginError(
+                    "watch_loss: the wrapped loss ran inside mx.compile, where a step cannot be "
+                    "recorded; call it from an eager step, or report steps with report_step"
+                ) from None
+            self._pending.append((out[0], out[1], shape, fingerprint))
             return out
 
         return recording
