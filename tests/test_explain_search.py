@@ -1,7 +1,11 @@
-"""explain's search over scripted traces: which configuration it reports, and why, without
-training (tests/test_detection.py covers the same search on real trainers)."""
+"""explain's and bisect's searches over scripted traces: which configuration they report, and
+why, without training (tests/test_detection.py covers the same searches on real trainers); and
+the refusals both commands make before any training."""
 
 from __future__ import annotations
+
+import shutil
+from pathlib import Path
 
 import pytest
 
@@ -14,6 +18,7 @@ from mlx_parity.diagnose.explain import explain
 from mlx_parity.diagnose.space import Change, applied
 from mlx_parity.errors import ExitCode
 from mlx_parity.knobs import Knobs
+from mlx_parity.matrix import MATRIX_ENV, packaged_matrix_dir
 
 STEPS = 8
 SEEDS = (1, 2)
@@ -133,3 +138,121 @@ def test_explain_keeps_one_of_identical_copies_and_neither_of_different_results(
 def test_explain_refuses_a_tolerance_that_is_not_a_finite_allowance(tolerance, capsys) -> None:
     assert main(["explain", "anywhere", "--tolerance", tolerance]) == ExitCode.USAGE
     assert "use a finite number ≥ 0" in capsys.readouterr().err
+
+
+# --- bisect: A = Knobs(steps=STEPS), scripted to the target's losses -------------------------
+
+X = Change("bias_correction", False)
+Y = Change("seed_after_load", False)
+
+
+def scripted_bisection(parts_alone_at: dict[Change, int | None], tolerance: float = 0.0, to_id="B"):
+    """Bisect A against A with every change in ``parts_alone_at``: each change alone parts from
+    A at the step given (None: not at all); B, which no subset but all reproduces, two higher."""
+    from mlx_parity.diagnose.bisect import bisect
+
+    a = Knobs(steps=STEPS)
+    b = applied(a, tuple(parts_alone_at))
+    scripted = {}
+    for seed in SEEDS:
+        scripted[(key(a), seed)] = target_losses(seed)
+        scripted[(key(b), seed)] = [loss + 2.0 for loss in target_losses(seed)]
+        for change, step in parts_alone_at.items():
+            alone = parting_at(seed, step) if step else target_losses(seed)
+            scripted[(key(applied(a, (change,))), seed)] = alone
+    return bisect(ScriptedRunner(scripted), a, b, list(SEEDS), tolerance, "A", to_id)
+
+
+@pytest.mark.parametrize(
+    ("parts_alone_at", "verdict"),
+    [
+        # Each knob moves A's trace alone: each contributes, nothing is an interaction.
+        (
+            {X: 3, Y: 5},
+            "bias_correction=false, seed_after_load=false each diverge from A alone, but none "
+            "alone reproduces B; together they do",
+        ),
+        # Inert alone, effective together: an interaction.
+        (
+            {X: None, Y: None},
+            "the interaction of bias_correction=false, seed_after_load=false — no single knob "
+            "reproduces B, only these together do",
+        ),
+        # Mixed: the verdict names the knob that diverges alone.
+        (
+            {X: 3, Y: None},
+            "the interaction of bias_correction=false, seed_after_load=false — no single knob "
+            "reproduces B, only these together do (bias_correction=false diverges from A "
+            "alone; seed_after_load=false only together with the others)",
+        ),
+    ],
+    ids=["each-contributes", "interaction", "mixed"],
+)
+def test_bisect_calls_only_knobs_inert_alone_an_interaction(parts_alone_at, verdict) -> None:
+    from mlx_parity.commands.bisect import _hypothesis
+
+    result = scripted_bisection(parts_alone_at)
+    assert result.culprit == (X, Y)
+    assert f"culprit: {verdict}\n" in result.report()
+    # The round --write-round writes states the same finding.
+    assert _hypothesis(result) == f"From A to B: {verdict}."
+
+
+def test_bisect_states_how_it_compares() -> None:
+    assert ", compared bit for bit: " in scripted_bisection({X: 3}).report()
+    assert ", compared within 0.5 per step: " in scripted_bisection({X: 3}, 0.5).report()
+
+
+def test_bisect_aligns_every_row_of_its_table() -> None:
+    # The "(all: B)" row is longer than any knob's: every row's second column still lines up.
+    report = scripted_bisection({X: 3, Y: 5}, to_id="a-probe-with-a-long-name").report()
+    lines = report.splitlines()
+    start = next(i for i, line in enumerate(lines) if "knob alone" in line)
+    table = lines[start : lines.index("", start)]
+    column = table[0].index("first divergence")
+    assert len(table) == 4
+    assert all(row[column - 2 : column] == "  " and row[column] != " " for row in table), report
+
+
+@pytest.mark.parametrize("tolerance", ["nan", "-1", "inf"])
+def test_bisect_refuses_a_tolerance_that_is_not_a_finite_allowance(tolerance, capsys) -> None:
+    argv = ["bisect", "--round", "anything", "--from", "a", "--to", "b", "--tolerance", tolerance]
+    assert main(argv) == ExitCode.USAGE
+    assert "use a finite number ≥ 0" in capsys.readouterr().err
+
+
+@pytest.fixture
+def no_bisection_runs(monkeypatch):
+    """Fail the test if bisect gets as far as training."""
+    import mlx_parity.diagnose.bisect
+
+    def trains(*args, **kwargs):
+        raise AssertionError("bisect trained before refusing")
+
+    monkeypatch.setattr(mlx_parity.diagnose.bisect, "bisect", trains)
+
+
+DEMO = ["bisect", "--round", "demo", "--from", "pad-multiple", "--to", "mask-exclusive"]
+
+
+@pytest.mark.usefixtures("no_bisection_runs")
+def test_bisect_refuses_an_existing_or_invalid_round_id_before_training(tmp_path, capsys):
+    matrix = tmp_path / "matrix"
+    shutil.copytree(Path(__file__).parent.parent / "matrix", matrix)
+    argv = [*DEMO, "--matrix", str(matrix), "--write-round"]
+    assert main([*argv, "demo"]) == ExitCode.USAGE
+    assert "demo.toml exists already" in capsys.readouterr().err
+    assert main([*argv, "../elsewhere"]) == ExitCode.USAGE
+    assert "round ID '../elsewhere' is not valid" in capsys.readouterr().err
+
+
+@pytest.mark.usefixtures("no_bisection_runs")
+def test_bisect_refuses_to_write_a_round_into_the_installed_package(tmp_path, monkeypatch, capsys):
+    # No matrix/ above the working directory and none named: the matrix in use is the package's.
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv(MATRIX_ENV, raising=False)
+    assert main([*DEMO, "--write-round", "mine"]) == ExitCode.USAGE
+    err = capsys.readouterr().err
+    assert "the matrix in use is the one installed with mlx-parity" in err
+    assert "run from your repository" in err and "--matrix" in err
+    assert not (packaged_matrix_dir() / "rounds" / "mine.toml").exists()

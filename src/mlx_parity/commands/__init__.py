@@ -1,6 +1,6 @@
 """The subcommands of ``mlx-parity``, one module each (``configure(parser)`` adds its arguments
 and handler to the parser ``cli.py`` made for it), and the conventions they share: how a seed or
-probe list is written and checked, and the ``--matrix`` option.
+probe list is written and checked, which ``--tolerance`` is usable, and the ``--matrix`` option.
 
 Lists come from people and from dispatch forms, so they are checked character by character
 against an allow-list before anything is looked up: a hostile value (quotes, ``$(``, backticks,
@@ -11,6 +11,7 @@ log line where a runner could read it as a workflow command.
 from __future__ import annotations
 
 import argparse
+import math
 import re
 from pathlib import Path
 
@@ -33,6 +34,13 @@ def plain_text(doc: str) -> str:
 
 def add_matrix_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--matrix", type=Path, metavar="DIR", help=MATRIX_HELP)
+
+
+def check_tolerance(tolerance: float | None) -> None:
+    """Refuse a ``--tolerance`` that allows no sensible |Δloss| (negative, NaN, infinite);
+    None is a command's default."""
+    if tolerance is not None and not (math.isfinite(tolerance) and tolerance >= 0):
+        raise UsageError(f"--tolerance {tolerance:g}: use a finite number ≥ 0 (0: bit for bit)")
 
 
 def output_directory(path: Path, flag: str = "--out") -> Path:

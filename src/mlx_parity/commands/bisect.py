@@ -6,12 +6,21 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from ..diagnose.space import describe
 from ..errors import UsageError
 from ..knobs import Knobs
-from ..matrix import MatrixError, ResolvedRound, check_round_id, resolve_round
-from . import add_matrix_option, parse_seed_list
+from ..matrix import (
+    MatrixError,
+    ResolvedRound,
+    check_round_id,
+    packaged_matrix_dir,
+    resolve_round,
+)
+from . import add_matrix_option, check_tolerance, parse_seed_list
+
+if TYPE_CHECKING:  # the bisection trains with MLX: imported only when it runs
+    from ..diagnose.bisect import Bisection
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -21,7 +30,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--seeds", default="", help="comma-separated seeds (default: the round's first 3)"
     )
-    parser.add_argument("--tolerance", type=float, default=0.0, help="per-step |Δloss| allowed")
+    parser.add_argument(
+        "--tolerance",
+        type=float,
+        default=0.0,
+        help="per-step |Δloss| allowed (default 0: bit for bit)",
+    )
     add_matrix_option(parser)
     parser.add_argument(
         "--write-round",
@@ -49,10 +63,13 @@ def _run(args: argparse.Namespace) -> int:
     from ..diagnose.bisect import bisect
     from ..diagnose.traces import TraceRunner
 
+    check_tolerance(args.tolerance)
     rnd = resolve_round(args.round_id, args.matrix)
     a = _core_knobs(rnd, args.from_probe)
     b = _core_knobs(rnd, args.to_probe)
     seeds = parse_seed_list(args.seeds) or rnd.seeds[:3]
+    if args.write_round:
+        confirming_round_path(args.write_round, rnd)  # refused now, not after the training
 
     def progress(text: str) -> None:
         if not args.quiet:
@@ -72,16 +89,30 @@ def _toml(value) -> str:
     return json.dumps(value, ensure_ascii=False)
 
 
-def write_confirming_round(round_id: str, resolved: ResolvedRound, result) -> Path:
-    """A round with the baseline, A, B and one probe per single differing knob; probes the
-    catalog lacks are appended to the catalog file (so the workflow can run them). Both files
-    are restored if the written round does not load."""
+def confirming_round_path(round_id: str, resolved: ResolvedRound) -> Path:
+    """Where ``--write-round`` writes: a new, valid round ID in a matrix of the user's own (the
+    matrix shipped inside the package is part of the installation, not theirs to edit)."""
     check_round_id(round_id)
-    rnd, catalog = resolved.round, resolved.catalog
     matrix = resolved.matrix_dir or Path("matrix")
+    if matrix == packaged_matrix_dir():
+        raise UsageError(
+            f"--write-round: the matrix in use is the one installed with mlx-parity ({matrix}); "
+            "run from your repository (below its matrix/) or pass --matrix DIR"
+        )
     path = matrix / "rounds" / f"{round_id}.toml"
     if path.exists():
         raise UsageError(f"{path} exists already; choose another round ID")
+    return path
+
+
+def write_confirming_round(round_id: str, resolved: ResolvedRound, result: Bisection) -> Path:
+    """A round with the baseline, A, B and one probe per single differing knob; probes the
+    catalog lacks are appended to the catalog file (so the workflow can run them). Both files
+    are restored if the written round does not load."""
+    # Checked again: the round file may have appeared while the bisection trained.
+    path = confirming_round_path(round_id, resolved)
+    rnd, catalog = resolved.round, resolved.catalog
+    matrix = path.parent.parent  # <matrix>/rounds/<round_id>.toml
     a_knobs = catalog.get(result.from_id).knobs
     new_entries, probe_ids = [], []
     for change in result.differing:
@@ -131,15 +162,9 @@ def write_confirming_round(round_id: str, resolved: ResolvedRound, result) -> Pa
     return path
 
 
-def _hypothesis(result) -> str:
-    if result.culprit and len(result.culprit) == len(result.differing) > 1:
-        return (
-            f"{result.to_id} diverges from {result.from_id} only through all of "
-            f"{describe(result.culprit)} together."
-        )
-    if result.culprit:
-        return (
-            f"{describe(result.culprit)} is what makes {result.to_id} diverge from "
-            f"{result.from_id}; the other differences are inert."
-        )
-    return f"{result.to_id} and {result.from_id} do not diverge on this fixture."
+def _hypothesis(result: Bisection) -> str:
+    if not result.culprit:
+        return f"{result.to_id} and {result.from_id} do not diverge on this fixture."
+    inert = len(result.culprit) < len(result.differing)
+    rest = "; the other differences are inert" if inert else ""
+    return f"From {result.from_id} to {result.to_id}: {result.verdict()}{rest}."

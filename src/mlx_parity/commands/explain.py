@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import math
 import platform
 import sys
 import tempfile
@@ -17,7 +16,7 @@ from ..github.runs import fetch_run_artifacts, parse_run_source
 from ..names import SEED_ARTIFACT_PATTERN
 from ..noise import CALIBRATION_SEEDS, noise_floor
 from ..traces import Allowance
-from . import parse_seed_list
+from . import check_tolerance, parse_seed_list
 
 if TYPE_CHECKING:  # the search trains with MLX: imported only when it runs
     from ..diagnose.traces import TraceRunner
@@ -121,10 +120,7 @@ def measured_allowance(runner: TraceRunner, base: Knobs, seeds: list[int]) -> Al
 
 
 def _run(args: argparse.Namespace) -> int:
-    if args.tolerance is not None and not (math.isfinite(args.tolerance) and args.tolerance >= 0):
-        raise UsageError(
-            f"--tolerance {args.tolerance:g}: use a finite number ≥ 0 (0: bit for bit)"
-        )
+    check_tolerance(args.tolerance)
     seeds = parse_seed_list(args.seeds)
     run_id = parse_run_source(args.source)
     with tempfile.TemporaryDirectory(prefix="mlx-parity-explain-") as tmp:

@@ -37,6 +37,7 @@ class Bisection:
     b_from_a: dict[int, TraceComparison | None]
     singles: list[SubsetResult]
     culprit: tuple[Change, ...] | None
+    allowance: Allowance
     tried: int
     seconds: float
 
@@ -44,10 +45,39 @@ class Bisection:
     def b_diverges(self) -> bool:
         return _moves(self.b_from_a)
 
+    @property
+    def culprit_alone(self) -> tuple[Change, ...]:
+        """The culprit's knobs that move A's trace on their own (the others act only together)."""
+        moving = {single.changes for single in self.singles if _moves(single.from_a)}
+        return tuple(change for change in self.culprit or () if (change,) in moving)
+
+    def verdict(self) -> str:
+        """What the culprit does (a culprit must exist): alone, each contributing, or together."""
+        culprit, alone = self.culprit or (), self.culprit_alone
+        if len(culprit) == 1:
+            return f"{describe(culprit)} alone reproduces {self.to_id}"
+        if alone == culprit:
+            return (
+                f"{describe(culprit)} each diverge from {self.from_id} alone, but none alone "
+                f"reproduces {self.to_id}; together they do"
+            )
+        together = (
+            f"the interaction of {describe(culprit)} — no single knob reproduces {self.to_id}, "
+            "only these together do"
+        )
+        if not alone:
+            return together
+        inert = tuple(change for change in culprit if change not in alone)
+        verb = "diverges" if len(alone) == 1 else "diverge"
+        return (
+            f"{together} ({describe(alone)} {verb} from {self.from_id} alone; "
+            f"{describe(inert)} only together with the others)"
+        )
+
     def report(self) -> str:
         lines = [
-            f"bisect {self.from_id} -> {self.to_id} on seeds {', '.join(map(str, self.seeds))}: "
-            f"they differ in {describe(self.differing)}"
+            f"bisect {self.from_id} -> {self.to_id} on seeds {', '.join(map(str, self.seeds))}, "
+            f"compared {self.allowance.describe()}: they differ in {describe(self.differing)}"
         ]
         if not self.differing:
             lines.append("the two probes resolve to the same configuration: nothing to bisect")
@@ -57,19 +87,16 @@ class Bisection:
                 f"{self.to_id} does not diverge from {self.from_id} on this fixture: every "
                 "difference is inert here (use a fixture that exercises them)"
             )
-        elif self.culprit is not None and len(self.culprit) == 1:
-            lines.append(f"culprit: {describe(self.culprit)} alone reproduces {self.to_id}")
         elif self.culprit is not None:
-            lines.append(
-                f"culprit: the interaction of {describe(self.culprit)} — no single knob "
-                f"reproduces {self.to_id}, these together do"
-            )
-        width = max(len(c.describe()) for c in self.differing)
-        lines += ["", f"  {'knob alone':<{width}}  first divergence from {self.from_id}"]
-        for single in self.singles:
-            mark = "  <- reproduces " + self.to_id if single.reproduces_b else ""
-            lines.append(f"  {describe(single.changes):<{width}}  {_first(single.from_a)}{mark}")
-        lines.append(f"  {'(all: ' + self.to_id + ')':<{width}}  {_first(self.b_from_a)}")
+            lines.append(f"culprit: {self.verdict()}")
+        rows = [(describe(s.changes), _first(s.from_a), s.reproduces_b) for s in self.singles]
+        rows.append((f"(all: {self.to_id})", _first(self.b_from_a), False))
+        header = "knob alone"
+        width = max(len(header), *(len(label) for label, _, _ in rows))
+        lines += ["", f"  {header:<{width}}  first divergence from {self.from_id}"]
+        for label, first, reproduces in rows:
+            mark = f"  <- reproduces {self.to_id}" if reproduces else ""
+            lines.append(f"  {label:<{width}}  {first}{mark}")
         seen = [describe(s.changes) for s in self.singles if _moves(s.from_a)]
         unseen = [describe(s.changes) for s in self.singles if not _moves(s.from_a)]
         lines += [
@@ -149,6 +176,7 @@ def bisect(
         b_from_a=b_from_a,
         singles=singles,
         culprit=culprit,
+        allowance=allowance,
         tried=tried,
         seconds=time.perf_counter() - tic,
     )
