@@ -487,6 +487,35 @@ def test_a_429_waits_until_the_rate_limit_resets(
     assert sleeps == [31.0]
 
 
+SECONDARY_LIMIT = github_error(
+    "You have exceeded a secondary rate limit. Please wait a few minutes before you try again.",
+    "https://docs.github.com/rest/overview/rate-limits-for-the-rest-api",
+)
+
+
+@pytest.mark.parametrize(("status", "message"), [(403, SECONDARY_LIMIT), (429, {})])
+def test_a_rate_limit_without_retry_after_waits_a_minute_once(
+    httpserver: HTTPServer, client: GitHubClient, sleeps: list[float], status: int, message: dict
+) -> None:
+    # GitHub: with neither retry-after nor a reset time, wait at least a minute. The default
+    # budget must leave room for that one wait, or such a limit would never be retried.
+    path = f"{REPO_PATH}/statuses/{SHA}"
+    httpserver.expect_ordered_request(path, method="POST").respond_with_json(message, status=status)
+    httpserver.expect_ordered_request(path, method="POST").respond_with_handler(_status_handler)
+    client.post_status(SHA, "success", "mlx-parity/core")
+    assert sleeps == [SECONDARY_LIMIT_WAIT]
+
+
+def test_a_second_secondary_limit_in_a_row_gives_up(
+    httpserver: HTTPServer, client: GitHubClient, sleeps: list[float]
+) -> None:
+    path = f"{REPO_PATH}/statuses/{SHA}"
+    httpserver.expect_request(path, method="POST").respond_with_json(SECONDARY_LIMIT, status=403)
+    with pytest.raises(RateLimited, match="budget"):
+        client.post_status(SHA, "success", "mlx-parity/core")
+    assert sleeps == [SECONDARY_LIMIT_WAIT] and len(requests_to(httpserver, path)) == 2
+
+
 def test_persistent_5xx_gives_up_when_the_wait_budget_is_spent(
     httpserver: HTTPServer, context: GitHubContext, sleeps: list[float]
 ) -> None:

@@ -42,7 +42,12 @@ from .models import (
     DispatchedRun,
     PostedStatus,
 )
-from .retry import TRANSIENT_SERVER_STATUSES, rate_limit_wait, server_error_backoff
+from .retry import (
+    DEFAULT_WAIT_BUDGET,
+    TRANSIENT_SERVER_STATUSES,
+    rate_limit_wait,
+    server_error_backoff,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -94,7 +99,7 @@ class GitHubClient:
         self,
         context: GitHubContext,
         *,
-        max_total_wait: float = 60.0,
+        max_total_wait: float = DEFAULT_WAIT_BUDGET,
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.time,
         timeout: float = 30.0,
