@@ -628,6 +628,36 @@ def test_http_errors_map_to_types_and_never_show_the_token(
     assert sleeps == []
 
 
+@pytest.mark.parametrize(
+    ("errors", "expected"),
+    [
+        (
+            [
+                {
+                    "resource": "Status",
+                    "code": "custom",
+                    "message": "This SHA and context has reached the maximum number of statuses.",
+                }
+            ],
+            "422 Validation Failed: This SHA and context has reached the maximum number of "
+            "statuses.",
+        ),
+        (
+            [{"resource": "Status", "field": "state", "code": "invalid"}],
+            "422 Validation Failed: state: invalid",
+        ),
+    ],
+)
+def test_a_422_names_githubs_reason_from_its_errors(
+    httpserver: HTTPServer, client: GitHubClient, errors: list[dict], expected: str
+) -> None:
+    body = conforming(gh.ValidationError, {**github_error("Validation Failed"), "errors": errors})
+    httpserver.expect_request(f"{REPO_PATH}/statuses/{SHA}").respond_with_json(body, status=422)
+    with pytest.raises(ValidationFailed) as raised:
+        client.post_status(SHA, "success", "mlx-parity/core")
+    assert str(raised.value).endswith(expected)
+
+
 def test_a_read_only_token_is_explained_instead_of_failing_the_round(
     httpserver: HTTPServer, client: GitHubClient
 ) -> None:

@@ -383,9 +383,24 @@ def _github_message(response: requests.Response) -> str:
         payload = response.json()
     except ValueError:
         return (response.text or response.reason or "").strip()[:200]
-    if isinstance(payload, dict) and isinstance(payload.get("message"), str):
-        return payload["message"]
-    return response.reason or ""
+    if not (isinstance(payload, dict) and isinstance(payload.get("message"), str)):
+        return response.reason or ""
+    # A 422's "message" is only "Validation Failed"; the reason is in its "errors".
+    errors = payload.get("errors")
+    items = errors if isinstance(errors, list) else []
+    details = "; ".join(filter(None, map(_error_detail, items)))
+    return f"{payload['message']}: {details}" if details else payload["message"]
+
+
+def _error_detail(item: object) -> str:
+    """One entry of GitHub's ``errors``: its message, else ``field: code`` (some are strings)."""
+    if isinstance(item, str):
+        return item
+    if not isinstance(item, dict):
+        return ""
+    if isinstance(item.get("message"), str):
+        return item["message"]
+    return ": ".join(str(item[key]) for key in ("field", "code") if item.get(key))
 
 
 def _segment(value: str) -> str:
