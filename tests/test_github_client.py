@@ -675,12 +675,24 @@ def test_a_read_only_token_is_explained_instead_of_failing_the_round(
     ]
     explanation = post_statuses_or_explain(client, SHA, statuses)
     assert explanation == READ_ONLY_EXPLANATION
-    assert (
-        explanation
-        == "read-only token (fork pull request?): statuses not posted; see the job summary"
-    )
+    # It is written into the job summary, so it must not point there.
+    assert explanation == "read-only token (fork pull request?): statuses not posted"
     # The first refusal ends it: no point asking again with the same token.
     assert len(httpserver.log) == 1
+
+
+def test_a_refused_status_outside_a_pull_request_is_an_error_naming_the_permission(
+    httpserver: HTTPServer, context: GitHubContext
+) -> None:
+    # A push or a dispatch runs with the workflow's own token: a 403 is the workflow's to fix.
+    client = GitHubClient(context.model_copy(update={"event_name": "push"}))
+    httpserver.expect_request(f"{REPO_PATH}/statuses/{SHA}", method="POST").respond_with_json(
+        github_error("Resource not accessible by integration"), status=403
+    )
+    statuses = [CommitStatus(state="success", context="mlx-parity/core")]
+    with pytest.raises(PermissionDenied, match="permissions: statuses: write") as raised:
+        post_statuses_or_explain(client, SHA, statuses)
+    assert raised.value.exit_code == 3 and raised.value.status == 403
 
 
 def test_post_statuses_or_explain_posts_every_status(

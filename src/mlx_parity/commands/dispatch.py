@@ -13,7 +13,7 @@ import re
 from ..errors import ExitCode, UsageError
 from ..github.client import GitHubClient
 from ..github.env import read_github_context
-from ..github.errors import GitHubError
+from ..github.errors import GitHubError, may_have_taken_effect
 from . import add_matrix_option
 from .plan import resolve_plan
 
@@ -70,10 +70,20 @@ def _run(args: argparse.Namespace) -> int:
         if exc.exit_code != ExitCode.GITHUB:
             raise  # a missing token or an invalid request: the user's to fix
         # GitHub refused or failed the dispatch; the round itself was valid.
-        raise GitHubError(f"GitHub did not start the round: {exc.message}") from None
+        raise _dispatch_failed(exc, f"{context.server_url}/{context.repository}/actions") from None
     where = run.html_url if run is not None else f"the Actions tab of {context.repository}"
     print(
         f"dispatched {workflow} on {ref}: round {plan.round.id!r}, {len(plan.cells)} cells, "
         f"{plan.seed_runs} seed runs; follow it at {where}"
     )
     return 0
+
+
+def _dispatch_failed(exc: GitHubError, actions_url: str) -> GitHubError:
+    if may_have_taken_effect(exc):
+        # The client did not repeat the request; a blind retry could start the round twice.
+        return GitHubError(
+            f"GitHub may have started the round all the same ({exc.message}): check {actions_url}"
+            " before dispatching it again"
+        )
+    return GitHubError(f"GitHub did not start the round: {exc.message}")
