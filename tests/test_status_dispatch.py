@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -338,6 +339,20 @@ def test_dispatch_without_filters_sends_empty_inputs_to_another_ref_and_workflow
         "ref": "release/1.2",
         "inputs": {"round_id": "motivating", "probes": "", "seeds": ""},
     }
+
+
+def test_dispatch_defaults_to_the_workflow_the_matrix_settings_generate(
+    httpserver: HTTPServer, actions, tmp_path: Path
+) -> None:
+    # `workflow generate` wrote parity-rounds.yml; mlx-parity.yml does not exist in the repository.
+    matrix = shutil.copytree(MATRIX, tmp_path / "matrix")
+    (matrix / "workflow.toml").write_text(
+        '[workflow]\npath = ".github/workflows/parity-rounds.yml"\n', encoding="utf-8"
+    )
+    path = f"{REPO_PATH}/actions/workflows/parity-rounds.yml/dispatches"
+    httpserver.expect_oneshot_request(path, method="POST").respond_with_handler(dispatch_handler)
+    assert main(["dispatch", "--round", "smoke", "--matrix", str(matrix)]) == 0
+    assert len(requests_to(httpserver, path)) == 1
 
 
 @pytest.mark.parametrize(
