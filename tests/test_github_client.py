@@ -487,6 +487,35 @@ def test_a_429_waits_until_the_rate_limit_resets(
     assert sleeps == [31.0]
 
 
+SECONDARY_LIMIT = github_error(
+    "You have exceeded a secondary rate limit. Please wait a few minutes before you try again.",
+    "https://docs.github.com/rest/overview/rate-limits-for-the-rest-api",
+)
+
+
+@pytest.mark.parametrize(("status", "message"), [(403, SECONDARY_LIMIT), (429, {})])
+def test_a_rate_limit_without_retry_after_waits_a_minute_once(
+    httpserver: HTTPServer, client: GitHubClient, sleeps: list[float], status: int, message: dict
+) -> None:
+    # GitHub: with neither retry-after nor a reset time, wait at least a minute. The default
+    # budget must leave room for that one wait, or such a limit would never be retried.
+    path = f"{REPO_PATH}/statuses/{SHA}"
+    httpserver.expect_ordered_request(path, method="POST").respond_with_json(message, status=status)
+    httpserver.expect_ordered_request(path, method="POST").respond_with_handler(_status_handler)
+    client.post_status(SHA, "success", "mlx-parity/core")
+    assert sleeps == [SECONDARY_LIMIT_WAIT]
+
+
+def test_a_second_secondary_limit_in_a_row_gives_up(
+    httpserver: HTTPServer, client: GitHubClient, sleeps: list[float]
+) -> None:
+    path = f"{REPO_PATH}/statuses/{SHA}"
+    httpserver.expect_request(path, method="POST").respond_with_json(SECONDARY_LIMIT, status=403)
+    with pytest.raises(RateLimited, match="budget"):
+        client.post_status(SHA, "success", "mlx-parity/core")
+    assert sleeps == [SECONDARY_LIMIT_WAIT] and len(requests_to(httpserver, path)) == 2
+
+
 def test_persistent_5xx_gives_up_when_the_wait_budget_is_spent(
     httpserver: HTTPServer, context: GitHubContext, sleeps: list[float]
 ) -> None:
@@ -599,6 +628,36 @@ def test_http_errors_map_to_types_and_never_show_the_token(
     assert sleeps == []
 
 
+@pytest.mark.parametrize(
+    ("errors", "expected"),
+    [
+        (
+            [
+                {
+                    "resource": "Status",
+                    "code": "custom",
+                    "message": "This SHA and context has reached the maximum number of statuses.",
+                }
+            ],
+            "422 Validation Failed: This SHA and context has reached the maximum number of "
+            "statuses.",
+        ),
+        (
+            [{"resource": "Status", "field": "state", "code": "invalid"}],
+            "422 Validation Failed: state: invalid",
+        ),
+    ],
+)
+def test_a_422_names_githubs_reason_from_its_errors(
+    httpserver: HTTPServer, client: GitHubClient, errors: list[dict], expected: str
+) -> None:
+    body = conforming(gh.ValidationError, {**github_error("Validation Failed"), "errors": errors})
+    httpserver.expect_request(f"{REPO_PATH}/statuses/{SHA}").respond_with_json(body, status=422)
+    with pytest.raises(ValidationFailed) as raised:
+        client.post_status(SHA, "success", "mlx-parity/core")
+    assert str(raised.value).endswith(expected)
+
+
 def test_a_read_only_token_is_explained_instead_of_failing_the_round(
     httpserver: HTTPServer, client: GitHubClient
 ) -> None:
@@ -616,12 +675,24 @@ def test_a_read_only_token_is_explained_instead_of_failing_the_round(
     ]
     explanation = post_statuses_or_explain(client, SHA, statuses)
     assert explanation == READ_ONLY_EXPLANATION
-    assert (
-        explanation
-        == "read-only token (fork pull request?): statuses not posted; see the job summary"
-    )
+    # It is written into the job summary, so it must not point there.
+    assert explanation == "read-only token (fork pull request?): statuses not posted"
     # The first refusal ends it: no point asking again with the same token.
     assert len(httpserver.log) == 1
+
+
+def test_a_refused_status_outside_a_pull_request_is_an_error_naming_the_permission(
+    httpserver: HTTPServer, context: GitHubContext
+) -> None:
+    # A push or a dispatch runs with the workflow's own token: a 403 is the workflow's to fix.
+    client = GitHubClient(context.model_copy(update={"event_name": "push"}))
+    httpserver.expect_request(f"{REPO_PATH}/statuses/{SHA}", method="POST").respond_with_json(
+        github_error("Resource not accessible by integration"), status=403
+    )
+    statuses = [CommitStatus(state="success", context="mlx-parity/core")]
+    with pytest.raises(PermissionDenied, match="permissions: statuses: write") as raised:
+        post_statuses_or_explain(client, SHA, statuses)
+    assert raised.value.exit_code == 3 and raised.value.status == 403
 
 
 def test_post_statuses_or_explain_posts_every_status(

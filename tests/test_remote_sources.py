@@ -82,6 +82,18 @@ def test_compare_reports_a_run_without_a_report(github_env, capsys) -> None:
     assert "no 'parity-report' artifact" in capsys.readouterr().err
 
 
+def test_compare_says_a_runs_report_has_expired(github_env, capsys) -> None:
+    # GitHub still lists an artifact after its retention period, marked expired.
+    listed = [artifact(github_env, 1500, "parity-report", expired=True)]
+    github_env.expect_request(f"{REPO_PATH}/actions/runs/15/artifacts").respond_with_json(
+        artifact_page(listed, len(listed))
+    )
+    assert main(["compare", "run:15", "run:15"]) == 3
+    err = capsys.readouterr().err
+    assert "run 15: 'parity-report' expired" in err
+    assert "no 'parity-report' artifact" not in err
+
+
 def test_explain_takes_a_run_id(github_env, tmp_path, model_source, capsys) -> None:
     knobs = Knobs(steps=3, max_new_tokens=2, padding="multiple")
     probe = ResolvedProbe(BUILTIN_PROBES["core"], lookup("core"), knobs, "any")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -159,6 +160,55 @@ def test_read_only_token_explains_in_the_summary_and_exits_0(
     assert_no_token(summary, captured.out, captured.err)
 
 
+def test_a_refused_status_outside_a_pull_request_fails_naming_the_permission(
+    httpserver: HTTPServer, actions, tmp_path: Path, monkeypatch, capsys
+) -> None:
+    # On a push the token is the workflow's own: a 403 means its permissions lack statuses.
+    monkeypatch.setenv("GITHUB_EVENT_NAME", "push")
+    refusal = github_error("Resource not accessible by integration")
+    httpserver.expect_request(STATUSES_PATH, method="POST").respond_with_json(refusal, status=403)
+    assert main(["status", "--report", str(write_report(tmp_path))]) == 3
+    captured = capsys.readouterr()
+    assert "GitHub did not take the round's results" in captured.err
+    assert "permissions: statuses: write" in captured.err
+    assert "read-only token" not in captured.out + captured.err
+    assert not actions["summary"].exists()
+
+
+def test_a_refused_check_run_outside_a_pull_request_fails_naming_the_permission(
+    httpserver: HTTPServer, actions, tmp_path: Path, monkeypatch, capsys
+) -> None:
+    monkeypatch.setenv("GITHUB_EVENT_NAME", "workflow_dispatch")
+    httpserver.expect_request(STATUSES_PATH, method="POST").respond_with_handler(status_handler)
+    httpserver.expect_request(CHECK_RUNS_PATH, method="POST").respond_with_json(
+        github_error("Resource not accessible by integration"), status=403
+    )
+    markdown = tmp_path / "report.md"
+    markdown.write_text("| probe |\n", encoding="utf-8")
+    args = ["status", "--report", str(write_report(tmp_path)), "--check-run"]
+    assert main([*args, "--markdown", str(markdown)]) == 3
+    err = capsys.readouterr().err
+    assert "did not create the check run" in err and "permissions: checks: write" in err
+    assert not actions["summary"].exists()
+
+
+def test_a_check_run_lost_to_a_5xx_may_exist_so_the_message_says_to_look_first(
+    httpserver: HTTPServer, actions, tmp_path: Path, capsys
+) -> None:
+    httpserver.expect_request(STATUSES_PATH, method="POST").respond_with_handler(status_handler)
+    httpserver.expect_request(CHECK_RUNS_PATH, method="POST").respond_with_json(
+        github_error("Server Error"), status=502
+    )
+    markdown = tmp_path / "report.md"
+    markdown.write_text("| probe |\n", encoding="utf-8")
+    args = ["status", "--report", str(write_report(tmp_path)), "--check-run"]
+    assert main([*args, "--markdown", str(markdown)]) == 3
+    err = capsys.readouterr().err
+    assert "GitHub may have created the check run" in err and "did not" not in err
+    assert "look at the commit's checks before running status again" in err
+    assert len(requests_to(httpserver, CHECK_RUNS_PATH)) == 1
+
+
 def test_missing_token_explains_without_a_request(
     httpserver: HTTPServer, actions, tmp_path: Path, monkeypatch, capsys
 ) -> None:
@@ -240,7 +290,7 @@ def test_a_missing_report_exits_2(httpserver: HTTPServer, actions, tmp_path, cap
 def test_a_github_failure_other_than_permissions_fails_the_step(
     httpserver: HTTPServer, actions, tmp_path: Path, capsys
 ) -> None:
-    # 422 is not retried (a 5xx would be, for up to a minute, on a status).
+    # 422 is not retried (a 5xx would be, within the client's wait budget, on a status).
     httpserver.expect_request(STATUSES_PATH, method="POST").respond_with_json(
         github_error("Validation Failed"), status=422
     )
@@ -291,6 +341,20 @@ def test_dispatch_without_filters_sends_empty_inputs_to_another_ref_and_workflow
     }
 
 
+def test_dispatch_defaults_to_the_workflow_the_matrix_settings_generate(
+    httpserver: HTTPServer, actions, tmp_path: Path
+) -> None:
+    # `workflow generate` wrote parity-rounds.yml; mlx-parity.yml does not exist in the repository.
+    matrix = shutil.copytree(MATRIX, tmp_path / "matrix")
+    (matrix / "workflow.toml").write_text(
+        '[workflow]\npath = ".github/workflows/parity-rounds.yml"\n', encoding="utf-8"
+    )
+    path = f"{REPO_PATH}/actions/workflows/parity-rounds.yml/dispatches"
+    httpserver.expect_oneshot_request(path, method="POST").respond_with_handler(dispatch_handler)
+    assert main(["dispatch", "--round", "smoke", "--matrix", str(matrix)]) == 0
+    assert len(requests_to(httpserver, path)) == 1
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
@@ -329,6 +393,20 @@ def test_dispatch_refused_by_github_exits_3(httpserver: HTTPServer, actions, cap
     err = capsys.readouterr().err
     assert "GitHub did not start the round" in err and "Unexpected inputs" in err
     assert_no_token(err)
+
+
+def test_dispatch_lost_to_a_5xx_may_have_started_so_the_message_says_to_look_first(
+    httpserver: HTTPServer, actions, capsys
+) -> None:
+    # GitHub may have acted before it failed to answer: "did not start" would invite a second.
+    httpserver.expect_request(DISPATCH_PATH, method="POST").respond_with_json(
+        github_error("Server Error"), status=502
+    )
+    assert dispatch("--round", "smoke") == 3
+    err = capsys.readouterr().err
+    assert "GitHub may have started the round" in err and "did not start" not in err
+    assert f"check https://github.com/{OWNER}/{REPO}/actions before dispatching it again" in err
+    assert len(requests_to(httpserver, DISPATCH_PATH)) == 1
 
 
 def test_on_a_pull_request_statuses_and_check_run_go_on_the_head_commit(

@@ -6,7 +6,8 @@ One status per probe (context ``mlx-parity/<round>/<probe>``) and one for the ro
 request's head commit (``GITHUB_SHA`` is then a merge commit no one sees). A pull request from a
 fork runs with a read-only token, and a local run may have none: posting then degrades to an
 explanation in the job summary and the exit code stays 0, because the round's verdict is in the
-report and must not turn red over a permission the contributor could never have had.
+report and must not turn red over a permission the contributor could never have had. On any other
+event a refused permission is the workflow's to fix, and fails the step.
 """
 
 from __future__ import annotations
@@ -20,9 +21,9 @@ from ..collect.report import build_statuses, parse_report
 from ..errors import ExitCode, UsageError
 from ..github.client import GitHubClient
 from ..github.env import GitHubContext, append_github_file, read_github_context
-from ..github.errors import GitHubError, MissingContext, PermissionDenied
+from ..github.errors import GitHubError, MissingContext, PermissionDenied, may_have_taken_effect
 from ..github.models import CheckConclusion, CommitStatus
-from ..github.statuses import post_statuses_or_explain
+from ..github.statuses import missing_permission, post_statuses_or_explain
 from ..names import REPORT_JSON, check_run_name
 
 # The round's status decides the check run's conclusion; "error" means the round could not be
@@ -80,20 +81,20 @@ def _post(context: GitHubContext, report: RoundReport, markdown: str | None) -> 
     statuses = build_statuses(report, context.run_url)
     try:
         explanation = post_statuses_or_explain(client, sha, statuses)
-        if explanation is not None:
-            # The check run needs the same write access the statuses just lacked.
-            return explanation + (" (check run skipped too)" if markdown is not None else "")
-        print(f"posted {len(statuses)} commit statuses on {sha}")
-        if markdown is not None:
-            overall = statuses[-1]  # build_statuses puts the round's own status last
-            return _create_check_run(client, context, sha, report, overall, markdown)
     except GitHubError as exc:
         if exc.exit_code != ExitCode.GITHUB:
             raise
-        # An outage or a limit (permissions were explained above). Messages from the client name
-        # the method and path, never a header; the token is scrubbed from GitHub's own text too.
+        # An outage, a limit or a permission outside a pull request. Messages from the client
+        # name the method and path, never a header; the token is scrubbed from GitHub's text too.
         raise GitHubError(f"GitHub did not take the round's results: {exc.message}") from None
-    return None
+    if explanation is not None:
+        # The check run needs the same write access the statuses just lacked.
+        return explanation + (" (check run skipped too)" if markdown is not None else "")
+    print(f"posted {len(statuses)} commit statuses on {sha}")
+    if markdown is None:
+        return None
+    overall = statuses[-1]  # build_statuses puts the round's own status last
+    return _create_check_run(client, context, sha, report, overall, markdown)
 
 
 def _create_check_run(
@@ -114,9 +115,27 @@ def _create_check_run(
             markdown,
             context.run_url,
         )
-    except PermissionDenied:
+    except PermissionDenied as exc:
+        if not context.on_pull_request:
+            raise _check_run_failed(missing_permission(exc, "checks: write")) from None
         return "the token may not create check runs (it needs checks: write): check run skipped"
     except MissingContext as exc:
         return f"{exc.variable} is not set: check run skipped"
+    except GitHubError as exc:
+        if exc.exit_code != ExitCode.GITHUB:
+            raise
+        raise _check_run_failed(exc) from None
     print(f"created check run {run.name!r}" + (f": {run.html_url}" if run.html_url else ""))
     return None
+
+
+def _check_run_failed(exc: GitHubError) -> GitHubError:
+    if may_have_taken_effect(exc):
+        # Not retried: a second check run would show twice on the commit.
+        return GitHubError(
+            f"the statuses were posted; GitHub may have created the check run too ({exc.message}):"
+            " look at the commit's checks before running status again"
+        )
+    return GitHubError(
+        f"the statuses were posted, but GitHub did not create the check run: {exc.message}"
+    )

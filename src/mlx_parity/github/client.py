@@ -42,7 +42,12 @@ from .models import (
     DispatchedRun,
     PostedStatus,
 )
-from .retry import TRANSIENT_SERVER_STATUSES, rate_limit_wait, server_error_backoff
+from .retry import (
+    DEFAULT_WAIT_BUDGET,
+    TRANSIENT_SERVER_STATUSES,
+    rate_limit_wait,
+    server_error_backoff,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -94,7 +99,7 @@ class GitHubClient:
         self,
         context: GitHubContext,
         *,
-        max_total_wait: float = 60.0,
+        max_total_wait: float = DEFAULT_WAIT_BUDGET,
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.time,
         timeout: float = 30.0,
@@ -378,9 +383,24 @@ def _github_message(response: requests.Response) -> str:
         payload = response.json()
     except ValueError:
         return (response.text or response.reason or "").strip()[:200]
-    if isinstance(payload, dict) and isinstance(payload.get("message"), str):
-        return payload["message"]
-    return response.reason or ""
+    if not (isinstance(payload, dict) and isinstance(payload.get("message"), str)):
+        return response.reason or ""
+    # A 422's "message" is only "Validation Failed"; the reason is in its "errors".
+    errors = payload.get("errors")
+    items = errors if isinstance(errors, list) else []
+    details = "; ".join(filter(None, map(_error_detail, items)))
+    return f"{payload['message']}: {details}" if details else payload["message"]
+
+
+def _error_detail(item: object) -> str:
+    """One entry of GitHub's ``errors``: its message, else ``field: code`` (some are strings)."""
+    if isinstance(item, str):
+        return item
+    if not isinstance(item, dict):
+        return ""
+    if isinstance(item.get("message"), str):
+        return item["message"]
+    return ": ".join(str(item[key]) for key in ("field", "code") if item.get(key))
 
 
 def _segment(value: str) -> str:

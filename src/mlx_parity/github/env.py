@@ -76,11 +76,16 @@ class GitHubContext(BaseModel):
         return f"{self.server_url}/{self.repository}/actions/runs/{self.run_id}"
 
     @property
+    def on_pull_request(self) -> bool:
+        """Whether this job runs for a pull request (whose token is read-only when from a fork)."""
+        return self.event_name in PULL_REQUEST_EVENTS
+
+    @property
     def head_sha(self) -> str | None:
         """The commit results belong on: on a pull request, its head commit
         (``pull_request.head.sha`` in the event payload) — ``GITHUB_SHA`` is then a merge commit
         no one looks at, and statuses posted there never show on the pull request."""
-        if self.event_name not in PULL_REQUEST_EVENTS or self.event_path is None:
+        if not self.on_pull_request or self.event_path is None:
             return self.sha
         try:
             event = json.loads(self.event_path.read_text(encoding="utf-8"))

@@ -75,3 +75,10 @@ class Unreachable(GitHubError):
 
 class UnsafeArchive(GitHubError):
     """A downloaded archive tries to write outside its destination or is implausibly large."""
+
+
+def may_have_taken_effect(error: GitHubError) -> bool:
+    """Whether a write that failed with ``error`` may have happened all the same: GitHub can act
+    on a request and then answer 5xx, or the answer can be lost. A 4xx or a rate limit means it
+    did not act."""
+    return isinstance(error, (ServerError, Unreachable))

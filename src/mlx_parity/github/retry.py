@@ -16,6 +16,9 @@ BACKOFF_FIRST = 1.0
 BACKOFF_CAP = 30.0
 # GitHub: without retry-after or a reset time, wait at least one minute after a secondary limit.
 SECONDARY_LIMIT_WAIT = 60.0
+# What one call may spend waiting, by default: room for one such wait and the requests around it,
+# so a secondary limit is retried once (a second one in a row gives up).
+DEFAULT_WAIT_BUDGET = SECONDARY_LIMIT_WAIT + 30.0
 # The reset time is a whole second on GitHub's clock; a little slack keeps us from arriving early.
 RESET_MARGIN = 1.0
 # Never hammer: even "retry-after: 0" waits this long.

@@ -8,6 +8,7 @@ from pathlib import Path
 from ..errors import UsageError
 from .client import GitHubClient
 from .env import GitHubContext
+from .errors import ArtifactExpired
 
 RUN_PREFIX = "run:"
 
@@ -26,11 +27,17 @@ def parse_run_source(source: str) -> int | None:
 def fetch_run_artifacts(
     run_id: int, pattern: str, dest: Path, client: GitHubClient | None = None
 ) -> list[Path]:
-    """Download every unexpired artifact of ``run_id`` whose name matches ``pattern``."""
+    """Download every artifact of ``run_id`` whose name matches ``pattern``; raises
+    :class:`ArtifactExpired` when one has expired (a partial set would pass for a whole one)."""
     client = client or GitHubClient(GitHubContext.from_env())
+    matching = [a for a in client.list_run_artifacts(run_id) if fnmatch.fnmatch(a.name, pattern)]
+    expired = [repr(a.name) for a in matching if a.expired]
+    if expired:
+        raise ArtifactExpired(
+            f"run {run_id}: {', '.join(expired)} expired (GitHub deletes a run's artifacts after "
+            "the repository's retention period); run the round again"
+        )
     files: list[Path] = []
-    for item in client.list_run_artifacts(run_id):
-        if item.expired or not fnmatch.fnmatch(item.name, pattern):
-            continue
+    for item in matching:
         files += client.download_artifact(item, dest / item.name)
     return files
