@@ -253,8 +253,11 @@ def test_check_run_carries_the_markdown_report_cut_to_githubs_limit(
     assert body["output"]["title"] == report_statuses(report)[-1]["description"]
     assert body["output"]["title"].startswith("round T1: 1/")
     summary = body["output"]["summary"]
-    assert len(summary) <= CHECK_SUMMARY_LIMIT and "Summary truncated" in summary
-    assert report_text.startswith(summary[: summary.index("\n\n…")])
+    assert len(summary) <= CHECK_SUMMARY_LIMIT
+    # Cut at a line boundary (no half row), with a note naming the check-run limit.
+    kept, note = summary.split("\n\n> ✂️ **Truncated:**")
+    assert report_text.startswith(kept + "\n")
+    assert "GitHub's 65,535-character check-run limit" in note
 
 
 def test_check_run_needs_the_markdown_report(httpserver: HTTPServer, actions, tmp_path) -> None:

@@ -425,10 +425,14 @@ def _probe_detectability_lines(report: RoundReport) -> list[str]:
 # --- fitting into the job summary --------------------------------------------------------------
 
 
-def truncation_note(shown: int, total: int) -> str:
+# What fit_summary's notes call the limit by default: the job summary's.
+JOB_SUMMARY = "1 MiB job-summary"
+
+
+def truncation_note(shown: int, total: int, limit_name: str = JOB_SUMMARY) -> str:
     return (
         f"\n> ✂️ **Truncated:** {shown:,} of {total:,} per-seed rows shown to fit GitHub's "
-        "1 MiB job-summary limit; the JSON and HTML reports have all of them.\n"
+        f"{limit_name} limit; the JSON and HTML reports have all of them.\n"
     )
 
 
@@ -436,24 +440,24 @@ def _size(text: str) -> int:
     return len(text.encode("utf-8"))
 
 
-def fit_summary(markdown: str, limit: int = SUMMARY_LIMIT) -> str:
-    """``markdown`` within ``limit`` bytes: per-seed rows are dropped first (from the end),
-    with a visible note saying how many are shown; only if the rest alone is too large is the
-    text cut at a line boundary, again with a note."""
+def fit_summary(markdown: str, limit: int = SUMMARY_LIMIT, limit_name: str = JOB_SUMMARY) -> str:
+    """``markdown`` within ``limit`` bytes (so characters too): per-seed rows are dropped first
+    (from the end), with a visible note saying how many are shown; only if the rest alone is
+    too large is the text cut at a line boundary, again with a note naming ``limit_name``."""
     if _size(markdown) <= limit:
         return markdown
     start, end = markdown.find(DETAILS_START), markdown.find(DETAILS_END)
     if start >= 0 and end > start:
         end += len(DETAILS_END)
         head, block, tail = markdown[:start], markdown[start:end], markdown[end:]
-        fitted = _fit_details(head, block, tail, limit)
+        fitted = _fit_details(head, block, tail, limit, limit_name)
         if fitted is not None:
             return fitted
         markdown = head + tail
-    return _cut(markdown, limit)
+    return _cut(markdown, limit, limit_name)
 
 
-def _fit_details(head: str, block: str, tail: str, limit: int) -> str | None:
+def _fit_details(head: str, block: str, tail: str, limit: int, limit_name: str) -> str | None:
     lines = block.split("\n")
     table_lines = [i for i, line in enumerate(lines) if line.startswith("| ")]
     if len(table_lines) < 2:
@@ -463,18 +467,18 @@ def _fit_details(head: str, block: str, tail: str, limit: int) -> str | None:
     before, rows, after = lines[:first_row], lines[first_row:last_row], lines[last_row:]
     total = len(rows)
     fixed = _size(head + tail) + _size("\n".join(before + after)) + 1
-    budget = limit - fixed - _size(truncation_note(total, total))
+    budget = limit - fixed - _size(truncation_note(total, total, limit_name))
     if budget < 0:
         return None
     # The rows that fit from the top: running sizes only grow, so they are a prefix.
     kept = bisect_right(list(accumulate(_size(row) + 1 for row in rows)), budget)
     shortened = "\n".join(before + rows[:kept] + after)
-    return head + shortened + truncation_note(kept, total) + tail
+    return head + shortened + truncation_note(kept, total, limit_name) + tail
 
 
-def _cut(markdown: str, limit: int) -> str:
+def _cut(markdown: str, limit: int, limit_name: str) -> str:
     note = (
-        "\n\n> ✂️ **Truncated:** the report exceeds GitHub's 1 MiB job-summary limit; "
+        f"\n\n> ✂️ **Truncated:** the report exceeds GitHub's {limit_name} limit; "
         "the JSON and HTML reports are complete.\n"
     )
     budget = max(limit - _size(note), 0)

@@ -17,11 +17,13 @@ import sys
 from pathlib import Path
 
 from ..collect.compare import RoundReport
+from ..collect.markdown import fit_summary
 from ..collect.report import build_statuses, parse_report
 from ..errors import ExitCode, UsageError
 from ..github.client import GitHubClient
 from ..github.env import GitHubContext, append_github_file, read_github_context
 from ..github.errors import GitHubError, MissingContext, PermissionDenied, may_have_taken_effect
+from ..github.limits import CHECK_SUMMARY_LIMIT
 from ..github.models import CheckConclusion, CommitStatus
 from ..github.statuses import missing_permission, post_statuses_or_explain
 from ..names import REPORT_JSON, check_run_name
@@ -105,14 +107,16 @@ def _create_check_run(
     overall: CommitStatus,
     markdown: str,
 ) -> str | None:
+    # Per-seed rows give way first, keeping the report's markup whole; the client's own cut
+    # to 65,535 characters is only a last guard.
+    summary = fit_summary(markdown, CHECK_SUMMARY_LIMIT, "65,535-character check-run")
     try:
-        # The client cuts the summary to GitHub's 65,535 characters with a visible note.
         run = client.create_check_run(
             check_run_name(report.round_id),
             sha,
             _CONCLUSIONS[overall.state],
             overall.description or overall.state,
-            markdown,
+            summary,
             context.run_url,
         )
     except PermissionDenied as exc:
