@@ -48,6 +48,8 @@ from mlx_parity.commands.collect import ReportOutputs, collect_and_report, colle
 from mlx_parity.commands.compare import UNCHANGED, compare_reports, load_report
 from mlx_parity.errors import UsageError
 from mlx_parity.matrix import ResolvedRound
+from mlx_parity.names import probe_context, round_context
+from mlx_parity.noise import NoiseSample
 
 
 @pytest.fixture(autouse=True)
@@ -499,6 +501,70 @@ def test_cli_exit_codes(tmp_path, matrix_dir, capsys):
     assert main(["collect", str(tmp_path / "nowhere"), *base]) == 2
     assert main(["collect", str(artifacts), "--round", "nope", "--matrix", str(matrix_dir)]) == 2
     assert "no round 'nope'" in capsys.readouterr().err
+
+
+def filtered_round_matrix(tmp_path: Path) -> Path:
+    """Round T1 of three probes over seeds 1, 42, 7, whose baseline measures the noise floor on
+    seeds 1 and 42 (no trace_tolerance)."""
+    matrix = tmp_path / "matrix"
+    (matrix / "rounds").mkdir(parents=True)
+    (matrix / "probes.toml").write_text(
+        '[probes.reordered]\nknobs = { compile = false }\nexpect = "equivalent"\n'
+    )
+    (matrix / "rounds" / f"{ROUND}.toml").write_text(
+        'hypothesis = "filtered"\nprobes = ["reference", "core", "reordered"]\nseeds = [1, 42, 7]\n'
+    )
+    return matrix
+
+
+def test_a_filtered_run_is_judged_on_the_cells_plan_scheduled(tmp_path, capsys):
+    # What the workflow runs for a dispatch with probes "reordered" and seeds "7": plan adds the
+    # baseline and the calibration seeds 1, 42, and passes that selection on to collect.
+    matrix = filtered_round_matrix(tmp_path)
+    artifacts = tmp_path / "artifacts"
+    drift = NoiseSample(variants=["reordered"], loss=[1e-6] * 30, grad_norm=[2e-7] * 30)
+    calibrated = [make_result("reference", s).model_copy(update={"noise": drift}) for s in (1, 42)]
+    # Float noise from the first step on: within the floor, never bit for bit.
+    nudged = [make_result("reordered", s, losses=[x + 2e-6 for x in trace(s)]) for s in (1, 42, 7)]
+    write(artifacts, *calibrated, make_result("reference", 7), *nudged)
+    json_report = tmp_path / "report.json"
+    base = [str(artifacts), "--round", ROUND, "--matrix", str(matrix), "--json", str(json_report)]
+
+    assert main(["collect", *base, "--quiet"]) == 1  # the whole round: core is missing
+    selection = ["--probes", "reordered", "--seeds", "1, 42,7"]
+    assert main(["collect", *base, *selection]) == 0
+    markdown = capsys.readouterr().out
+    assert (
+        "**Selection:** probes `reference`, `reordered` (2 of 3) × seeds 1, 42, 7 (3 of 3): "
+        "a filtered run, whose report judges only these cells."
+    ) in markdown
+    report = parse_report(json_report.read_text(), "report.json")
+    assert [p.id for p in report.probes] == ["reference", "reordered"]
+    assert report.problems == [] and report.passed
+    assert report.noise_floor is not None and report.noise_floor.seeds == [1, 42]
+    assert report.probe("reordered").trace_counts() == {"equivalent": 3}
+    # One status per judged probe: none for core, which this run did not plan.
+    assert [s.context for s in build_statuses(report, None)] == [
+        probe_context(ROUND, "reference"),
+        probe_context(ROUND, "reordered"),
+        round_context(ROUND),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("flag", "value", "message"),
+    [
+        ("--seeds", "99", "round 'T1' has no seed 99"),
+        ("--probes", "nope", "round 'T1' has no probe 'nope'"),
+        ("--seeds", "1 2", "contains characters a seed list never has: ' '"),
+    ],
+)
+def test_a_selection_outside_the_round_is_unusable_input(tmp_path, capsys, flag, value, message):
+    matrix = filtered_round_matrix(tmp_path)
+    write(tmp_path / "artifacts", make_result("reference", 1))
+    args = [str(tmp_path / "artifacts"), "--round", ROUND, "--matrix", str(matrix), flag, value]
+    assert main(["collect", *args]) == 2
+    assert message in capsys.readouterr().err
 
 
 def test_the_report_collect_writes_is_skipped_and_any_other_report_noted(tmp_path):

@@ -68,6 +68,8 @@ def test_smoke_round_outputs_are_exactly_what_the_workflow_reads(actions, capsys
     text = actions["output"].read_text(encoding="utf-8")
     assert text == (
         f"matrix={json.dumps(expected_matrix, separators=(',', ':'))}\nround_id=smoke\n"
+        # No filter: collect judges the whole round.
+        "probes=\nseeds=\n"
     )
     # Compact JSON: no spaces, so the value is one line GitHub reads as-is.
     assert " " not in text
@@ -87,27 +89,77 @@ def test_smoke_round_outputs_are_exactly_what_the_workflow_reads(actions, capsys
 
 
 def test_filters_select_cells_and_keep_the_baseline(actions, capsys) -> None:
-    assert plan("--round", "smoke", "--probes", "clip-legacy", "--seeds", "42") == 0
+    assert plan("--round", "demo", "--probes", "clip-legacy", "--seeds", "42,7,1") == 0
     got = outputs(actions["output"])
     assert json.loads(got["matrix"]) == {
         "include": [
             # Round order, not filter order; the baseline joins a filter that left it out.
-            entry("smoke-reference-0", "reference", "42"),
-            entry("smoke-clip-legacy-0", "clip-legacy", "42"),
+            entry("demo-reference-0", "reference", "1,7,42"),
+            entry("demo-clip-legacy-0", "clip-legacy", "1,7,42"),
         ]
     }
-    assert got["round_id"] == "smoke" and "cells" not in got
+    assert got["round_id"] == "demo" and "cells" not in got
+    # What collect is to judge: what was scheduled, in round order.
+    assert (got["probes"], got["seeds"]) == ("reference,clip-legacy", "1,7,42")
     summary = actions["summary"].read_text(encoding="utf-8")
     assert "left out the baseline `reference`; it was added" in summary
-    assert "2 probes × 1 seeds = **2 seed runs**" in summary
+    assert "2 probes × 3 seeds = **6 seed runs**" in summary
+    assert "The seed filter left out" not in summary
+
+
+def test_a_seed_filter_without_the_calibration_seeds_is_widened(actions, tmp_path) -> None:
+    matrix = write_round(
+        tmp_path / "matrix",
+        "filtered",
+        'hypothesis = "h"\nprobes = ["reference", "core", "twin"]\nseeds = [1, 42, 7]\n',
+    )
+    (matrix / "probes.toml").write_text("[probes.twin]\n", encoding="utf-8")
+    assert plan("--round", "filtered", "--probes", "core", "--seeds", "7", matrix=matrix) == 0
+    got = outputs(actions["output"])
+    # The baseline measures the noise floor on the round's first two seeds: without them every
+    # probe would be judged bit for bit, so every selected probe runs them too.
+    assert json.loads(got["matrix"])["include"] == [
+        entry("filtered-reference-0", "reference", "1,42,7"),
+        entry("filtered-core-0", "core", "1,42,7"),
+    ]
+    assert (got["probes"], got["seeds"]) == ("reference,core", "1,42,7")
+    summary = actions["summary"].read_text(encoding="utf-8")
+    assert (
+        "The seed filter left out seeds 1, 42; added for every probe, since the noise floor is "
+        "measured on them."
+    ) in summary
+    assert plan("--round", "filtered", "--seeds", "7,1", matrix=matrix) == 0
+    assert "left out seed 42;" in actions["summary"].read_text(encoding="utf-8")
+
+
+def test_a_round_with_an_explicit_tolerance_keeps_the_seed_filter(actions, tmp_path) -> None:
+    matrix = write_round(
+        tmp_path / "matrix",
+        "tolerant",
+        'hypothesis = "h"\nprobes = ["reference", "core"]\nseeds = [1, 42, 7]\n'
+        "[gates]\ntrace_tolerance = 0.0\n",
+    )
+    assert plan("--round", "tolerant", "--seeds", "7", matrix=matrix) == 0
+    got = outputs(actions["output"])
+    assert [e["seeds"] for e in json.loads(got["matrix"])["include"]] == ["7", "7"]
+    # Only the seeds were filtered: collect judges every probe.
+    assert (got["probes"], got["seeds"]) == ("", "7")
+    assert "The seed filter left out" not in actions["summary"].read_text(encoding="utf-8")
+
+
+def test_spaces_around_list_items_are_accepted(actions) -> None:
+    # What a dispatch form invites: a space after each comma (and one typed at either end).
+    assert plan("--round", "demo", "--probes", " core, clip-legacy ", "--seeds", "1, 7 ,42") == 0
+    got = outputs(actions["output"])
+    assert (got["probes"], got["seeds"]) == ("reference,core,clip-legacy", "1,7,42")
 
 
 def test_filter_naming_the_baseline_adds_nothing(actions) -> None:
-    assert plan("--round", "motivating", "--probes", "core,reference", "--seeds", "42,1") == 0
+    assert plan("--round", "motivating", "--probes", "core,reference", "--seeds", "42,7,1") == 0
     got = outputs(actions["output"])
     assert json.loads(got["matrix"])["include"] == [
-        entry("motivating-reference-0", "reference", "1,42"),
-        entry("motivating-core-0", "core", "1,42"),
+        entry("motivating-reference-0", "reference", "1,7,42"),
+        entry("motivating-core-0", "core", "1,7,42"),
     ]
     assert "it was added" not in actions["summary"].read_text(encoding="utf-8")
 
@@ -120,10 +172,11 @@ def test_sharded_round_names_cells_by_shard_whatever_the_filter(actions, tmp_pat
         'seeds_per_cell = 2\npins = "macos-pins"\n',
     )
     assert plan("--round", "shards", "--seeds", "2,5", matrix=matrix) == 0
+    # (Seed 1 joins the filter: the noise floor is measured on seeds 1 and 2.)
     assert json.loads(outputs(actions["output"])["matrix"])["include"] == [
-        entry("shards-reference-0", "reference", "2", "macos-pins"),
+        entry("shards-reference-0", "reference", "1,2", "macos-pins"),
         entry("shards-reference-2", "reference", "5", "macos-pins"),
-        entry("shards-core-0", "core", "2", "macos-pins"),
+        entry("shards-core-0", "core", "1,2", "macos-pins"),
         entry("shards-core-2", "core", "5", "macos-pins"),
     ]
 
@@ -135,7 +188,8 @@ def test_without_github_output_the_outputs_are_printed(actions, monkeypatch, cap
     out = capsys.readouterr().out
     lines = out.splitlines()
     assert lines[0].startswith('matrix={"include":[{"cell":"smoke-reference-0"')
-    assert lines[1] == "round_id=smoke" and lines[2].startswith("## ")
+    assert lines[1:4] == ["round_id=smoke", "probes=reference,core", "seeds="]
+    assert lines[4].startswith("## ")
     assert "## mlx-parity plan: round `smoke`" in out
     assert not actions["output"].exists() and not actions["summary"].exists()
 
@@ -149,7 +203,8 @@ HOSTILE = [
     "a\nb",
     "../../etc",
     "smoke\n::error::forged",
-    "core ",
+    # Spaces around an item are allowed (see below); inside one they are not.
+    "co re",
     "smoke'",
     "${{ github.token }}",
 ]

@@ -327,8 +327,9 @@ def test_dispatch_sends_the_round_and_its_filters(httpserver: HTTPServer, action
         "inputs": {"round_id": "smoke", "probes": "core", "seeds": "42"},
     }
     out = capsys.readouterr().out
-    # core plus the baseline it is compared against, one seed each.
-    assert "round 'smoke', 2 cells, 2 seed runs" in out
+    # core plus the baseline it is compared against, each on seed 42 and on seed 1, which plan
+    # adds because the noise floor is measured on it.
+    assert "round 'smoke', 2 cells, 4 seed runs" in out
 
 
 def test_dispatch_without_filters_sends_empty_inputs_to_another_ref_and_workflow(

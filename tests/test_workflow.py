@@ -361,7 +361,10 @@ def test_concurrency_cancels_only_a_pull_requests_superseded_run(workflow_file: 
 def test_jobs_chain_plan_probe_collect(workflow_file: Path) -> None:
     jobs = load_yaml(workflow_file)["jobs"]
     assert list(jobs) == ["plan", "probe", "collect"]
-    assert set(jobs["plan"]["outputs"]) == {"matrix", "round_id"}
+    assert jobs["plan"]["outputs"] == {
+        name: f"${{{{ steps.plan.outputs.{name} }}}}"
+        for name in ("matrix", "round_id", "probes", "seeds")
+    }
     probe = jobs["probe"]
     assert probe["needs"] == "plan"
     assert probe["runs-on"] == "macos-15"
@@ -412,6 +415,16 @@ def test_cli_calls_pass_untrusted_values_through_env(workflow_file: Path) -> Non
     assert probe["env"]["PROBE"] == "${{ matrix.probe }}"
     assert 'mlx-parity probe --round "$ROUND_ID" --probe "$PROBE" --seeds "$SEEDS"' in probe["run"]
     assert steps["Install the pinned dependency set"]["env"] == {"PINS": "${{ matrix.pins }}"}
+    # collect judges what plan scheduled: a dispatch's filters leave no cell "missing".
+    collect = steps["Compare against the baseline"]
+    assert collect["env"] == {
+        "ROUND_ID": "${{ needs.plan.outputs.round_id }}",
+        "PROBES": "${{ needs.plan.outputs.probes }}",
+        "SEEDS": "${{ needs.plan.outputs.seeds }}",
+    }
+    assert (
+        'mlx-parity collect results --round "$ROUND_ID" --probes "$PROBES" --seeds "$SEEDS" '
+    ) in collect["run"]
 
 
 def test_installs_and_caches(workflow_file: Path) -> None:

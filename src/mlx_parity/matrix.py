@@ -10,7 +10,7 @@ import math
 import os
 import re
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
@@ -578,6 +578,18 @@ class ResolvedRound:
             for index, shard in enumerate(shards)
             if (chosen := [seed for seed in shard if seed in seeds])
         ]
+
+    def selected(self, probe_filter: list[str], seed_filter: list[int]) -> ResolvedRound:
+        """The round cut down to what a filtered run planned, for judging it: the probes
+        ``probe_filter`` names plus the baseline, the seeds ``seed_filter`` names (an empty
+        filter keeps everything). Not for planning: its cells and calibration seeds are the
+        full round's, which a cut-down seed list would rename and move."""
+        wanted = [*probe_filter, self.round.baseline] if probe_filter else []
+        probe_ids = self._selected(wanted, list(self.probes), "probe")
+        seeds = self._selected(seed_filter, self.seeds, "seed")
+        round_ = self.round.model_copy(update={"probes": probe_ids, "seeds": seeds})
+        probes = {probe_id: self.probes[probe_id] for probe_id in probe_ids}
+        return replace(self, round=round_, probes=probes)
 
     def _selected(self, wanted: list | None, available: list, what: str) -> list:
         if not wanted:

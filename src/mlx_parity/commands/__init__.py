@@ -4,8 +4,8 @@ probe list is written and checked, which ``--tolerance`` is usable, and the ``--
 
 Lists come from people and from dispatch forms, so they are checked character by character
 against an allow-list before anything is looked up: a hostile value (quotes, ``$(``, backticks,
-newlines, spaces, slashes) is named in the refusal and never reaches a path, a job output or a
-log line where a runner could read it as a workflow command.
+newlines, a space inside an item, slashes) is named in the refusal and never reaches a path, a
+job output or a log line where a runner could read it as a workflow command.
 """
 
 from __future__ import annotations
@@ -78,7 +78,14 @@ def split_list(flag: str, text: str) -> list[str]:
     return items
 
 
+def trim_items(text: str) -> str:
+    """``a, b`` → ``a,b``: a dispatch form invites a space after each comma. Only spaces around
+    an item go; one inside an item (``co re``) is still refused."""
+    return ",".join(item.strip(" ") for item in text.split(","))
+
+
 def parse_probe_list(text: str, flag: str = "--probes") -> list[str]:
+    text = trim_items(text)
     refuse_unsafe(flag, text, ID_CHARACTERS, "a probe list")
     probes = split_list(flag, text)
     for probe_id in probes:
@@ -92,6 +99,7 @@ def parse_probe_list(text: str, flag: str = "--probes") -> list[str]:
 
 def parse_seed_list(text: str, flag: str = "--seeds") -> list[int]:
     """``1,7,42`` → [1, 7, 42]; the empty text is the empty list ("every seed")."""
+    text = trim_items(text)
     refuse_unsafe(flag, text, SEED_CHARACTERS, "a seed list")
     items = split_list(flag, text)
     # Only digits are left and no item is empty, so size is all that can still be wrong.

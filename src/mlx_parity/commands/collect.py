@@ -3,8 +3,10 @@ report — Markdown on stdout (and in the job summary under GitHub Actions), opt
 HTML files.
 
 Probes are described by what their seed results record; seeds whose recorded config differs
-from the round file are listed under Problems. Exit status: 0 when every gate holds, 1 when a
-gate fails, 2 when the input is unusable (an unknown round, no such directory, no artifact).
+from the round file are listed under Problems. A filtered run (``--probes``, ``--seeds``: what
+``plan`` scheduled) is judged on its own cells, the baseline always among them. Exit status: 0
+when every gate holds, 1 when a gate fails, 2 when the input is unusable (an unknown round, no
+such directory, no artifact).
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from ..errors import ExitCode, UsageError
 from ..github.env import append_github_file, read_github_context
 from ..matrix import ResolvedRound, resolve_round
 from ..names import REPORT_HTML, REPORT_JSON, REPORT_MARKDOWN
-from . import add_matrix_option, plain_text
+from . import add_matrix_option, parse_probe_list, parse_seed_list, plain_text
 
 
 def collect_round(
@@ -51,6 +53,14 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.add_argument("directory", type=Path, metavar="DIR", help="folder of seed results")
     parser.add_argument("--round", required=True, dest="round_id", metavar="ID", help="round ID")
+    parser.add_argument(
+        "--probes",
+        default="",
+        help="judge only these comma-separated probe IDs, and the baseline (empty: all)",
+    )
+    parser.add_argument(
+        "--seeds", default="", help="judge only these comma-separated seeds (empty: all)"
+    )
     add_matrix_option(parser)
     parser.add_argument("--markdown", type=Path, metavar="F", help="write the Markdown report")
     parser.add_argument("--json", type=Path, metavar="F", help="write the JSON report")
@@ -81,15 +91,17 @@ def collect_and_report(
     quiet: bool = False,
     outputs: ReportOutputs | None = None,
     for_terminal: bool = False,
+    selection: str = "",
 ) -> int:
     """Collect, write the reports, print the Markdown, fill the job summary; the exit status.
     ``outputs`` None (the local round runner) writes the three reports beside the artifacts;
-    ``for_terminal`` prints the report's terminal form instead of the Markdown."""
+    ``for_terminal`` prints the report's terminal form instead of the Markdown; ``selection``
+    is a line the Markdown carries under its title (see :func:`selection_line`)."""
     context = read_github_context()
     attempt = context.run_attempt if context.run_id is not None else None
     report = collect_round(directory, round_, attempt)
     outputs = outputs or ReportOutputs.beside(Path(directory))
-    markdown = render_markdown(report)
+    markdown = with_selection_line(render_markdown(report), selection)
     if outputs.markdown:
         write_atomic(outputs.markdown, markdown)
     if outputs.json:
@@ -108,9 +120,35 @@ def collect_and_report(
 
 
 def _run(args: argparse.Namespace) -> int:
+    probe_filter, seed_filter = parse_probe_list(args.probes), parse_seed_list(args.seeds)
     round_ = resolve_round(args.round_id, args.matrix)
+    selection = ""
+    if probe_filter or seed_filter:
+        selected = round_.selected(probe_filter, seed_filter)
+        round_, selection = selected, selection_line(round_, selected)
     outputs = ReportOutputs(args.markdown, args.json, args.html)
-    return collect_and_report(args.directory, round_, quiet=args.quiet, outputs=outputs)
+    return collect_and_report(
+        args.directory, round_, quiet=args.quiet, outputs=outputs, selection=selection
+    )
+
+
+def selection_line(whole: ResolvedRound, selected: ResolvedRound) -> str:
+    """What a report of a filtered run covers: its cells are all that was planned, so the
+    round's other probes and seeds are neither missing nor judged."""
+    probes = ", ".join(f"`{probe_id}`" for probe_id in selected.probes)
+    seeds = ", ".join(map(str, selected.seeds))
+    return (
+        f"**Selection:** probes {probes} ({len(selected.probes)} of {len(whole.probes)}) × "
+        f"seeds {seeds} ({len(selected.seeds)} of {len(whole.seeds)}): a filtered run, whose "
+        "report judges only these cells."
+    )
+
+
+def with_selection_line(markdown: str, selection: str) -> str:
+    if not selection:
+        return markdown
+    title, rest = markdown.split("\n", 1)
+    return f"{title}\n\n{selection}\n{rest}"
 
 
 def append_step_summary(path: Path, markdown: str) -> None:

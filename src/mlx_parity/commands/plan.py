@@ -3,8 +3,8 @@
 This is the first job of the workflow, on an ubuntu runner: everything it reads may come from a
 dispatch form, so it is validated here, before a single macOS minute is spent. A refusal exits 2
 with one line on stderr and, inside Actions, the same message in the job summary. Accepted input
-becomes two job outputs (``matrix``, ``round_id``) and a Markdown plan summary with the
-estimated runner cost.
+becomes job outputs (``matrix``, ``round_id``, and the ``probes`` and ``seeds`` collect is to
+judge) and a Markdown plan summary with the estimated runner cost.
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ from ..estimate import (
 from ..github.env import append_github_file, read_github_context
 from ..matrix import Cell, ResolvedRound, resolve_round
 from ..stats import describe_detectability
+from ..traces import plural
 from . import (
     ID_CHARACTERS,
     SEED_CHARACTERS,
@@ -61,6 +62,12 @@ class Plan:
     seeds: list[int]
     # The baseline joined a probe filter that left it out: without it nothing can be compared.
     added_baseline: bool
+    # Calibration seeds that joined a seed filter that left them out: without them the round
+    # has no noise floor, and every trainer is judged bit for bit.
+    added_seeds: list[int]
+    # Whether the request named probes / seeds; unfiltered, collect judges the whole round.
+    probes_filtered: bool
+    seeds_filtered: bool
 
     @property
     def seed_runs(self) -> int:
@@ -80,7 +87,8 @@ def resolve_plan(
     added_baseline = bool(probe_filter) and baseline not in probe_filter
     if added_baseline:
         probe_filter = [*probe_filter, baseline]
-    cells = round_.cells(probe_filter, seed_filter)
+    added_seeds = missing_calibration_seeds(round_, seed_filter)
+    cells = round_.cells(probe_filter, [*seed_filter, *added_seeds])
     if len(cells) > MATRIX_JOB_LIMIT:
         raise UsageError(
             f"round {round_.id!r} needs {len(cells)} jobs; a GitHub matrix runs at most "
@@ -89,7 +97,25 @@ def resolve_plan(
         )
     probes = list(dict.fromkeys(cell.probe_id for cell in cells))
     seeds = sorted({seed for cell in cells for seed in cell.seeds}, key=round_.seeds.index)
-    return Plan(round_, cells, probes, seeds, added_baseline)
+    return Plan(
+        round_,
+        cells,
+        probes,
+        seeds,
+        added_baseline=added_baseline,
+        added_seeds=added_seeds,
+        probes_filtered=bool(probe_filter),
+        seeds_filtered=bool(seed_filter),
+    )
+
+
+def missing_calibration_seeds(round_: ResolvedRound, seed_filter: list[int]) -> list[int]:
+    """The seeds the baseline measures the noise floor on that ``seed_filter`` leaves out (none
+    when the round sets an explicit tolerance, or when there is no filter)."""
+    if not seed_filter:
+        return []
+    calibration = round_.calibration_seeds(round_.baseline.id)
+    return [seed for seed in calibration if seed not in seed_filter]
 
 
 # --- what the workflow reads ------------------------------------------------------------------
@@ -117,13 +143,21 @@ def matrix_entries(plan: Plan) -> list[dict[str, str]]:
 def github_outputs(plan: Plan) -> dict[str, str]:
     """The job outputs, one line each: compact JSON never contains a newline."""
     matrix = json.dumps({"include": matrix_entries(plan)}, separators=(",", ":"))
-    outputs = {"matrix": matrix, "round_id": plan.round.id}
+    outputs = {"matrix": matrix, "round_id": plan.round.id, **selection_outputs(plan)}
     size = len(format_outputs(outputs).encode())
     if size > JOB_OUTPUTS_LIMIT_BYTES:
         raise UsageError(
             f"the plan's job outputs take {size:,} bytes; GitHub allows {JOB_OUTPUTS_LIMIT_BYTES:,}"
         )
     return outputs
+
+
+def selection_outputs(plan: Plan) -> dict[str, str]:
+    """What collect is to judge (``collect --probes --seeds``): the probes and seeds scheduled,
+    each empty when the request did not filter it, which means the whole round."""
+    probes = ",".join(plan.probes) if plan.probes_filtered else ""
+    seeds = ",".join(map(str, plan.seeds)) if plan.seeds_filtered else ""
+    return {"probes": probes, "seeds": seeds}
 
 
 def format_outputs(outputs: Mapping[str, str]) -> str:
@@ -150,6 +184,13 @@ def summary_markdown(
             "",
             f"The probe filter left out the baseline `{round_.baseline}`; it was added, since "
             "every probe is compared against it.",
+        ]
+    if plan.added_seeds:
+        added = plural(len(plan.added_seeds), "seed") + " " + ", ".join(map(str, plan.added_seeds))
+        lines += [
+            "",
+            f"The seed filter left out {added}; added for every probe, since the noise floor is "
+            "measured on them.",
         ]
     lines += ["", "| cell | probe | seeds |", "| --- | --- | --- |"]
     lines += [

@@ -140,16 +140,18 @@ def _triggers(settings: WorkflowSettings) -> CommentedMap:
 
 def _plan_job(settings: WorkflowSettings) -> CommentedMap:
     job = _job_head("plan", settings.plan_runner, settings.timeout_minutes.plan)
+    # probes and seeds: the filtered selection plan scheduled (empty: the whole round), which
+    # collect judges, so the cells a filter left out are not reported missing.
     job["outputs"] = {
-        "matrix": "${{ steps.plan.outputs.matrix }}",
-        "round_id": "${{ steps.plan.outputs.round_id }}",
+        name: f"${{{{ steps.plan.outputs.{name} }}}}"
+        for name in ("matrix", "round_id", "probes", "seeds")
     }
     job["steps"] = [
         *_control_setup(settings),
         _run(
             "Plan the round",
             # plan validates the round ID and the filters, refuses bad ones, and writes the
-            # matrix and the (validated) round ID to the job outputs.
+            # matrix, the (validated) round ID and the selection to the job outputs.
             'mlx-parity plan --round "$ROUND_ID" --probes "$PROBES" --seeds "$SEEDS"',
             step_id="plan",
             env={
@@ -268,12 +270,17 @@ def _collect_job(settings: WorkflowSettings) -> CommentedMap:
             # A failed gate must not skip the statuses and the report upload: record the exit
             # code here and fail the job in the last step.
             "status=0\n"
-            f'mlx-parity collect {RESULTS_DIR} --round "$ROUND_ID" '
-            f"--markdown {REPORT_MARKDOWN} --json {REPORT_JSON} --html {REPORT_HTML} "
-            "|| status=$?\n"
+            f'mlx-parity collect {RESULTS_DIR} --round "$ROUND_ID" --probes "$PROBES" '
+            f'--seeds "$SEEDS" --markdown {REPORT_MARKDOWN} --json {REPORT_JSON} '
+            f"--html {REPORT_HTML} || status=$?\n"
             'echo "exit_code=$status" >> "$GITHUB_OUTPUT"\n',
             step_id="collect",
-            env={"ROUND_ID": "${{ needs.plan.outputs.round_id }}"},
+            env={
+                "ROUND_ID": "${{ needs.plan.outputs.round_id }}",
+                # What plan scheduled (empty: the whole round); no other cell is judged.
+                "PROBES": "${{ needs.plan.outputs.probes }}",
+                "SEEDS": "${{ needs.plan.outputs.seeds }}",
+            },
         ),
         _run(
             "Post commit statuses and the check run",
