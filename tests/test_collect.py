@@ -473,6 +473,24 @@ def test_empty_directory_is_unusable_input(tmp_path):
         collect(tmp_path / "absent", make_round())
 
 
+@pytest.mark.parametrize("folder", ["empty", "absent"])
+def test_no_artifact_at_all_is_unusable_but_still_reported(tmp_path, monkeypatch, folder):
+    """In CI: every probe job failed before writing a result. The exit says the input is
+    unusable, and the reports and job summary still say every cell is missing, so that the
+    status step has a report to post (each status an error: nothing could be judged)."""
+    (tmp_path / "empty").mkdir()
+    summary = tmp_path / "summary.md"
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
+    outputs = ReportOutputs(json=tmp_path / "report.json", markdown=tmp_path / "report.md")
+    with pytest.raises(UsageError) as caught:
+        collect_and_report(tmp_path / folder, make_round(), quiet=True, outputs=outputs)
+    assert caught.value.exit_code == 2
+    report = parse_report((tmp_path / "report.json").read_text(), "report.json")
+    assert [p.kind for p in report.problems] == ["missing"] * 6
+    assert {status.state for status in build_statuses(report)} == {"error"}
+    assert "no artifact found" in summary.read_text()
+
+
 @pytest.fixture
 def matrix_dir(tmp_path) -> Path:
     matrix = tmp_path / "matrix"

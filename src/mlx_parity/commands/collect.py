@@ -31,21 +31,31 @@ from ..names import REPORT_HTML, REPORT_JSON, REPORT_MARKDOWN
 from . import add_matrix_option, parse_probe_list, parse_seed_list, plain_text
 
 
+class NothingToCollect(UsageError):
+    """No artifact at all (in CI: every probe job failed before writing one). It carries the
+    report of that, every cell missing, so the reports and statuses can still say so."""
+
+    def __init__(self, message: str, report: RoundReport) -> None:
+        super().__init__(message)
+        self.report = report
+
+
 def collect_round(
     directory: Path, round_: ResolvedRound, attempt: int | None = None
 ) -> RoundReport:
     """Gather every artifact below ``directory`` and compare the round's probes with its
-    baseline; ``attempt`` is this workflow run's attempt. Raises :class:`UsageError` when
-    there is nothing to collect."""
+    baseline; ``attempt`` is this workflow run's attempt. Raises :class:`NothingToCollect`
+    when there is nothing to collect."""
     directory = Path(directory)
-    if not directory.is_dir():
-        raise UsageError(f"{directory} is not a directory")
     # One pause for both stages: every re-enable of the collector costs a pass over the heap.
     with gc_paused():
-        gathered = gather(directory, round_, attempt)
-        if gathered.files_seen == 0:
-            raise UsageError(f"no artifacts (*.json) under {directory}")
-        return build_report(round_, gathered)
+        gathered = gather(directory, round_, attempt)  # a missing folder holds no file
+        report = build_report(round_, gathered)
+    if not directory.is_dir():
+        raise NothingToCollect(f"{directory} is not a directory", report)
+    if gathered.files_seen == 0:
+        raise NothingToCollect(f"no artifacts (*.json) under {directory}", report)
+    return report
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -99,7 +109,14 @@ def collect_and_report(
     is a line the Markdown carries under its title (see :func:`selection_line`)."""
     context = read_github_context()
     attempt = context.run_attempt if context.run_id is not None else None
-    report = collect_round(directory, round_, attempt)
+    nothing: NothingToCollect | None = None
+    try:
+        report = collect_round(directory, round_, attempt)
+    except NothingToCollect as exc:
+        if outputs is None:  # a local run: nothing to report beside, and no pull request
+            raise
+        # Still written and summarised: the pull request must hear that no cell reported.
+        report, nothing = exc.report, exc
     outputs = outputs or ReportOutputs.beside(Path(directory))
     markdown = with_selection_line(render_markdown(report), selection)
     if outputs.markdown:
@@ -116,6 +133,8 @@ def collect_and_report(
         print(render_terminal(report, Path(directory), width))
     elif not quiet:
         print(markdown)
+    if nothing is not None:
+        raise nothing
     return ExitCode.OK if report.passed else ExitCode.GATE_FAILED
 
 
