@@ -14,19 +14,21 @@ within an allowance (by default the noise floor measured here):
    closer than the best before it. The signals prune it: when the candidate's batches are
    mlx-lm's, no change that alters batches can be part of the answer.
 
-"Closest" weighs the whole trace, not how late a configuration departs: the mean per-step
-disagreement of every signal in allowances (a step whose batch differs outweighs any loss
-difference; ``traces.distance``). Within a generation, where traces stop at their first
-departure, candidates are ordered by the signal that parted (structure, then gradient norm,
-then loss) and by how far outside the allowance. A match on the first seed is confirmed on the
-others. When nothing matches, the answer is "unexplained", with what the candidate's signals
-show and the closest configuration: never a forced guess.
+"Closest" weighs the whole traces, not how late a configuration departs: ``traces.distance``
+(each signal's per-step disagreement on a log scale of allowances; a step whose batch differs
+outweighs any loss difference), the mean over every seed, so a configuration that reproduces
+one seed and not another is not taken for the nearest. Within a generation, where traces stop
+at their first departure, candidates are ordered by the signal that parted (structure, then
+gradient norm, then loss) and by how far outside the allowance. A match on the first seed is
+confirmed on the others. When nothing matches, the answer is "unexplained", with what the
+candidate's signals show and the closest configuration: never a forced guess.
 """
 
 from __future__ import annotations
 
 import itertools
 import math
+import statistics
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
@@ -35,6 +37,7 @@ from ..artifact import Row, SeedResult
 from ..fixture import Fixture
 from ..knobs import Knobs
 from ..traces import (
+    STRUCTURE_WEIGHT,
     Allowance,
     TraceComparison,
     TraceVerdict,
@@ -52,6 +55,12 @@ from .traces import TraceRunner
 
 BEAM_WIDTH = 3
 MAX_CHANGES = 3
+# What the closest configuration's "distance" is, under the report that gives it.
+DISTANCE_MEANING = (
+    "distance: the mean over seeds and steps of log10(1 + difference / allowance) for the loss "
+    f"and the gradient norm, {STRUCTURE_WEIGHT:g} instead for a step whose batch differs "
+    "(0: agrees everywhere)"
+)
 
 
 @dataclass(frozen=True)
@@ -60,7 +69,8 @@ class Candidate:
 
     changes: tuple[Change, ...]
     comparison: TraceComparison
-    # traces.distance of its whole trace from the target's (None: only run to its departure).
+    # traces.distance of its whole traces from the targets', the mean over the seeds (None:
+    # only run to its departure).
     distance: float | None = None
 
     @property
@@ -113,14 +123,17 @@ class Explanation:
         where = divergence.where if divergence else "a later seed"
         apart = ""
         if self.closest.distance is not None:
-            apart = f" ({self.closest.distance:.2g} allowances apart per step on average)"
+            apart = f" (distance {self.closest.distance:.2g})"
         return (
             "unexplained: no configuration of the core's knobs reproduces it; closest is core "
             f"with {describe(self.closest.changes)}, which departs at {where}{apart}"
         )
 
     def report(self) -> str:
-        lines = [self.headline(), ""]
+        lines = [self.headline()]
+        if self.matched is None and self.closest.distance is not None:
+            lines.append(DISTANCE_MEANING)
+        lines.append("")
         if self.signals:
             lines.append("what its seed results show against mlx-lm's configuration:")
             lines += [f"  - {signal}" for signal in self.signals]
@@ -237,7 +250,7 @@ def explain(
     if matched is not None:
         closest = next(c for c in tried if c.changes == matched)
     else:
-        closest = closest_by_distance(runner, base, first, tried, targets[first], allowance)
+        closest = closest_by_distance(runner, base, tried, targets, allowance)
         failing = next((c for c in confirmations.get(closest.changes, []) if c.diverges), None)
         if closest.divergence is None and failing is not None:
             # Matched the first seed but not the others: say where the confirmation failed.
@@ -261,19 +274,20 @@ def explain(
 def closest_by_distance(
     runner: TraceRunner,
     base: Knobs,
-    seed: int,
     tried: list[Candidate],
-    target: list[Row],
+    targets: dict[int, list[Row]],
     allowance: Allowance,
 ) -> Candidate:
-    """The configuration whose whole trace is nearest the target's: the base and every single
-    change (traced in full already) and the best few combinations, run to the end."""
+    """The configuration whose whole traces are nearest the targets', on average over the
+    seeds: the base and every single change (traced in full on the first seed already) and the
+    best few combinations, run to the end on every seed."""
     pool = [c for c in tried if len(c.changes) <= 1]
     pool += sorted((c for c in tried if len(c.changes) > 1), key=Candidate.evidence)[:BEAM_WIDTH]
 
     def measured(candidate: Candidate) -> Candidate:
-        rows = runner.trace(applied(base, candidate.changes), seed)
-        return replace(candidate, distance=distance(rows, target, allowance))
+        knobs = applied(base, candidate.changes)
+        apart = [distance(runner.trace(knobs, s), t, allowance) for s, t in targets.items()]
+        return replace(candidate, distance=statistics.fmean(apart))
 
     return min(map(measured, pool), key=lambda c: c.distance or 0.0)
 
