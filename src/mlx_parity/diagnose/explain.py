@@ -30,12 +30,15 @@ import itertools
 import math
 import statistics
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
+from typing import Any
 
 from ..artifact import Row, SeedResult
+from ..collect.markdown import knob_value_text
+from ..errors import UsageError
 from ..fixture import Fixture
-from ..knobs import Knobs
+from ..knobs import CLIP_ARGUMENTS, Knobs
 from ..traces import (
     STRUCTURE_WEIGHT,
     Allowance,
@@ -48,6 +51,7 @@ from ..traces import (
     first_update_norm_ratio,
     format_ratio,
     loss_trace,
+    plural,
     simple_scale,
 )
 from .space import GRAD_SCALES, Change, applied, baseline_of, describe, search_space
@@ -152,8 +156,22 @@ class Explanation:
 
 def targets_from(results: list[SeedResult], max_seeds: int) -> dict[int, list[Row]]:
     """The traces to explain, one per seed, from usable artifacts."""
-    usable = [r for r in sorted(results, key=lambda r: r.seed) if r.rows and r.status != "error"]
+    ordered = sorted(results, key=lambda r: r.seed)
+    usable = [r for r in ordered if unusable_reason(r) is None]
     return {r.seed: list(r.rows) for r in usable[:max_seeds]}
+
+
+def unusable_reason(result: SeedResult) -> str | None:
+    """Why a seed result has no trace to explain ("errored (ValueError: …)", "has no steps");
+    None when it has one."""
+    if result.status == "error":
+        return f"errored ({result.error_summary})"
+    return None if result.rows else "has no steps"
+
+
+def seeds_text(seeds: Sequence[int]) -> str:
+    """ "seed 1" or "seeds 1, 42"."""
+    return f"{plural(len(seeds), 'seed')} {', '.join(map(str, seeds))}"
 
 
 def suggested_scale(ratio: float | None, allowance: Allowance) -> float | None:
@@ -320,10 +338,7 @@ def seed_signals(
         ratio = gradient_ratio(targets[seed], rows)
         for finding in observed_signals(rows, targets[seed], ratio, allowance):
             seeds_of.setdefault(finding, []).append(seed)
-    return [
-        f"{finding} (seed{'s' if len(seeds) > 1 else ''} {', '.join(map(str, seeds))})"
-        for finding, seeds in seeds_of.items()
-    ]
+    return [f"{finding} ({seeds_text(seeds)})" for finding, seeds in seeds_of.items()]
 
 
 def gradient_ratio(target: list[Row], base_rows: list[Row]) -> float | None:
@@ -338,7 +353,43 @@ def gradient_ratio(target: list[Row], base_rows: list[Row]) -> float | None:
 
 def context_from(results: list[SeedResult]) -> tuple[Knobs, Fixture]:
     """Where the search starts — the candidate's training settings with every behaviour knob
-    at mlx-lm's value — and the fixture it ran on, as its artifacts record them."""
+    at mlx-lm's value — and the fixture it ran on, as its artifacts record them. The search
+    starts from one set of settings, so seeds trained under different ones have no single
+    answer: refused, naming each setting they differ in."""
+    differing = differing_settings(results)
+    if differing:
+        raise UsageError(
+            f"{seeds_text([r.seed for r in results])} trained under different settings: "
+            f"{'; '.join(differing)}; choose seeds trained alike with --seeds"
+        )
     first = results[0]
     settings = Knobs.model_validate(first.config)
     return baseline_of(settings), Fixture.model_validate(first.fixture)
+
+
+def recorded_settings(result: SeedResult) -> dict[str, Any]:
+    """What a seed trained under: its trainer, fixture and knobs (clip as the policy its
+    arguments resolve to, as ``Knobs.differing_from`` compares them)."""
+    knobs = Knobs.model_validate(result.config).model_dump(exclude=set(CLIP_ARGUMENTS))
+    fixture = Fixture.model_validate(result.fixture)
+    return {"trainer": result.trainer, "fixture": fixture, **knobs}
+
+
+def differing_settings(results: list[SeedResult]) -> list[str]:
+    """Each setting the results disagree on, every value with the seeds that trained under it:
+    "lr 0.0003 (seed 1), 0.0004 (seed 42)"; a fixture by its name."""
+    recorded = {r.seed: recorded_settings(r) for r in results}
+    found = []
+    for name in recorded[results[0].seed]:
+        # Every value hashes: Knobs and Fixture hold tuples, not lists.
+        seeds_of: dict[Any, list[int]] = {}
+        for seed, settings in recorded.items():
+            seeds_of.setdefault(settings[name], []).append(seed)
+        if len(seeds_of) > 1:
+            values = (f"{setting_text(v)} ({seeds_text(seeds)})" for v, seeds in seeds_of.items())
+            found.append(f"{name} {', '.join(values)}")
+    return found
+
+
+def setting_text(value: Any) -> str:
+    return value.name if isinstance(value, Fixture) else knob_value_text(value)
