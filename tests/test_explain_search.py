@@ -214,3 +214,13 @@ def test_explain_names_the_selected_seeds_that_errored(tmp_path, capsys, searche
     err = capsys.readouterr().err
     assert "no usable seed results: seed 42 errored (ValueError: boom)" in err
     assert "usable: seed 1" in err
+
+
+def test_quiet_leaves_stderr_empty_on_success(tmp_path, capsys, searched) -> None:
+    write(tmp_path, make_result("mask", 1))
+    assert main(["explain", str(tmp_path), "--tolerance", "0"]) == ExitCode.OK
+    err = capsys.readouterr().err
+    assert "explaining mask" in err and "… base configuration" in err
+    assert main(["explain", str(tmp_path), "--tolerance", "0", "--quiet"]) == ExitCode.OK
+    captured = capsys.readouterr()
+    assert captured.err == "" and "stub explanation" in captured.out

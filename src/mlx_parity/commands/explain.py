@@ -47,7 +47,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "for results from this platform and device, "
         f"{CROSS_PLATFORM_TOLERANCE:g} for results from another (0: bit for bit)",
     )
-    parser.add_argument("--quiet", action="store_true", help="no progress lines")
+    parser.add_argument("--quiet", action="store_true", help="no header or progress lines")
     parser.set_defaults(handler=_run)
 
 
@@ -175,13 +175,14 @@ def explain_results(
     else:
         allowance = Allowance.of(CROSS_PLATFORM_TOLERANCE)
     probe = results[0].probe_id
-    print(
-        f"explaining {probe} ({results[0].trainer}) on fixture {fixture.name!r}, seeds "
-        f"{', '.join(map(str, targets))}, compared {allowance.describe()} "
-        f"(recorded on {results[0].environment.platform}, "
-        f"here {sys.platform}-{platform.machine()})",
-        file=sys.stderr,
-    )
+    if not quiet:
+        print(
+            f"explaining {probe} ({results[0].trainer}) on fixture {fixture.name!r}, seeds "
+            f"{', '.join(map(str, targets))}, compared {allowance.describe()} "
+            f"(recorded on {results[0].environment.platform}, "
+            f"here {sys.platform}-{platform.machine()})",
+            file=sys.stderr,
+        )
 
     def progress(text: str) -> None:
         if not quiet:
