@@ -256,3 +256,94 @@ def test_bisect_refuses_to_write_a_round_into_the_installed_package(tmp_path, mo
     assert "the matrix in use is the one installed with mlx-parity" in err
     assert "run from your repository" in err and "--matrix" in err
     assert not (packaged_matrix_dir() / "rounds" / "mine.toml").exists()
+
+
+def test_closest_is_nearest_over_every_seed_not_the_first_alone() -> None:
+    # a reproduces seed 1 exactly but parts from seed 2 at step 1; b parts from both seeds only
+    # at the last step. On seed 1 alone a reads 0 away; over both seeds b is the nearer.
+    base = Knobs(steps=STEPS)
+    a = Change("seed_after_load", not base.seed_after_load)
+    b = Change("bias_correction", not base.bias_correction)
+    scripted = {(key(applied(base, (a,))), 1): target_losses(1)}
+    for seed in SEEDS:
+        scripted[(key(applied(base, (b,))), seed)] = parting_at(seed, STEPS)
+    targets = {seed: rows(target_losses(seed)) for seed in SEEDS}
+
+    explanation = explain(ScriptedRunner(scripted), base, targets)
+
+    assert explanation.closest.changes == (b,)
+    assert explanation.closest.distance == pytest.approx(30 / STEPS)  # log10(1 + 1/1e-30)
+    assert f"departs at step {STEPS}: loss by 1 (distance 3.8)" in explanation.headline()
+    assert "allowances apart" not in explanation.report()
+    assert "distance: the mean over seeds and steps" in explanation.report()
+
+
+class StubExplanation:
+    matched = ()
+
+    def report(self) -> str:
+        return "stub explanation"
+
+
+@pytest.fixture
+def searched(monkeypatch) -> list[Knobs]:
+    """explain's search replaced by a stub that records the base it was given (no training)."""
+    import mlx_parity.cell
+    import mlx_parity.diagnose.explain
+    import mlx_parity.diagnose.traces
+
+    bases: list[Knobs] = []
+
+    def stub_explain(runner, base, targets, allowance, progress):
+        progress("base configuration")
+        bases.append(base)
+        return StubExplanation()
+
+    class NoModel:
+        def __init__(self, path: str) -> None:
+            pass
+
+        def tokenizer(self) -> None:
+            pass
+
+    monkeypatch.setattr(mlx_parity.cell, "ModelSource", NoModel)
+    monkeypatch.setattr(mlx_parity.diagnose.traces, "TraceRunner", lambda *args: None)
+    monkeypatch.setattr(mlx_parity.diagnose.explain, "explain", stub_explain)
+    return bases
+
+
+def trained_at(lr: float, seed: int):
+    result = make_result("mask", seed)
+    return result.model_copy(update={"config": {**result.config, "lr": lr}})
+
+
+def test_explain_refuses_seeds_trained_under_different_settings(tmp_path, capsys, searched):
+    write(tmp_path, trained_at(3e-4, 1), trained_at(4e-4, 42))
+    assert main(["explain", str(tmp_path), "--tolerance", "0"]) == ExitCode.USAGE
+    err = capsys.readouterr().err
+    assert (
+        "seeds 1, 42 trained under different settings: lr 0.0003 (seed 1), 0.0004 (seed 42)" in err
+    )
+    assert not searched
+    # One of them alone is one set of settings: the search starts from that seed's.
+    assert main(["explain", str(tmp_path), "--seeds", "42", "--tolerance", "0"]) == ExitCode.OK
+    assert [base.lr for base in searched] == [4e-4]
+
+
+def test_explain_names_the_selected_seeds_that_errored(tmp_path, capsys, searched) -> None:
+    failed = make_result("mask", 42, status="error", error="Traceback …\nValueError: boom")
+    write(tmp_path, make_result("mask", 1), failed)
+    assert main(["explain", str(tmp_path), "--seeds", "42"]) == ExitCode.USAGE
+    err = capsys.readouterr().err
+    assert "no usable seed results: seed 42 errored (ValueError: boom)" in err
+    assert "usable: seed 1" in err
+
+
+def test_quiet_leaves_stderr_empty_on_success(tmp_path, capsys, searched) -> None:
+    write(tmp_path, make_result("mask", 1))
+    assert main(["explain", str(tmp_path), "--tolerance", "0"]) == ExitCode.OK
+    err = capsys.readouterr().err
+    assert "explaining mask" in err and "… base configuration" in err
+    assert main(["explain", str(tmp_path), "--tolerance", "0", "--quiet"]) == ExitCode.OK
+    captured = capsys.readouterr()
+    assert captured.err == "" and "stub explanation" in captured.out

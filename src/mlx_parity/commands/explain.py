@@ -46,7 +46,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "for results from this platform and device, "
         f"{CROSS_PLATFORM_TOLERANCE:g} for results from another (0: bit for bit)",
     )
-    parser.add_argument("--quiet", action="store_true", help="no progress lines")
+    parser.add_argument("--quiet", action="store_true", help="no header or progress lines")
     parser.set_defaults(handler=_run)
 
 
@@ -146,16 +146,19 @@ def explain_results(
     from ..diagnose.explain import context_from, explain, targets_from
     from ..diagnose.traces import TraceRunner
 
-    base, fixture = context_from(results)
+    chosen = results
     if seeds:
         missing = sorted(set(seeds) - {r.seed for r in results})
         if missing:
             have = ", ".join(str(r.seed) for r in sorted(results, key=lambda r: r.seed))
             raise UsageError(f"no seed result for seed(s) {missing} (have {have})")
-        results = [r for r in results if r.seed in seeds]
-    targets = targets_from(results, len(seeds) if seeds else DEFAULT_SEEDS)
+        chosen = [r for r in results if r.seed in seeds]
+    targets = targets_from(chosen, len(seeds) if seeds else DEFAULT_SEEDS)
     if not targets:
-        raise UsageError("no usable seed results (every one errored or has no steps)")
+        raise UsageError(nothing_usable(chosen, results))
+    # The seeds explained, and only they, say what the search starts from.
+    results = [r for r in chosen if r.seed in targets]
+    base, fixture = context_from(results)
     source = ModelSource(fixture.model_path())
     source.tokenizer()
     runner = TraceRunner(fixture, source)
@@ -168,13 +171,14 @@ def explain_results(
     else:
         allowance = Allowance.of(CROSS_PLATFORM_TOLERANCE)
     probe = results[0].probe_id
-    print(
-        f"explaining {probe} ({results[0].trainer}) on fixture {fixture.name!r}, seeds "
-        f"{', '.join(map(str, targets))}, compared {allowance.describe()} "
-        f"(recorded on {results[0].environment.platform}, "
-        f"here {sys.platform}-{platform.machine()})",
-        file=sys.stderr,
-    )
+    if not quiet:
+        print(
+            f"explaining {probe} ({results[0].trainer}) on fixture {fixture.name!r}, seeds "
+            f"{', '.join(map(str, targets))}, compared {allowance.describe()} "
+            f"(recorded on {results[0].environment.platform}, "
+            f"here {sys.platform}-{platform.machine()})",
+            file=sys.stderr,
+        )
 
     def progress(text: str) -> None:
         if not quiet:
@@ -183,3 +187,14 @@ def explain_results(
     explanation = explain(runner, base, targets, allowance, progress)
     print(f"{probe}: {explanation.report()}")
     return ExitCode.OK if explanation.matched is not None else ExitCode.DIFFERENCE
+
+
+def nothing_usable(chosen: list[artifact.SeedResult], every: list[artifact.SeedResult]) -> str:
+    """Why none of the chosen seed results can be explained, and which others could be."""
+    from ..diagnose.explain import seeds_text, unusable_reason
+
+    why = "; ".join(f"seed {r.seed} {unusable_reason(r)}" for r in chosen)
+    chosen_seeds = {r.seed for r in chosen}
+    others = [r.seed for r in every if r.seed not in chosen_seeds and unusable_reason(r) is None]
+    usable = f" (usable: {seeds_text(others)}; choose with --seeds)" if others else ""
+    return f"no usable seed results: {why}{usable}"

@@ -14,27 +14,34 @@ within an allowance (by default the noise floor measured here):
    closer than the best before it. The signals prune it: when the candidate's batches are
    mlx-lm's, no change that alters batches can be part of the answer.
 
-"Closest" weighs the whole trace, not how late a configuration departs: the mean per-step
-disagreement of every signal in allowances (a step whose batch differs outweighs any loss
-difference; ``traces.distance``). Within a generation, where traces stop at their first
-departure, candidates are ordered by the signal that parted (structure, then gradient norm,
-then loss) and by how far outside the allowance. A match on the first seed is confirmed on the
-others. When nothing matches, the answer is "unexplained", with what the candidate's signals
-show and the closest configuration: never a forced guess.
+"Closest" weighs the whole traces, not how late a configuration departs: ``traces.distance``
+(each signal's per-step disagreement on a log scale of allowances; a step whose batch differs
+outweighs any loss difference), the mean over every seed of the few nearest on the first, so
+a configuration that reproduces one seed and not another is not taken for the nearest. Within
+a generation, where traces stop at their first departure, candidates are ordered by the signal
+that parted (structure, then gradient norm, then loss) and by how far outside the allowance. A
+match on the first seed is confirmed on the others. When nothing matches, the answer is
+"unexplained", with what the candidate's signals show and the closest configuration: never a
+forced guess.
 """
 
 from __future__ import annotations
 
 import itertools
 import math
+import statistics
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
+from typing import Any
 
 from ..artifact import Row, SeedResult
+from ..collect.markdown import knob_value_text
+from ..errors import UsageError
 from ..fixture import Fixture
-from ..knobs import Knobs
+from ..knobs import CLIP_ARGUMENTS, Knobs
 from ..traces import (
+    STRUCTURE_WEIGHT,
     Allowance,
     TraceComparison,
     TraceVerdict,
@@ -45,6 +52,7 @@ from ..traces import (
     first_update_norm_ratio,
     format_ratio,
     loss_trace,
+    plural,
     simple_scale,
 )
 from .space import GRAD_SCALES, Change, applied, baseline_of, describe, search_space
@@ -52,6 +60,12 @@ from .traces import TraceRunner
 
 BEAM_WIDTH = 3
 MAX_CHANGES = 3
+# What the closest configuration's "distance" is, under the report that gives it.
+DISTANCE_MEANING = (
+    "distance: the mean over seeds and steps of log10(1 + difference / allowance) for the loss "
+    f"and the gradient norm, {STRUCTURE_WEIGHT:g} instead for a step whose batch differs "
+    "(0: agrees everywhere)"
+)
 
 
 @dataclass(frozen=True)
@@ -60,7 +74,8 @@ class Candidate:
 
     changes: tuple[Change, ...]
     comparison: TraceComparison
-    # traces.distance of its whole trace from the target's (None: only run to its departure).
+    # traces.distance of its whole traces from the targets', the mean over the seeds (None:
+    # only run to its departure).
     distance: float | None = None
 
     @property
@@ -113,14 +128,17 @@ class Explanation:
         where = divergence.where if divergence else "a later seed"
         apart = ""
         if self.closest.distance is not None:
-            apart = f" ({self.closest.distance:.2g} allowances apart per step on average)"
+            apart = f" (distance {self.closest.distance:.2g})"
         return (
             "unexplained: no configuration of the core's knobs reproduces it; closest is core "
             f"with {describe(self.closest.changes)}, which departs at {where}{apart}"
         )
 
     def report(self) -> str:
-        lines = [self.headline(), ""]
+        lines = [self.headline()]
+        if self.matched is None and self.closest.distance is not None:
+            lines.append(DISTANCE_MEANING)
+        lines.append("")
         if self.signals:
             lines.append("what its seed results show against mlx-lm's configuration:")
             lines += [f"  - {signal}" for signal in self.signals]
@@ -139,8 +157,22 @@ class Explanation:
 
 def targets_from(results: list[SeedResult], max_seeds: int) -> dict[int, list[Row]]:
     """The traces to explain, one per seed, from usable artifacts."""
-    usable = [r for r in sorted(results, key=lambda r: r.seed) if r.rows and r.status != "error"]
+    ordered = sorted(results, key=lambda r: r.seed)
+    usable = [r for r in ordered if unusable_reason(r) is None]
     return {r.seed: list(r.rows) for r in usable[:max_seeds]}
+
+
+def unusable_reason(result: SeedResult) -> str | None:
+    """Why a seed result has no trace to explain ("errored (ValueError: …)", "has no steps");
+    None when it has one."""
+    if result.status == "error":
+        return f"errored ({result.error_summary})"
+    return None if result.rows else "has no steps"
+
+
+def seeds_text(seeds: Sequence[int]) -> str:
+    """ "seed 1" or "seeds 1, 42"."""
+    return f"{plural(len(seeds), 'seed')} {', '.join(map(str, seeds))}"
 
 
 def suggested_scale(ratio: float | None, allowance: Allowance) -> float | None:
@@ -237,7 +269,7 @@ def explain(
     if matched is not None:
         closest = next(c for c in tried if c.changes == matched)
     else:
-        closest = closest_by_distance(runner, base, first, tried, targets[first], allowance)
+        closest = closest_by_distance(runner, base, tried, targets, allowance)
         failing = next((c for c in confirmations.get(closest.changes, []) if c.diverges), None)
         if closest.divergence is None and failing is not None:
             # Matched the first seed but not the others: say where the confirmation failed.
@@ -261,21 +293,28 @@ def explain(
 def closest_by_distance(
     runner: TraceRunner,
     base: Knobs,
-    seed: int,
     tried: list[Candidate],
-    target: list[Row],
+    targets: dict[int, list[Row]],
     allowance: Allowance,
 ) -> Candidate:
-    """The configuration whose whole trace is nearest the target's: the base and every single
-    change (traced in full already) and the best few combinations, run to the end."""
+    """The configuration whose whole traces are nearest the targets': the base, every single
+    change (traced in full on the first seed already) and the best few combinations are ranked
+    on the first seed; the few nearest there run on every seed, and the nearest on average over
+    the seeds is the answer (one that reproduces the first seed alone is not taken for it).
+    Ranking on one seed first spares a full run of every change on every seed."""
     pool = [c for c in tried if len(c.changes) <= 1]
     pool += sorted((c for c in tried if len(c.changes) > 1), key=Candidate.evidence)[:BEAM_WIDTH]
 
-    def measured(candidate: Candidate) -> Candidate:
-        rows = runner.trace(applied(base, candidate.changes), seed)
-        return replace(candidate, distance=distance(rows, target, allowance))
+    def apart(candidate: Candidate, seeds: Iterable[int]) -> float:
+        knobs = applied(base, candidate.changes)
+        return statistics.fmean(
+            distance(runner.trace(knobs, seed), targets[seed], allowance) for seed in seeds
+        )
 
-    return min(map(measured, pool), key=lambda c: c.distance or 0.0)
+    first = next(iter(targets))
+    shortlist = sorted(pool, key=lambda c: apart(c, [first]))[:BEAM_WIDTH]
+    measured = [replace(c, distance=apart(c, targets)) for c in shortlist]
+    return min(measured, key=lambda c: c.distance or 0.0)
 
 
 def observed_signals(
@@ -306,10 +345,7 @@ def seed_signals(
         ratio = gradient_ratio(targets[seed], rows)
         for finding in observed_signals(rows, targets[seed], ratio, allowance):
             seeds_of.setdefault(finding, []).append(seed)
-    return [
-        f"{finding} (seed{'s' if len(seeds) > 1 else ''} {', '.join(map(str, seeds))})"
-        for finding, seeds in seeds_of.items()
-    ]
+    return [f"{finding} ({seeds_text(seeds)})" for finding, seeds in seeds_of.items()]
 
 
 def gradient_ratio(target: list[Row], base_rows: list[Row]) -> float | None:
@@ -324,7 +360,43 @@ def gradient_ratio(target: list[Row], base_rows: list[Row]) -> float | None:
 
 def context_from(results: list[SeedResult]) -> tuple[Knobs, Fixture]:
     """Where the search starts — the candidate's training settings with every behaviour knob
-    at mlx-lm's value — and the fixture it ran on, as its artifacts record them."""
+    at mlx-lm's value — and the fixture it ran on, as its artifacts record them. The search
+    starts from one set of settings, so seeds trained under different ones have no single
+    answer: refused, naming each setting they differ in."""
+    differing = differing_settings(results)
+    if differing:
+        raise UsageError(
+            f"{seeds_text([r.seed for r in results])} trained under different settings: "
+            f"{'; '.join(differing)}; choose seeds trained alike with --seeds"
+        )
     first = results[0]
     settings = Knobs.model_validate(first.config)
     return baseline_of(settings), Fixture.model_validate(first.fixture)
+
+
+def recorded_settings(result: SeedResult) -> dict[str, Any]:
+    """What a seed trained under: its trainer, fixture and knobs (clip as the policy its
+    arguments resolve to, as ``Knobs.differing_from`` compares them)."""
+    knobs = Knobs.model_validate(result.config).model_dump(exclude=set(CLIP_ARGUMENTS))
+    fixture = Fixture.model_validate(result.fixture)
+    return {"trainer": result.trainer, "fixture": fixture, **knobs}
+
+
+def differing_settings(results: list[SeedResult]) -> list[str]:
+    """Each setting the results disagree on, every value with the seeds that trained under it:
+    "lr 0.0003 (seed 1), 0.0004 (seed 42)"; a fixture by its name."""
+    recorded = {r.seed: recorded_settings(r) for r in results}
+    found = []
+    for name in recorded[results[0].seed]:
+        # Every value hashes: Knobs and Fixture hold tuples, not lists.
+        seeds_of: dict[Any, list[int]] = {}
+        for seed, settings in recorded.items():
+            seeds_of.setdefault(settings[name], []).append(seed)
+        if len(seeds_of) > 1:
+            values = (f"{setting_text(v)} ({seeds_text(seeds)})" for v, seeds in seeds_of.items())
+            found.append(f"{name} {', '.join(values)}")
+    return found
+
+
+def setting_text(value: Any) -> str:
+    return value.name if isinstance(value, Fixture) else knob_value_text(value)
