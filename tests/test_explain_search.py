@@ -58,6 +58,21 @@ def key(knobs: Knobs) -> str:
     return knobs.model_copy(update={"steps": 0}).model_dump_json()
 
 
+def test_a_trace_shorter_than_its_recorded_steps_is_not_explained_away() -> None:
+    """A trainer that reports 6 of its 8 steps: the core trains the 8 the seed recorded, so the
+    search finds a length divergence rather than calling the short trace identical."""
+
+    class Faithful(ScriptedRunner):  # the core, whatever the knobs: the target's own losses
+        def trace(self, knobs: Knobs, seed: int, target=None, allowance=0.0) -> list[dict]:
+            self.steps_trained += knobs.steps
+            return rows(target_losses(seed)[: knobs.steps])
+
+    targets = {seed: rows(target_losses(seed)[:6]) for seed in SEEDS}
+    explanation = explain(Faithful({}), Knobs(steps=STEPS), targets)
+    assert explanation.matched is None
+    assert "trace length 8 vs 6 steps" in explanation.headline()
+
+
 def test_unexplained_names_where_the_closest_configuration_failed_confirmation() -> None:
     # Two single changes each reproduce seed 1 and fail on seed 2, at different steps. The
     # closest (the first, by distance then search order) must be reported with *its* failing

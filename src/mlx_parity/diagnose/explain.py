@@ -194,7 +194,8 @@ def explain(
     allowance = Allowance.of(allowance)
     seeds = list(targets)
     first = seeds[0]
-    base = base.model_copy(update={"steps": len(targets[first])})
+    # ``base.steps`` stays what the seeds recorded: a trainer that stopped short of them (or ran
+    # past them) has a trace of another length, which is a divergence to report, not a target.
 
     def compare(changes: tuple[Change, ...], seed: int) -> TraceComparison:
         rows = runner.trace(applied(base, changes), seed, targets[seed], allowance)
