@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import math
 import os
+import pty
+import re
 import signal
 import subprocess
 import sys
@@ -14,12 +16,13 @@ import pytest
 
 from helpers import probe_of
 from mlx_parity import artifact
-from mlx_parity.cell import run_cell
+from mlx_parity.cell import CellProgress, run_cell
 from mlx_parity.cli import main
 from mlx_parity.errors import ExitCode
 from mlx_parity.fixture import SMOKE
 from mlx_parity.knobs import Knobs
 from mlx_parity.matrix import ResolvedProbe
+from mlx_parity.steps import StepRecord
 
 FEW = Knobs(steps=3, max_new_tokens=4)
 
@@ -232,3 +235,27 @@ def test_calibrating_seeds_record_the_drift_of_the_equivalent_variants(tmp_path,
     assert any(d > 0 for d in noise.loss)
     assert all(g is not None and g < 1e-4 for g in noise.grad_norm)
     assert artifact.load(tmp_path / artifact.artifact_name("r1", "core", 1)).noise == noise
+
+
+@pytest.mark.parametrize("terminal", [True, False], ids=["terminal", "log"])
+def test_progress_is_a_bar_on_a_terminal_and_a_line_per_seed_in_a_log(monkeypatch, terminal):
+    """A CI job's log (stderr a pipe) gets one line per seed, not a bar redrawn per step."""
+    read_end, write_end = pty.openpty() if terminal else os.pipe()
+    monkeypatch.setattr(sys, "stderr", os.fdopen(write_end, "w"))
+    progress = CellProgress()
+    for seed in (1, 7):
+        progress.start_seed(f"core seed {seed}", 2)
+        for step in (1, 2):
+            progress.step(StepRecord(step, 2.5 / step, 1.0, 40, (6, 33), 1e-3))
+        progress.end_seed("ok pass cf=0.001")
+    sys.stderr.close()
+    progress._terminal.close()
+    written = os.read(read_end, 1 << 16).decode()
+    os.close(read_end)
+    if terminal:
+        assert "\r" in written and "core seed 7: 100%" in written and "2/2" in written
+    else:
+        lines = written.splitlines()
+        assert len(lines) == 2 and "\r" not in written
+        assert re.fullmatch(r"core seed 1: ok pass cf=0\.001 \(\d+\.\ds\)", lines[0])
+        assert lines[1].startswith("core seed 7: ok pass")

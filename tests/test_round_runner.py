@@ -21,8 +21,9 @@ SMOKE_ROUND = resolve_round("smoke")
 SMOKE_CELLS = 6  # 3 probes x 2 seeds
 
 
-def start_run(*args: str, out: Path) -> subprocess.Popen:
-    cmd = [sys.executable, "-m", "mlx_parity", "run", "--quiet", "--out", str(out), *args]
+def start_run(*args: str, out: Path, quiet: bool = True) -> subprocess.Popen:
+    cmd = [sys.executable, "-m", "mlx_parity", "run", *(["--quiet"] * quiet), "--out", str(out)]
+    cmd += args
     return subprocess.Popen(
         cmd,
         stdout=subprocess.PIPE,
@@ -190,10 +191,15 @@ def test_fixture_path_prints_a_loadable_model_directory() -> None:
 def test_readme_main_command_runs_the_demo_round(tmp_path) -> None:
     """`mlx-parity run --round demo`: completes on 2 cores and prints the probe table."""
     out = tmp_path / "demo"
-    proc = start_run("--round", "demo", "--workers", "2", out=out)
+    proc = start_run("--round", "demo", "--workers", "2", out=out, quiet=False)
     stdout, stderr = proc.communicate(timeout=1200)
     assert proc.returncode == 0, stderr + stdout
     assert "round demo: passed" in stdout
+    # stderr is a pipe here, as in a CI log: a line per seed as it ends, no redrawn bar.
+    demo = resolve_round("demo")
+    finished = re.findall(r"^  (\S+) +seed +(\d+)  ok ", stderr, re.MULTILINE)
+    assert sorted(finished) == sorted((p, str(s)) for p in demo.probes for s in demo.seeds)
+    assert "\r" not in stderr and "step/s" not in stderr
     for probe in ("reference", "core", "clip-legacy", "pad-multiple", "mask-exclusive"):
         assert re.search(rf"^{probe}  ", stdout, re.MULTILINE)
     report = json.loads((out / "report.json").read_text())

@@ -125,12 +125,16 @@ def measure_noise(
 
 @dataclass
 class CellProgress:
-    """Per-seed, per-step progress on stderr (tqdm), quiet when not wanted. It writes to its own
-    copy of stderr, taken before training, so a trainer's captured output never swallows it."""
+    """Per-seed progress on stderr, quiet when not wanted: on a terminal a bar per seed (tqdm)
+    stepping with its loss; in a log (a CI job, a pipe), where a redrawn bar is noise, a line as
+    each seed ends. It writes to its own copy of stderr, taken before training, so a trainer's
+    captured output never swallows it."""
 
     enabled: bool = True
     _bar: Any = field(default=None, init=False)
     _terminal: Any = field(default=None, init=False)
+    # The seed being trained, and when it started (the log line says how long it took).
+    _seed: tuple[str, float] | None = field(default=None, init=False)
 
     def __post_init__(self) -> None:
         if self.enabled:
@@ -138,7 +142,10 @@ class CellProgress:
             self._terminal = os.fdopen(os.dup(sys.stderr.fileno()), "w", buffering=1)
 
     def start_seed(self, label: str, total: int) -> None:
-        if self.enabled:
+        if not self.enabled:
+            return
+        self._seed = label, time.perf_counter()
+        if self._terminal.isatty():
             from tqdm import tqdm
 
             self._bar = tqdm(total=total, desc=label, unit="step", file=self._terminal, leave=True)
@@ -157,6 +164,10 @@ class CellProgress:
             self._bar.set_postfix_str(summary)
             self._bar.close()
             self._bar = None
+        elif self._seed is not None:
+            label, started = self._seed
+            print(f"{label}: {summary} ({time.perf_counter() - started:.1f}s)", file=self._terminal)
+        self._seed = None
 
 
 def run_seed(

@@ -74,7 +74,8 @@ def _finished(
 
 
 class RoundProgress:
-    """One overall bar (steps of every seed) plus one line per finished seed."""
+    """One line per finished seed, and on a terminal one overall bar (steps of every seed): in a
+    log (a CI job, a pipe) a redrawn bar is noise, and the lines say it all."""
 
     def __init__(self, tasks: list[Task], quiet: bool):
         from tqdm import tqdm
@@ -89,7 +90,7 @@ class RoundProgress:
             unit="step",
             desc="round",
             file=sys.stderr,
-            disable=quiet,
+            disable=quiet or not sys.stderr.isatty(),
             dynamic_ncols=True,
         )
         self.width = max((len(p) for p in self.per_probe_total), default=8)

@@ -203,7 +203,7 @@ def _probe_job(settings: WorkflowSettings) -> CommentedMap:
             "Run the probe cell",
             'mkdir -p "$TMPDIR"\n'
             'mlx-parity probe --round "$ROUND_ID" --probe "$PROBE" --seeds "$SEEDS" '
-            f"--out {RESULTS_DIR} --quiet\n",
+            f"--out {RESULTS_DIR}\n",
             env={
                 "ROUND_ID": "${{ needs.plan.outputs.round_id }}",
                 "PROBE": "${{ matrix.probe }}",
