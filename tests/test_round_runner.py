@@ -22,8 +22,9 @@ SMOKE_CELLS = 6  # 3 probes x 2 seeds
 
 
 def start_run(*args: str, out: Path, quiet: bool = True) -> subprocess.Popen:
-    cmd = [sys.executable, "-m", "mlx_parity", "run", *(["--quiet"] * quiet), "--out", str(out)]
-    cmd += args
+    cmd = [sys.executable, "-m", "mlx_parity", "run", "--out", str(out), *args]
+    if quiet:
+        cmd.append("--quiet")
     return subprocess.Popen(
         cmd,
         stdout=subprocess.PIPE,
