@@ -133,7 +133,7 @@ class CellProgress:
     enabled: bool = True
     _bar: Any = field(default=None, init=False)
     _terminal: Any = field(default=None, init=False)
-    # The seed being trained, and when it started (the log line says how long it took).
+    # In a log: the seed being trained, and when it started (its line says how long it took).
     _seed: tuple[str, float] | None = field(default=None, init=False)
 
     def __post_init__(self) -> None:
@@ -144,11 +144,12 @@ class CellProgress:
     def start_seed(self, label: str, total: int) -> None:
         if not self.enabled:
             return
-        self._seed = label, time.perf_counter()
         if self._terminal.isatty():
             from tqdm import tqdm
 
             self._bar = tqdm(total=total, desc=label, unit="step", file=self._terminal, leave=True)
+        else:
+            self._seed = label, time.perf_counter()
 
     def step(self, record: StepRecord) -> None:
         if self._bar is not None:
@@ -167,7 +168,7 @@ class CellProgress:
         elif self._seed is not None:
             label, started = self._seed
             print(f"{label}: {summary} ({time.perf_counter() - started:.1f}s)", file=self._terminal)
-        self._seed = None
+            self._seed = None
 
 
 def run_seed(
